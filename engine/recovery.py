@@ -1,0 +1,216 @@
+"""Recovery at daemon start: finish or undo every operation a crash interrupted, then reconcile
+the database with what the runtime really has.
+
+Cases, in this order (each container on its own; a failure is logged and the next goes on):
+1. a start in progress: roll forward if every acquiring step began and the runtime says the
+   task runs; otherwise compensate it as a failed start (error "start interrupted ...");
+2. a start compensating: run the Cleanup sub-steps not yet finished, roll back, auto-remove;
+3. a failed start whose auto-remove had not run: run it;
+4. an exit cleanup in progress: finish the sub-steps not yet finished, record ``die``;
+5. a removal in progress: finish it (the ``-v`` choice is journaled);
+6. every ``running`` or ``paused`` container: a task that vanished exits with 255, a stopped
+   task exits with its own code and time, a paused/running mismatch takes the runtime's word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+
+from engine import steps
+from engine.cleanup import held_handles
+from engine.errors import NotFound, System
+from engine.exit_code import EXIT_UNKNOWN
+from engine.lifecycle import Event
+from engine.removal import finish_removal
+from engine.runtime import TaskStatus
+from engine.saga import OperationJournal
+from engine.service import MISSING_TASK_EXIT, Engine
+from engine.start import (
+    COMPENSATION_INDEX,
+    STEP_INDEX,
+    compensate,
+    resume_compensation,
+    run_auto_remove,
+)
+from engine.state import (
+    Actor,
+    ContainerState,
+    OperationKind,
+    OperationStatus,
+    StepKind,
+    StepStatus,
+)
+from engine.store import ContainerRecord, JournalContext, OperationRecord, StepDraft, StepRecord
+from engine.termination import ExitStatus, finish_exit, handle_exit, held_by
+
+log = logging.getLogger("berth.recovery")
+
+RECOVERY = JournalContext(Actor.RECOVERY)
+_UNFINISHED = frozenset({StepStatus.PENDING, StepStatus.COMPENSATING, StepStatus.RUNNING})
+
+
+@dataclasses.dataclass
+class RecoveryReport:
+    rolled_forward: list[str] = dataclasses.field(default_factory=list)
+    compensated: list[str] = dataclasses.field(default_factory=list)
+    exits: list[str] = dataclasses.field(default_factory=list)
+    removals: list[str] = dataclasses.field(default_factory=list)
+    reconciled: list[str] = dataclasses.field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+
+class Recovery:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._saga = engine.saga
+
+    def run(self) -> RecoveryReport:
+        report = RecoveryReport()
+        with self._saga.db.read() as reader:
+            work = [
+                (operation, reader.container(operation.container_id), reader.steps(operation.id))
+                for operation in reader.unfinished_operations()
+            ]
+        for operation, record, rows in work:
+            if record is None:
+                continue
+            try:
+                self._resume(operation, record, rows, report)
+            except Exception as exc:
+                log.exception("recovery of %s %s failed", operation.kind, record.id[:12])
+                report.failures.append(f"{record.id}: {operation.kind}: {exc}")
+        self._reconcile_live(report)
+        return report
+
+    def _resume(self, operation: OperationRecord, record: ContainerRecord,
+                rows: list[StepRecord], report: RecoveryReport) -> None:
+        journal = OperationJournal(self._saga, record, RECOVERY, operation.id)
+        remove = self._remover
+        if operation.kind == OperationKind.START.value:
+            forward = [row for row in rows if row.kind == StepKind.FORWARD.value]
+            held = held_handles(forward)
+            if operation.status == OperationStatus.IN_PROGRESS.value:
+                if self._roll_forward(journal, forward, held):
+                    report.rolled_forward.append(record.id)
+                    return
+                failed, recorded = _interrupted_step(forward)
+                error = System(f"start interrupted by a daemon restart at step {failed}")
+                exit_code = record.exit_code if record.exit_code != 0 else EXIT_UNKNOWN
+                compensate(journal, failed, error, exit_code, held, remove,
+                           step_recorded=recorded)
+            elif operation.status == OperationStatus.COMPENSATING.value:
+                pending = {row.name for row in rows
+                           if row.kind == StepKind.COMPENSATION.value
+                           and row.status in _UNFINISHED}
+                resume_compensation(journal, held, remove, pending)
+            elif record.state is not ContainerState.REMOVED:
+                run_auto_remove(journal, remove)
+            else:
+                journal.update_operation(finished_at=self._saga.clock())
+                journal.commit()
+            report.compensated.append(record.id)
+        elif operation.kind == OperationKind.EXIT.value:
+            params: Mapping[str, object] = operation.params or {}
+            status = ExitStatus(int(str(params.get("exit_code", MISSING_TASK_EXIT))),
+                                int(str(params.get("exited_at", self._saga.clock()))),
+                                bool(params.get("stopped", False)))
+            plan = {row.name: row.step_index for row in rows if row.status in _UNFINISHED}
+            finish_exit(journal, held_by(self._saga, record), status, plan)
+            report.exits.append(record.id)
+        elif operation.kind == OperationKind.REMOVE.value:
+            volumes = bool((operation.params or {}).get("volumes", False))
+            pending = frozenset(row.name for row in rows if row.status in _UNFINISHED)
+            finish_removal(journal, volumes=volumes, pending=pending)
+            report.removals.append(record.id)
+
+    def _remover(self, container_id: str) -> None:
+        record = self._engine._reload(container_id)
+        self._engine._remove_locked(record, force=True, volumes=True, context=RECOVERY)
+
+    def _roll_forward(self, journal: OperationJournal, forward: list[StepRecord],
+                      held: Mapping[str, Mapping[str, object]]) -> bool:
+        by_name = {row.name: row for row in forward}
+        begun = all(name in by_name for name in steps.ACQUIRING_STEPS)
+        task = held.get("task")
+        if not begun or task is None:
+            return False
+        binary = str(task["binary"])
+        try:
+            state = self._saga.runtime.state(journal.record.id, binary=binary)
+        except NotFound:
+            return False
+        if state.status is not TaskStatus.RUNNING:
+            return False
+        now = self._saga.clock()
+        start_task = by_name[steps.START_TASK]
+        if start_task.status != StepStatus.DONE.value:
+            journal.update_step(start_task.step_index, status=StepStatus.DONE.value,
+                                finished_at=now)
+        for name in steps.START_STEPS[STEP_INDEX[steps.MARK_RUNNING]:]:
+            if name not in by_name:
+                journal.add_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+                                            StepStatus.DONE, started_at=now, finished_at=now))
+                journal.transition(Event.START_STEP, step=name)
+        record = journal.record
+        journal.transition(
+            Event.START, error="", exit_code=0, pid=state.pid, oom_killed=False, started_at=now,
+            finished_at=None, has_been_started_before=True, has_been_manually_stopped=False,
+            resources_operation_id=journal.operation_id, runtime_binary=binary,
+            health_status="starting" if record.config.get("healthcheck") else None,
+        )
+        journal.update_operation(status=OperationStatus.SUCCEEDED.value, finished_at=now,
+                                 runtime_binary=binary)
+        journal.commit()
+        return True
+
+    def _reconcile_live(self, report: RecoveryReport) -> None:
+        with self._saga.db.read() as reader:
+            live = reader.containers_in((ContainerState.RUNNING, ContainerState.PAUSED))
+        for record in live:
+            try:
+                self._reconcile(record, report)
+            except Exception as exc:
+                log.exception("failed to restore container %s", record.id[:12])
+                report.failures.append(f"{record.id}: reconcile: {exc}")
+
+    def _reconcile(self, record: ContainerRecord, report: RecoveryReport) -> None:
+        binary = record.runtime_binary or ""
+        now = self._saga.clock()
+        try:
+            task = self._saga.runtime.state(record.id, binary=binary)
+        except NotFound:
+            handle_exit(self._saga, record, ExitStatus(MISSING_TASK_EXIT, now), RECOVERY)
+            report.reconciled.append(record.id)
+            return
+        if task.status is TaskStatus.STOPPED:
+            code = MISSING_TASK_EXIT if task.exit_code is None else task.exit_code
+            handle_exit(self._saga, record, ExitStatus(code, task.exited_at or now), RECOVERY)
+            report.reconciled.append(record.id)
+            return
+        wanted = None
+        if record.state is ContainerState.PAUSED and task.status is TaskStatus.RUNNING:
+            wanted = Event.UNPAUSE
+        elif record.state is ContainerState.RUNNING and task.status is TaskStatus.PAUSED:
+            wanted = Event.PAUSE
+        if wanted is not None:
+            journal = OperationJournal(self._saga, record, RECOVERY)
+            journal.transition(wanted)
+            journal.commit()
+            report.reconciled.append(record.id)
+
+
+def _interrupted_step(forward: list[StepRecord]) -> tuple[str, bool]:
+    """The step a crash interrupted, and whether it has a row."""
+    recorded = {row.name: row for row in forward}
+    for row in forward:
+        if row.status == StepStatus.RUNNING.value:
+            return row.name, True
+    for name in steps.START_STEPS:
+        if name not in recorded:
+            return name, False
+    return steps.EMIT_EVENT, True
+
+
+__all__ = ["COMPENSATION_INDEX", "RECOVERY", "Recovery", "RecoveryReport"]

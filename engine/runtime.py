@@ -1,0 +1,68 @@
+"""The OCI runtime seam: what the engine needs of runc (or crun, or a wrapper script).
+
+Every call names the runtime ``binary`` locked into the container when it started, never the
+current configuration's. Implementations: the OCI CLI driver (real runc) and
+``engine.testing.fake_runtime.FakeRuntime``; both satisfy ``OCIRuntime`` without inheritance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Protocol
+
+
+class TaskStatus(enum.StrEnum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskState:
+    container_id: str
+    status: TaskStatus
+    pid: int = 0
+    bundle: str = ""
+    exit_code: int | None = None  # known once stopped, if the runtime captured it
+    exited_at: int | None = None  # milliseconds since the epoch
+
+
+class OCIRuntime(Protocol):
+    def create(self, container_id: str, bundle: str, *, binary: str) -> TaskState:
+        """Create the task from ``bundle``. Raises InvalidParameter/Unknown/System."""
+        ...
+
+    def start(self, container_id: str, *, binary: str) -> TaskState:
+        """Start the created task's process. Raises NotFound, or the start error."""
+        ...
+
+    def state(self, container_id: str, *, binary: str) -> TaskState:
+        """The task's state. Raises NotFound if the runtime has no such container."""
+        ...
+
+    def kill(self, container_id: str, signal: int, *, binary: str) -> None:
+        """Send ``signal`` to the task's init. Raises NotFound, Conflict if not running."""
+        ...
+
+    def pause(self, container_id: str, *, binary: str) -> None:
+        """Freeze the task. Raises NotFound, Conflict if not running."""
+        ...
+
+    def resume(self, container_id: str, *, binary: str) -> None:
+        """Thaw the task. Raises NotFound, Conflict if not paused."""
+        ...
+
+    def delete(self, container_id: str, *, binary: str, force: bool = False) -> None:
+        """Delete the task; a missing one is not an error. Raises Conflict if running and not
+        ``force``, System on failure."""
+        ...
+
+    def wait(self, container_id: str, *, binary: str, timeout: float) -> TaskState | None:
+        """Wait up to ``timeout`` seconds for the task to stop; None if it is still alive."""
+        ...
+
+    def list(self, *, binary: str) -> list[TaskState]:
+        """Every task the runtime knows."""
+        ...

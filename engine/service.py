@@ -1,0 +1,359 @@
+"""The engine's use cases: what the API and the CLI call.
+
+Contract: each operation takes one configuration snapshot at its entry, resolves the container
+reference as Docker does (exact ID, exact name, unique ID prefix), and runs under that
+container's lock; every state change goes through the journal. Errors are classified
+(``engine.errors``); NotModified means "valid, nothing to do".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal as signals
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from engine import steps
+from engine.config import ConfigStore
+from engine.container_config import (
+    DEFAULT_STOP_TIMEOUT,
+    ContainerConfig,
+    generate_name,
+    normalize_name,
+    validate,
+)
+from engine.errors import (
+    ContainerNotFound,
+    Forbidden,
+    InvalidParameter,
+    NameInUseConflict,
+    NotFound,
+    NotModified,
+    System,
+)
+from engine.event import ContainerEvent
+from engine.lifecycle import Event, advance
+from engine.removal import begin_removal, finish_removal
+from engine.runtime import TaskState, TaskStatus
+from engine.saga import OperationJournal, SagaContext
+from engine.start import StartSaga
+from engine.state import Actor, ContainerState
+from engine.store import ContainerRecord, HistoryDraft, HistoryRecord, JournalContext
+from engine.termination import ExitStatus, handle_exit
+
+log = logging.getLogger("berth.engine")
+
+API = JournalContext(Actor.API)
+MONITOR = JournalContext(Actor.MONITOR)
+KILL_TIMEOUT = 10.0  # moby waits this long for a SIGKILLed task to exit
+FORCE_REMOVE_TIMEOUT = 3.0
+MISSING_TASK_EXIT = 255  # moby (post PR #45800) for a task that vanished
+_LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
+
+
+class Engine:
+    """The container lifecycle engine over one database, runtime and host."""
+
+    def __init__(self, saga: SagaContext, config: ConfigStore) -> None:
+        self.saga = saga
+        self.config = config
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- lookup and locking --------------------------------------------------------------
+    def resolve(self, reference: str) -> ContainerRecord:
+        """Find a live container by exact ID, exact name, then unique ID prefix.
+
+        Raises InvalidParameter (empty reference, ambiguous prefix) or ContainerNotFound.
+        """
+        if not reference:
+            raise InvalidParameter('invalid name or ID supplied: ""')
+        with self.saga.db.read() as reader:
+            record = reader.container(reference)
+            if record is not None and record.state is not ContainerState.REMOVED:
+                return record
+            record = reader.live_container_by_name(reference.removeprefix("/"))
+            if record is not None:
+                return record
+            matches = reader.live_containers_with_prefix(reference)
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {reference}")
+        if not matches:
+            raise ContainerNotFound(reference)
+        return matches[0]
+
+    def _reload(self, container_id: str) -> ContainerRecord:
+        with self.saga.db.read() as reader:
+            record = reader.container(container_id)
+        if record is None or record.state is ContainerState.REMOVED:
+            raise ContainerNotFound(container_id)
+        return record
+
+    @contextmanager
+    def _locked(self, container_id: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(container_id, threading.Lock())
+        with lock:
+            yield
+
+    # -- create --------------------------------------------------------------------------
+    def create(self, config: ContainerConfig, *, context: JournalContext = API
+               ) -> ContainerRecord:
+        """Create a container (``created``). Raises InvalidParameter or NameInUseConflict."""
+        validate(config)
+        snapshot = self.config.current()
+        name = normalize_name(config.name) if config.name else generate_name()
+        runtime = config.runtime or snapshot.default_runtime
+        snapshot.resolve_runtime(runtime)
+        container_id = hashlib.sha256(os.urandom(32)).hexdigest()
+        now = self.saga.clock()
+        record = ContainerRecord(
+            id=container_id, name=name, state=ContainerState.CREATED, version=0, last_seq=0,
+            image=config.image, config=config.stored(), created_at=now,
+            auto_remove=config.auto_remove, restart_policy=config.restart_policy.name or "no",
+            restart_max_retries=config.restart_policy.maximum_retry_count, runtime=runtime,
+        )
+        history = HistoryDraft(event=Event.CREATE.value, to_state=ContainerState.CREATED)
+        with self.saga.db.read() as reader:
+            owner = reader.live_container_by_name(name)
+        if owner is not None:
+            raise NameInUseConflict(name, owner_id=owner.id)
+        try:
+            with self.saga.db.write() as writer:
+                record = writer.insert_container(record, history, context, now)
+        except Exception as exc:
+            if "UNIQUE" in str(exc) and "name" in str(exc):
+                raise NameInUseConflict(name, owner_id="(concurrent create)") from None
+            raise System(f"cannot create container: {exc}") from exc
+        self.saga.events.publish(ContainerEvent(record.id, record.name, "create", now))
+        return record
+
+    # -- start ---------------------------------------------------------------------------
+    def start(self, reference: str, *, checkpoint: str = "", checkpoint_dir: str = "",
+              context: JournalContext = API) -> bool:
+        """Start a container; return False if a concurrent start had already started it.
+
+        Raises (spec 2, phases A and B): InvalidParameter (checkpoint without experimental
+        mode, bad reference, unknown runtime), ContainerNotFound, Conflict (paused, marked for
+        removal), NotModified (already started), Forbidden (checkpoint dir); then the start
+        error of phase C after compensation.
+        """
+        snapshot = self.config.current()
+        if checkpoint and not snapshot.experimental:
+            raise InvalidParameter("checkpoint is only supported in experimental mode")
+        record = self.resolve(reference)
+        advance(record.state, Event.BEGIN_START, container_id=record.id)
+        snapshot.resolve_runtime(record.runtime)
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            if record.state in (ContainerState.RUNNING, ContainerState.RESTARTING):
+                return False  # a concurrent start won (moby's B2)
+            if record.state in (ContainerState.REMOVING, ContainerState.DEAD):
+                advance(record.state, Event.BEGIN_START, container_id=record.id)
+            if checkpoint_dir:
+                raise Forbidden("custom checkpointdir is not supported")
+            saga = StartSaga(self.saga, snapshot, context,
+                             lambda cid: self._auto_remove(cid, context))
+            saga.run(record)
+        return True
+
+    def _auto_remove(self, container_id: str, context: JournalContext) -> None:
+        self._remove_locked(self._reload(container_id), force=True, volumes=True,
+                            context=context)
+
+    # -- stop, kill, exits ---------------------------------------------------------------
+    def stop(self, reference: str, *, timeout: int | None = None, signal: int | None = None,
+             context: JournalContext = API) -> ContainerRecord:
+        """Stop a running container: signal, wait, SIGKILL fallback.
+
+        Raises NotModified ``Container is already stopped``, System ``cannot stop container``.
+        """
+        record = self.resolve(reference)
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            if record.state not in _LIVE:
+                raise NotModified("Container is already stopped")
+            stop_signal = signal or record.config.get("stop_signal") or signals.SIGTERM
+            if timeout is None:
+                timeout = record.config.get("stop_timeout")
+            wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
+            try:
+                return self._stop_locked(record, stop_signal, wait_seconds, context)
+            except NotModified:
+                raise
+            except Exception as exc:
+                raise System(f"cannot stop container: {record.name}: {exc}") from exc
+
+    def _stop_locked(self, record: ContainerRecord, stop_signal: int, wait_seconds: float,
+                     context: JournalContext) -> ContainerRecord:
+        record = self._signal(record, stop_signal, context, manual_stop=True)
+        status = self._wait(record, wait_seconds if wait_seconds >= 0 else None)
+        if status is None:
+            log.info("Container %s failed to exit within %ss of signal %d - using the force",
+                     record.id[:12], wait_seconds, stop_signal)
+            record = self._signal(record, signals.SIGKILL, context, manual_stop=True)
+            status = self._wait(record, KILL_TIMEOUT)
+            if status is None:
+                raise System("tried to kill container, but did not receive an exit event")
+        return handle_exit(self.saga, record, self._exit_status(status, stopped=True), context)
+
+    def kill(self, reference: str, *, signal: int = signals.SIGKILL,
+             context: JournalContext = API) -> ContainerRecord:
+        """Send ``signal``; for SIGKILL wait for the exit. Raises Conflict if not running."""
+        if signal <= 0 or signal >= 65:
+            raise InvalidParameter(f"the linux daemon does not support signal {signal}")
+        record = self.resolve(reference)
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            if record.state not in _LIVE:
+                advance(record.state, Event.KILL, container_id=record.id)
+            record = self._signal(record, signal, context, manual_stop=False)
+            status = self._wait(record, KILL_TIMEOUT if signal == signals.SIGKILL else 0.0)
+            if status is None:
+                return record
+            return handle_exit(self.saga, record, self._exit_status(status), context)
+
+    def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
+                manual_stop: bool) -> ContainerRecord:
+        journal = OperationJournal(self.saga, record, context)
+        changes = {"has_been_manually_stopped": True} if manual_stop else {}
+        journal.transition(Event.KILL, attributes={"signal": signal}, **changes)
+        record = journal.commit()
+        binary = self._binary(record)
+        self.saga.runtime.kill(record.id, signal, binary=binary)
+        self.saga.events.publish(ContainerEvent(record.id, record.name, "kill", self.saga.clock(),
+                                                (("signal", str(signal)),)))
+        if record.state is ContainerState.PAUSED:
+            # Deliver the signal: a frozen process cannot act on it.
+            try:
+                self.saga.runtime.resume(record.id, binary=binary)
+            except Exception as exc:
+                log.debug("resume after signal: %s", exc)
+        return record
+
+    def _wait(self, record: ContainerRecord, timeout: float | None) -> TaskState | None:
+        try:
+            return self.saga.runtime.wait(record.id, binary=self._binary(record),
+                                          timeout=1e9 if timeout is None else timeout)
+        except NotFound:
+            return TaskState(record.id, TaskStatus.STOPPED, exit_code=MISSING_TASK_EXIT,
+                             exited_at=self.saga.clock())
+
+    def _exit_status(self, task: TaskState, *, stopped: bool = False) -> ExitStatus:
+        code = MISSING_TASK_EXIT if task.exit_code is None else task.exit_code
+        return ExitStatus(code, task.exited_at or self.saga.clock(), stopped)
+
+    def _binary(self, record: ContainerRecord) -> str:
+        """The runtime binary locked in at start (never the current configuration's)."""
+        if record.runtime_binary:
+            return record.runtime_binary
+        return self.config.current().resolve_runtime(record.runtime).binary
+
+    def reap(self, *, context: JournalContext = MONITOR) -> int:
+        """Record the exit of every live container whose task stopped or vanished.
+
+        Returns how many exits were recorded.
+        """
+        with self.saga.db.read() as reader:
+            live = reader.containers_in(_LIVE)
+        handled = 0
+        for candidate in live:
+            with self._locked(candidate.id):
+                try:
+                    record = self._reload(candidate.id)
+                except NotFound:
+                    continue
+                if record.state not in _LIVE:
+                    continue
+                task = self._wait(record, 0.0)
+                if task is None:
+                    continue
+                handle_exit(self.saga, record, self._exit_status(task), context)
+                handled += 1
+        return handled
+
+    # -- pause ---------------------------------------------------------------------------
+    def pause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:
+        """Freeze a running container. Raises Conflict (not running, paused, restarting)."""
+        return self._freeze(reference, Event.PAUSE, context)
+
+    def unpause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:
+        """Thaw a paused container. Raises Conflict (not paused, not running)."""
+        return self._freeze(reference, Event.UNPAUSE, context)
+
+    def _freeze(self, reference: str, event: Event, context: JournalContext
+                ) -> ContainerRecord:
+        record = self.resolve(reference)
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            journal = OperationJournal(self.saga, record, context)
+            journal.transition(event)
+            binary = self._binary(record)
+            verb = "pause" if event is Event.PAUSE else "unpause"
+            try:
+                if event is Event.PAUSE:
+                    self.saga.runtime.pause(record.id, binary=binary)
+                else:
+                    self.saga.runtime.resume(record.id, binary=binary)
+            except Exception as exc:
+                raise System(f"cannot {verb} container {record.id}: {exc}") from exc
+            record = journal.commit()
+        self.saga.events.publish(ContainerEvent(record.id, record.name, verb, self.saga.clock()))
+        return record
+
+    # -- remove --------------------------------------------------------------------------
+    def remove(self, reference: str, *, force: bool = False, volumes: bool = False,
+               context: JournalContext = API) -> ContainerRecord:
+        """Remove a container (``rm``; ``force`` kills a running one first).
+
+        Raises Conflict (running without force), RemovalInProgressConflict, System.
+        """
+        record = self.resolve(reference)
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            if record.state in _LIVE and force:
+                self._signal(record, signals.SIGKILL, context, manual_stop=False)
+                status = self._wait(record, FORCE_REMOVE_TIMEOUT)
+                if status is None:
+                    raise System(f"Could not kill running container {record.id}, cannot "
+                                 "remove - tried to kill container, but did not receive an "
+                                 "exit event")
+                record = handle_exit(self.saga, self._reload(record.id),
+                                     self._exit_status(status), context)
+            journal = begin_removal(self.saga, record, volumes=volumes,
+                                    journal_context=context)
+        # The lock is released: while the files go, the container reads ``removing`` and
+        # every other operation on it is refused (a second rm gets "already in progress").
+        try:
+            return finish_removal(journal, volumes=volumes)
+        finally:
+            with self._locks_guard:
+                self._locks.pop(record.id, None)
+
+    def _remove_locked(self, record: ContainerRecord, *, force: bool, volumes: bool,
+                       context: JournalContext) -> None:
+        journal = begin_removal(self.saga, record, volumes=volumes, journal_context=context)
+        finish_removal(journal, volumes=volumes)
+
+    # -- queries -------------------------------------------------------------------------
+    def inspect(self, reference: str) -> ContainerRecord:
+        return self.resolve(reference)
+
+    def list(self, *, all: bool = False) -> list[ContainerRecord]:  # noqa: A002 - docker ps -a
+        with self.saga.db.read() as reader:
+            records = reader.containers()
+        if all:
+            return records
+        return [r for r in records if r.state in (*_LIVE, ContainerState.RESTARTING,
+                                                   ContainerState.EXITING)]
+
+    def history(self, reference: str) -> list[HistoryRecord]:
+        record = self.resolve(reference)
+        with self.saga.db.read() as reader:
+            return reader.history(record.id)
+
+
+__all__ = ["API", "MONITOR", "Engine", "steps"]

@@ -1,0 +1,115 @@
+"""Frozen value types the store hands to the engine (no SQLAlchemy beyond this package)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from engine.state import Actor, ContainerState, Outcome
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ContainerRecord:
+    id: str
+    name: str
+    state: ContainerState
+    version: int
+    last_seq: int
+    image: str
+    config: Mapping[str, Any]
+    created_at: int
+    started_at: int | None = None
+    finished_at: int | None = None
+    removed_at: int | None = None
+    exit_code: int = 0
+    error: str = ""
+    pid: int = 0
+    oom_killed: bool = False
+    health_status: str | None = None
+    restart_count: int = 0
+    has_been_started_before: bool = False
+    has_been_manually_stopped: bool = False
+    auto_remove: bool = False
+    restart_policy: str = "no"
+    restart_max_retries: int = 0
+    runtime: str = ""
+    runtime_binary: str | None = None
+    resources_operation_id: int | None = None
+
+    def replace(self, **changes: Any) -> ContainerRecord:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryDraft:
+    """A history row to append; the store numbers it."""
+
+    event: str
+    to_state: ContainerState
+    from_state: ContainerState | None = None
+    step: str | None = None
+    outcome: Outcome = Outcome.OK
+    error_class: str | None = None
+    error_message: str | None = None
+    attributes: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JournalContext:
+    """Who is acting and on whose request; stamped on every history row and operation."""
+
+    actor: Actor = Actor.API
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    event_seq: int
+    container_id: str
+    seq: int
+    event: str
+    from_state: str | None
+    to_state: str
+    step: str | None
+    outcome: str
+    error_class: str | None
+    error_message: str | None
+    at: int
+    request_id: str | None
+    actor: str
+    operation_id: int | None
+    attributes: Mapping[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepRecord:
+    operation_id: int
+    step_index: int
+    kind: str
+    name: str
+    status: str
+    handle: Mapping[str, Any] | None
+    started_at: int | None
+    finished_at: int | None
+    error_class: str | None
+    error_message: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OperationRecord:
+    id: int
+    container_id: str
+    kind: str
+    status: str
+    actor: str
+    request_id: str | None
+    started_at: int
+    finished_at: int | None
+    failed_step: str | None
+    error_class: str | None
+    error_message: str | None
+    exit_code: int | None
+    config_generation: int | None
+    runtime_binary: str | None
+    params: Mapping[str, Any] | None

@@ -1,0 +1,1 @@
+"""Alembic migrations of berth's database (``engine.store`` runs them on open)."""

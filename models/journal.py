@@ -1,0 +1,84 @@
+"""The journal: append-only history, operations (saga runs) and their steps.
+
+* ``history``: one row per state change or saga step, numbered gap-free per container
+  (``UNIQUE(container_id, seq)``); its integer key is a global, increasing event sequence.
+* ``operations``: one row per run of a journaled operation (a start attempt, an exit cleanup,
+  a removal), with its outcome.
+* ``operation_steps``: keyed by (operation, step index), so a step cannot be recorded twice; each
+  carries the handle of the resource it acquired, written with its intent before the side effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+
+class HistoryEntry(Base):
+    __tablename__ = "history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(64), ForeignKey("containers.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(16))
+    operation_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("operations.id"))
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("container_id", "seq"),)
+
+
+class Operation(Base):
+    __tablename__ = "operations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    container_id: Mapped[str] = mapped_column(String(64), ForeignKey("containers.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[int] = mapped_column(Integer)
+    finished_at: Mapped[int | None] = mapped_column(Integer)
+    failed_step: Mapped[str | None] = mapped_column(String(64))
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    config_generation: Mapped[int | None] = mapped_column(Integer)
+    runtime_binary: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_operations_container_id_id", "container_id", "id"),
+        Index("ix_operations_status", "status"),
+    )
+
+
+class OperationStep(Base):
+    __tablename__ = "operation_steps"
+
+    operation_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("operations.id"), primary_key=True
+    )
+    step_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    handle: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[int | None] = mapped_column(Integer)
+    finished_at: Mapped[int | None] = mapped_column(Integer)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("operation_id", "kind", "name"),)
