@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from engine import steps
 from engine.errors import BerthError, as_berth_error
@@ -95,11 +94,14 @@ def run_cleanup(
     *,
     event: Event,
     commit_each: bool,
+    rows_planned: bool,
 ) -> list[tuple[str, BerthError]]:
     """Run the planned sub-steps (name -> step index) in moby's order; return the failures.
 
-    ``event`` is the history event of each sub-step (``start.compensate`` or ``exit.step``).
-    With ``commit_each`` every outcome is committed before the next sub-step runs.
+    ``event`` is the history event of each sub-step that acted or failed (``start.compensate``
+    or ``exit.step``); a skipped one is recorded in its step row only. ``rows_planned`` says
+    whether the plan's step rows exist (updated) or are written now (inserted). With
+    ``commit_each`` every outcome is committed before the next sub-step runs.
     """
     saga = journal.saga
     container_id = journal.record.id
@@ -119,16 +121,24 @@ def run_cleanup(
             error = as_berth_error(exc)
             failures.append((name, error))
             log.warning("%s cleanup: %s failed: %s", container_id[:12], name, error)
-        fields: dict[str, Any] = {"started_at": started, "finished_at": saga.clock()}
         if error is not None:
             status, outcome = StepStatus.COMPENSATION_FAILED, Outcome.ERROR
-            fields.update(error_class=error.error_class.value, error_message=error.message)
         elif acted:
             status, outcome = StepStatus.COMPENSATED, Outcome.OK
         else:
             status, outcome = StepStatus.SKIPPED, Outcome.SKIPPED
-        journal.update_step(index, status=status.value, **fields)
-        journal.transition(event, step=name, outcome=outcome, failure=error)
+        finished = saga.clock()
+        error_class = error.error_class.value if error else None
+        error_message = error.message if error else None
+        if rows_planned:
+            journal.update_step(index, status=status.value, started_at=started,
+                                finished_at=finished, error_class=error_class,
+                                error_message=error_message)
+        else:
+            journal.add_steps(StepDraft(index, StepKind.COMPENSATION, name, status.value,
+                                        None, started, finished, error_class, error_message))
+        if outcome is not Outcome.SKIPPED:
+            journal.transition(event, step=name, outcome=outcome, failure=error)
         if commit_each:
             _commit_best_effort(journal)
     return failures

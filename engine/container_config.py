@@ -106,7 +106,7 @@ def normalize_name(name: str) -> str:
 
 
 def generate_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(3)}"
 
 
 def validate(config: ContainerConfig) -> None:

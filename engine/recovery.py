@@ -116,8 +116,7 @@ class Recovery:
             status = ExitStatus(int(str(params.get("exit_code", MISSING_TASK_EXIT))),
                                 int(str(params.get("exited_at", self._saga.clock()))),
                                 bool(params.get("stopped", False)))
-            plan = {row.name: row.step_index for row in rows if row.status in _UNFINISHED}
-            finish_exit(journal, held_by(self._saga, record), status, plan)
+            finish_exit(journal, held_by(self._saga, record), status)
             report.exits.append(record.id)
         elif operation.kind == OperationKind.REMOVE.value:
             volumes = bool((operation.params or {}).get("volumes", False))

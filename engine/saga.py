@@ -120,7 +120,10 @@ class OperationJournal:
                 writer.update_step(self.operation_id, index, **fields)
             if self._history or self._changes:
                 changes = dict(self._changes)
-                changes["state"] = self._state
+                if self._state is not self.record.state:
+                    # Only when it changes: setting a column SQLite indexes (the partial
+                    # name index depends on ``state``) rewrites index pages even if equal.
+                    changes["state"] = self._state
                 record = writer.update_container(self.record, changes, self._history,
                                                  self.journal, at, self.operation_id)
             else:

@@ -119,8 +119,12 @@ class Engine:
         history = HistoryDraft(event=Event.CREATE.value, to_state=ContainerState.CREATED)
         with self.saga.db.read() as reader:
             owner = reader.live_container_by_name(name)
+            while owner is not None and not config.name:
+                name = generate_name()  # a generated name collided: draw again
+                owner = reader.live_container_by_name(name)
         if owner is not None:
             raise NameInUseConflict(name, owner_id=owner.id)
+        record = record.replace(name=name)
         try:
             with self.saga.db.write() as writer:
                 record = writer.insert_container(record, history, context, now)

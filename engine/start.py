@@ -278,7 +278,8 @@ def resume_compensation(journal: OperationJournal, held: dict[str, Handle], remo
     """Run the ``pending`` Cleanup sub-steps, roll the container back, then auto-remove."""
     saga = journal.saga
     plan = {name: COMPENSATION_INDEX[name] for name in steps.CLEANUP_STEPS if name in pending}
-    run_cleanup(journal, plan, held, event=Event.COMPENSATE, commit_each=True)
+    run_cleanup(journal, plan, held, event=Event.COMPENSATE, commit_each=True,
+                rows_planned=True)
     auto_remove = journal.record.auto_remove
     journal.transition(Event.ROLLED_BACK)
     if auto_remove:

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from engine import steps
-from engine.cleanup import held_handles, plan_rows, run_cleanup
+from engine.cleanup import held_handles, run_cleanup
 from engine.event import ContainerEvent
 from engine.host import Handle
 from engine.lifecycle import Event
@@ -46,17 +46,19 @@ def handle_exit(saga: SagaContext, record: ContainerRecord, status: ExitStatus,
     journal.begin_operation(OperationKind.EXIT.value, OperationStatus.IN_PROGRESS.value,
                             params={"exit_code": status.exit_code, "exited_at": status.exited_at,
                                     "stopped": status.stopped})
-    journal.add_steps(*plan_rows(0, steps.CLEANUP_STEPS))
+    # The plan is implicit (every Cleanup sub-step, each idempotent): recovery of an exit in
+    # progress runs them all again. Their rows are written with their outcomes.
     journal.transition(Event.BEGIN_EXIT, attributes={"exitCode": status.exit_code})
     journal.commit()
-    return finish_exit(journal, held, status, PLAN)
+    return finish_exit(journal, held, status)
 
 
-def finish_exit(journal: OperationJournal, held: Mapping[str, Handle], status: ExitStatus,
-                plan: Mapping[str, int]) -> ContainerRecord:
-    """Run the planned Cleanup sub-steps and record the container exited."""
+def finish_exit(journal: OperationJournal, held: Mapping[str, Handle], status: ExitStatus
+                ) -> ContainerRecord:
+    """Run every Cleanup sub-step and record the container exited."""
     saga = journal.saga
-    run_cleanup(journal, plan, held, event=Event.EXIT_STEP, commit_each=False)
+    run_cleanup(journal, PLAN, held, event=Event.EXIT_STEP, commit_each=False,
+                rows_planned=False)
     record = journal.record
     duration = (status.exited_at - record.started_at) / 1000 if record.started_at else 0.0
     journal.transition(

@@ -68,5 +68,4 @@ class Container(Base):
             unique=True,
             sqlite_where=text("state != 'removed'"),
         ),
-        Index("ix_containers_state", "state"),
     )

@@ -6,21 +6,28 @@ Contract:
   so a transaction never fails half-way while upgrading a read lock to a write lock. Writers of
   this process are also serialized by a mutex, so they queue in Python instead of sleeping in
   SQLite's busy handler; the busy timeout covers other processes (admin SQL, a second daemon).
-* Readers use separate read-only connections (``Database.read``), in deferred transactions:
-  in WAL mode they see a consistent snapshot and never block the writer.
+* Readers use read-only connections, one per thread (``Database.read``), in deferred
+  transactions: in WAL mode they see a consistent snapshot and never block the writer.
 * Durability: ``synchronous=NORMAL`` by default. In WAL mode a commit is then durable against a
   crash of the daemon process (the case the journal exists for: the kernel keeps the written WAL),
   but the last commits can be lost on power loss or a kernel crash; the database stays
   consistent. Everything those commits described lives in volatile places too (mounts, network
   namespaces, runc's state under /run), so after a reboot recovery reconciles the journal with
   what is really there. ``durability="full"`` (``BERTH_DB_SYNC=full``) fsyncs every commit.
-* The schema is migrated to the newest Alembic revision on open.
+* The WAL is checkpointed every 4000 pages (16 MiB) instead of SQLite's 1000: hot pages (the
+  containers row, the newest history page) are then copied once per checkpoint rather than four
+  times. Measured on these machines (commit time per start+stop cycle): 1000 pages 0.77-0.90 ms,
+  4000 pages 0.56-0.57 ms, 20000 pages 0.58-0.59 ms; a background checkpoint thread was worse
+  (1.4 ms: its fsync stalls the writer's WAL appends).
+* The schema is migrated to the newest Alembic revision on open, through SQLAlchemy.
+  Statements then run on the DBAPI connections (see ``engine.store.statement``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import pathlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -28,7 +35,7 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 import migrations
 from engine.errors import InvalidParameter, System
@@ -39,6 +46,7 @@ Durability = Literal["normal", "full", "off"]
 MEMORY = ":memory:"
 
 BUSY_TIMEOUT_MS = 5000
+WAL_AUTOCHECKPOINT_PAGES = 4000
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -55,16 +63,17 @@ def _pragmas_for(durability: Durability, *, memory: bool) -> list[str]:
         return ["PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF", "PRAGMA foreign_keys=ON"]
     return [
         "PRAGMA journal_mode=WAL",
+        f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
         f"PRAGMA synchronous={durability.upper()}",
         f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
         "PRAGMA foreign_keys=ON",
     ]
 
 
-def _install_transaction_hooks(engine: Engine, begin_sql: str, pragmas: list[str]) -> None:
+def _install_hooks(engine: Engine, begin_sql: str, pragmas: list[str]) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        # Let the program, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
@@ -84,72 +93,95 @@ class Database:
             raise InvalidParameter(f"invalid database durability {durability!r}")
         self.path = path
         self.memory = path == MEMORY
+        self.commits = 0  # write transactions committed (read by the benchmarks)
         self._write_lock = threading.Lock()
-        pragmas = _pragmas_for(durability, memory=self.memory)
         url = "sqlite+pysqlite://" if self.memory else f"sqlite+pysqlite:///{path}"
         self._write_engine = create_engine(
             url, poolclass=StaticPool, connect_args={"check_same_thread": False}
         )
-        _install_transaction_hooks(self._write_engine, "BEGIN IMMEDIATE", pragmas)
+        _install_hooks(self._write_engine, "BEGIN IMMEDIATE",
+                       _pragmas_for(durability, memory=self.memory))
         try:
-            self._write_connection = self._write_engine.connect()
-            self._migrate()
+            with self._write_engine.connect() as connection:
+                command.upgrade(alembic_config(connection), "head")
+                connection.commit()
+            self._write_proxy = self._write_engine.raw_connection()
         except Exception as exc:
             self._write_engine.dispose()
             raise System(f"cannot open database {path}: {exc}") from exc
+        self._write_connection: sqlite3.Connection = self._write_proxy.driver_connection
         self._writer = Writer(self._write_connection)
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_guard = threading.Lock()
         self._read_engine: Engine | None = None
         if not self.memory:
             self._read_engine = create_engine(
                 f"sqlite+pysqlite:///file:{path}?mode=ro&uri=true",
                 connect_args={"check_same_thread": False},
-                pool_size=8,
-                max_overflow=24,
+                poolclass=NullPool,
             )
-            _install_transaction_hooks(
-                self._read_engine,
-                "BEGIN",
-                [f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA query_only=1"],
-            )
-
-    def _migrate(self) -> None:
-        command.upgrade(alembic_config(self._write_connection), "head")
-        self._write_connection.commit()
+            _install_hooks(self._read_engine, "BEGIN",
+                           [f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA query_only=1"])
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Writer]:
-        """A ``BEGIN IMMEDIATE`` transaction; commits on success, rolls back on error."""
+        """A ``BEGIN IMMEDIATE`` transaction; commits on success, rolls back on error.
+
+        Raises System if the database refuses the transaction or the commit.
+        """
         with self._write_lock:
             connection = self._write_connection
-            connection.begin()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise System(f"database: cannot begin a write transaction: {exc}") from exc
             try:
                 yield self._writer
             except BaseException:
-                connection.rollback()
+                connection.execute("ROLLBACK")
                 raise
-            connection.commit()
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise System(f"database: commit failed: {exc}") from exc
+            self.commits += 1
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Reader]:
-        """A read-only snapshot transaction."""
+        """A read-only snapshot transaction on this thread's read-only connection."""
         if self._read_engine is None:
             with self._write_lock:
-                connection = self._write_connection
-                connection.begin()
-                try:
-                    yield Reader(connection)
-                finally:
-                    connection.rollback()
+                yield Reader(self._write_connection)
             return
-        with self._read_engine.connect() as connection:
-            connection.begin()
-            try:
-                yield Reader(connection)
-            finally:
-                connection.rollback()
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open_reader(self._read_engine)
+        connection.execute("BEGIN")
+        try:
+            yield Reader(connection)
+        finally:
+            connection.execute("ROLLBACK")
+
+    def _open_reader(self, engine: Engine) -> sqlite3.Connection:
+        # Opened through SQLAlchemy's engine (its connect hook sets the pragmas) and kept per
+        # thread: checking a connection out of a pool for every read cost more than the read.
+        proxy = engine.raw_connection()
+        connection: sqlite3.Connection = proxy.driver_connection
+        self._local.connection = connection
+        with self._readers_guard:
+            self._readers.append(proxy)
+        return connection
 
     def close(self) -> None:
-        self._write_connection.close()
+        with self._readers_guard:
+            for proxy in self._readers:
+                with contextlib.suppress(Exception):
+                    proxy.close()
+            self._readers.clear()
+        self._write_proxy.close()
         self._write_engine.dispose()
         if self._read_engine is not None:
             self._read_engine.dispose()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import select
 
 from engine.state import ContainerState
 from engine.store.records import ContainerRecord, HistoryRecord, OperationRecord, StepRecord
+from engine.store.statement import compile_sql, from_json, select_sql
 from models import Container, HistoryEntry, Operation, OperationStep
 
 _containers = Container.__table__
@@ -16,100 +18,112 @@ _history = HistoryEntry.__table__
 _operations = Operation.__table__
 _steps = OperationStep.__table__
 
-_CONTAINER_FIELDS = [column.name for column in _containers.columns]
+_REMOVED = ContainerState.REMOVED.value
+_CONTAINER_BY_ID = select_sql(_containers, {"id": "id"})
+_LIVE_BY_NAME = select_sql(_containers, {"name": "name"}) + " AND containers.state != :removed"
+_LIVE_BY_PREFIX = (
+    compile_sql(select(_containers))
+    + " WHERE substr(containers.id, 1, :length) = :prefix AND containers.state != :removed"
+    + " LIMIT :limit"
+)
+_ALL_CONTAINERS = compile_sql(
+    select(_containers).order_by(_containers.c.created_at, _containers.c.id)
+)
+_HISTORY_SINCE = compile_sql(select(_history)) + " WHERE history.id > :since ORDER BY history.id"
+_CONTAINER_HISTORY = (
+    compile_sql(select(_history))
+    + " WHERE history.container_id = :container_id AND history.id > :since ORDER BY history.id"
+)
+_OPERATION_BY_ID = select_sql(_operations, {"id": "id"})
+_OPERATIONS_OF = select_sql(_operations, {"container_id": "container_id"}, order_by=["id"])
+_UNFINISHED = compile_sql(select(_operations)) + (
+    " WHERE operations.finished_at IS NULL ORDER BY operations.id"
+)
+_STEPS_OF = select_sql(_steps, {"operation_id": "operation_id"}, order_by=["step_index"])
 
 
-def _container(row: Row[Any]) -> ContainerRecord:
-    values = row._asdict()
-    values["state"] = ContainerState(values["state"])
-    return ContainerRecord(**values)
+def _container(row: Sequence[Any]) -> ContainerRecord:
+    (cid, name, state, version, last_seq, image, config, created_at, started_at, finished_at,
+     removed_at, exit_code, error, pid, oom_killed, health_status, restart_count,
+     started_before, manually_stopped, auto_remove, restart_policy, restart_max_retries,
+     runtime, runtime_binary, resources_operation_id) = row
+    return ContainerRecord(
+        cid, name, ContainerState(state), version, last_seq, image, from_json(config),
+        created_at, started_at, finished_at, removed_at, exit_code, error, pid,
+        bool(oom_killed), health_status, restart_count, bool(started_before),
+        bool(manually_stopped), bool(auto_remove), restart_policy, restart_max_retries,
+        runtime, runtime_binary, resources_operation_id,
+    )
 
 
-def _operation(row: Row[Any]) -> OperationRecord:
-    return OperationRecord(**row._asdict())
+def _operation(row: Sequence[Any]) -> OperationRecord:
+    values = list(row)
+    values[-1] = from_json(values[-1])
+    return OperationRecord(*values)
 
 
-def _step(row: Row[Any]) -> StepRecord:
-    return StepRecord(**row._asdict())
+def _step(row: Sequence[Any]) -> StepRecord:
+    values = list(row)
+    values[5] = from_json(values[5])
+    return StepRecord(*values)
 
 
-def _history_record(row: Row[Any]) -> HistoryRecord:
-    values = row._asdict()
-    values["event_seq"] = values.pop("id")
-    return HistoryRecord(**values)
-
-
-_LIVE = _containers.c.state != ContainerState.REMOVED.value
+def _history_record(row: Sequence[Any]) -> HistoryRecord:
+    values = list(row)
+    values[-1] = from_json(values[-1])
+    return HistoryRecord(*values)
 
 
 class Reader:
     """The read half of the store."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
+    def _rows(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        return self._connection.execute(sql, params).fetchall()
+
     def container(self, container_id: str) -> ContainerRecord | None:
-        row = self._connection.execute(
-            select(_containers).where(_containers.c.id == container_id)
-        ).first()
-        return _container(row) if row else None
+        rows = self._rows(_CONTAINER_BY_ID, {"id": container_id})
+        return _container(rows[0]) if rows else None
 
     def live_container_by_name(self, name: str) -> ContainerRecord | None:
-        row = self._connection.execute(
-            select(_containers).where(and_(_containers.c.name == name, _LIVE))
-        ).first()
-        return _container(row) if row else None
+        rows = self._rows(_LIVE_BY_NAME, {"name": name, "removed": _REMOVED})
+        return _container(rows[0]) if rows else None
 
     def live_containers_with_prefix(self, prefix: str, limit: int = 2) -> list[ContainerRecord]:
-        rows = self._connection.execute(
-            select(_containers)
-            .where(and_(_containers.c.id.startswith(prefix, autoescape=True), _LIVE))
-            .limit(limit)
-        )
+        rows = self._rows(_LIVE_BY_PREFIX, {"prefix": prefix, "length": len(prefix),
+                                            "removed": _REMOVED, "limit": limit})
         return [_container(row) for row in rows]
 
     def containers(self, *, include_removed: bool = False) -> list[ContainerRecord]:
-        query = select(_containers).order_by(_containers.c.created_at, _containers.c.id)
-        if not include_removed:
-            query = query.where(_LIVE)
-        return [_container(row) for row in self._connection.execute(query)]
+        records = [_container(row) for row in self._rows(_ALL_CONTAINERS, {})]
+        if include_removed:
+            return records
+        return [record for record in records if record.state is not ContainerState.REMOVED]
 
     def containers_in(self, states: Sequence[ContainerState]) -> list[ContainerRecord]:
-        query = select(_containers).where(_containers.c.state.in_([s.value for s in states]))
-        return [_container(row) for row in self._connection.execute(query)]
+        wanted = set(states)
+        return [record for record in self.containers(include_removed=True)
+                if record.state in wanted]
 
     def history(self, container_id: str | None = None, *, since: int = 0) -> list[HistoryRecord]:
-        query = select(_history).where(_history.c.id > since).order_by(_history.c.id)
-        if container_id is not None:
-            query = query.where(_history.c.container_id == container_id)
-        return [_history_record(row) for row in self._connection.execute(query)]
+        if container_id is None:
+            rows = self._rows(_HISTORY_SINCE, {"since": since})
+        else:
+            rows = self._rows(_CONTAINER_HISTORY, {"container_id": container_id, "since": since})
+        return [_history_record(row) for row in rows]
 
     def operation(self, operation_id: int) -> OperationRecord | None:
-        row = self._connection.execute(
-            select(_operations).where(_operations.c.id == operation_id)
-        ).first()
-        return _operation(row) if row else None
+        rows = self._rows(_OPERATION_BY_ID, {"id": operation_id})
+        return _operation(rows[0]) if rows else None
 
     def operations(self, container_id: str) -> list[OperationRecord]:
-        rows = self._connection.execute(
-            select(_operations)
-            .where(_operations.c.container_id == container_id)
-            .order_by(_operations.c.id)
-        )
-        return [_operation(row) for row in rows]
+        return [_operation(row) for row in self._rows(_OPERATIONS_OF,
+                                                      {"container_id": container_id})]
 
     def unfinished_operations(self) -> list[OperationRecord]:
-        rows = self._connection.execute(
-            select(_operations)
-            .where(_operations.c.finished_at.is_(None))
-            .order_by(_operations.c.id)
-        )
-        return [_operation(row) for row in rows]
+        return [_operation(row) for row in self._rows(_UNFINISHED, {})]
 
     def steps(self, operation_id: int) -> list[StepRecord]:
-        rows = self._connection.execute(
-            select(_steps)
-            .where(_steps.c.operation_id == operation_id)
-            .order_by(_steps.c.step_index)
-        )
-        return [_step(row) for row in rows]
+        return [_step(row) for row in self._rows(_STEPS_OF, {"operation_id": operation_id})]

@@ -7,29 +7,33 @@ Invariant: a container's state only changes through ``update_container``, a comp
 
 from __future__ import annotations
 
-import dataclasses
+import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from sqlalchemy import Connection, and_, bindparam, insert, update
+from typing import Any, NamedTuple
 
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
+from engine.store.statement import insert_sql, to_json, update_sql
 from models import Container, HistoryEntry, Operation, OperationStep
 
 _containers = Container.__table__
-_history = HistoryEntry.__table__
 _operations = Operation.__table__
 _steps = OperationStep.__table__
 
-_INSERT_HISTORY = insert(_history)
-_INSERT_STEP = insert(_steps)
-_INSERT_OPERATION = insert(_operations)
-_INSERT_CONTAINER = insert(_containers)
+_INSERT_CONTAINER = insert_sql(_containers)
+_INSERT_HISTORY = insert_sql(HistoryEntry.__table__, skip=("id",))
+_INSERT_OPERATION = insert_sql(
+    _operations,
+    skip=("id", "finished_at", "failed_step", "error_class", "error_message", "exit_code",
+          "runtime_binary"),
+)
+_INSERT_STEP = insert_sql(_steps)
+_CAS = ("id", "state", "version")
+_JSON_COLUMNS = frozenset({"config", "params", "handle", "attributes"})
+_CONTAINER_FIELDS = ContainerRecord._fields
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepDraft:
+class StepDraft(NamedTuple):
     """A step row to insert: its intent, with the planned handle when it has one."""
 
     index: int
@@ -43,24 +47,26 @@ class StepDraft:
     error_message: str | None = None
 
 
+def _column_value(name: str, value: Any) -> Any:
+    # Enum members are StrEnums: sqlite3 binds them as the strings they are.
+    return to_json(value) if name in _JSON_COLUMNS else value
+
+
 class Writer:
     """The write half of the store, bound to the daemon's one write connection."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
     def insert_container(
         self, record: ContainerRecord, history: HistoryDraft, ctx: JournalContext, at: int
     ) -> ContainerRecord:
         """Insert a new container and its first history row (seq 1)."""
-        row = dataclasses.asdict(record)
-        row["state"] = record.state
-        row["config"] = dict(record.config)
-        row["last_seq"] = 1
-        row["version"] = 1
+        stored = record.replace(last_seq=1, version=1)
+        row = {name: _column_value(name, getattr(stored, name)) for name in _CONTAINER_FIELDS}
         self._connection.execute(_INSERT_CONTAINER, row)
         self._insert_history(record.id, 0, [history], ctx, at, None)
-        return record.replace(last_seq=1, version=1)
+        return stored
 
     def update_container(
         self,
@@ -78,25 +84,14 @@ class Writer:
         values = dict(changes)
         values["version"] = current.version + 1
         values["last_seq"] = current.last_seq + len(history)
-        statement = (
-            update(_containers)
-            .where(
-                and_(
-                    _containers.c.id == bindparam("_id"),
-                    _containers.c.state == bindparam("_state"),
-                    _containers.c.version == bindparam("_version"),
-                )
-            )
-            .values({key: bindparam(key) for key in values})
-        )
-        params = dict(values)
+        params = {name: _column_value(name, value) for name, value in values.items()}
         params["_id"] = current.id
-        params["_state"] = current.state.value
+        params["_state"] = current.state
         params["_version"] = current.version
-        if "config" in params:
-            params["config"] = dict(params["config"])
-        result = self._connection.execute(statement, params)
-        if result.rowcount != 1:
+        cursor = self._connection.execute(
+            update_sql(_containers, tuple(values), _CAS), params
+        )
+        if cursor.rowcount != 1:
             raise ConcurrentUpdateConflict(current.id)
         if history:
             self._insert_history(current.id, current.last_seq, history, ctx, at, operation_id)
@@ -111,26 +106,27 @@ class Writer:
         at: int,
         operation_id: int | None,
     ) -> None:
+        actor = ctx.actor
         rows = [
             {
                 "container_id": container_id,
                 "seq": last_seq + offset,
                 "event": draft.event,
-                "from_state": draft.from_state.value if draft.from_state else None,
-                "to_state": draft.to_state.value,
+                "from_state": draft.from_state,
+                "to_state": draft.to_state,
                 "step": draft.step,
-                "outcome": draft.outcome.value,
+                "outcome": draft.outcome,
                 "error_class": draft.error_class,
                 "error_message": draft.error_message,
                 "at": at,
                 "request_id": ctx.request_id,
-                "actor": ctx.actor.value,
+                "actor": actor,
                 "operation_id": operation_id,
-                "attributes": dict(draft.attributes) if draft.attributes else None,
+                "attributes": to_json(draft.attributes) if draft.attributes else None,
             }
             for offset, draft in enumerate(drafts, start=1)
         ]
-        self._connection.execute(_INSERT_HISTORY, rows)
+        self._connection.executemany(_INSERT_HISTORY, rows)
 
     def begin_operation(
         self,
@@ -144,7 +140,7 @@ class Writer:
         config_generation: int | None = None,
     ) -> int:
         """Insert an operation row and return its id."""
-        result = self._connection.execute(
+        cursor = self._connection.execute(
             _INSERT_OPERATION,
             {
                 "container_id": container_id,
@@ -153,34 +149,43 @@ class Writer:
                 "actor": ctx.actor.value,
                 "request_id": ctx.request_id,
                 "started_at": at,
-                "params": dict(params) if params else None,
+                "params": to_json(params),
                 "config_generation": config_generation,
             },
         )
-        operation_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        assert isinstance(operation_id, int)
+        operation_id = cursor.lastrowid
+        assert operation_id is not None
         return operation_id
 
     def update_operation(self, operation_id: int, **fields: Any) -> None:
-        self._connection.execute(
-            update(_operations).where(_operations.c.id == operation_id).values(**fields)
-        )
+        params = {name: _column_value(name, value) for name, value in fields.items()}
+        params["_id"] = operation_id
+        self._connection.execute(update_sql(_operations, tuple(fields), ("id",)), params)
 
     def insert_steps(self, operation_id: int, drafts: Sequence[StepDraft]) -> None:
-        rows = []
-        for draft in drafts:
-            row = dataclasses.asdict(draft)
-            row["step_index"] = row.pop("index")
-            row["operation_id"] = operation_id
-            row["handle"] = dict(draft.handle) if draft.handle is not None else None
-            rows.append(row)
-        self._connection.execute(_INSERT_STEP, rows)
+        self._connection.executemany(
+            _INSERT_STEP,
+            [
+                {
+                    "operation_id": operation_id,
+                    "step_index": draft.index,
+                    "kind": draft.kind,
+                    "name": draft.name,
+                    "status": draft.status,
+                    "handle": to_json(draft.handle),
+                    "started_at": draft.started_at,
+                    "finished_at": draft.finished_at,
+                    "error_class": draft.error_class,
+                    "error_message": draft.error_message,
+                }
+                for draft in drafts
+            ],
+        )
 
     def update_step(self, operation_id: int, step_index: int, **fields: Any) -> None:
+        params = {name: _column_value(name, value) for name, value in fields.items()}
+        params["_operation_id"] = operation_id
+        params["_step_index"] = step_index
         self._connection.execute(
-            update(_steps)
-            .where(
-                and_(_steps.c.operation_id == operation_id, _steps.c.step_index == step_index)
-            )
-            .values(**fields)
+            update_sql(_steps, tuple(fields), ("operation_id", "step_index")), params
         )

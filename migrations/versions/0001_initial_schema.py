@@ -118,7 +118,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_containers'))
     )
     with op.batch_alter_table('containers', schema=None) as batch_op:
-        batch_op.create_index('ix_containers_state', ['state'], unique=False)
         batch_op.create_index('uq_containers_live_name', ['name'], unique=True, sqlite_where=sa.text("state != 'removed'"))
 
     op.create_table('operations',
@@ -141,8 +140,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_operations'))
     )
     with op.batch_alter_table('operations', schema=None) as batch_op:
-        batch_op.create_index('ix_operations_container_id_id', ['container_id', 'id'], unique=False)
-        batch_op.create_index('ix_operations_status', ['status'], unique=False)
+        batch_op.create_index('ix_operations_unfinished', ['id'], unique=False, sqlite_where=sa.text('finished_at IS NULL'))
 
     op.create_table('history',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -177,8 +175,7 @@ def upgrade() -> None:
     sa.Column('error_class', sa.String(length=32), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['operation_id'], ['operations.id'], name=op.f('fk_operation_steps_operation_id_operations')),
-    sa.PrimaryKeyConstraint('operation_id', 'step_index', name=op.f('pk_operation_steps')),
-    sa.UniqueConstraint('operation_id', 'kind', 'name', name=op.f('uq_operation_steps_operation_id_kind_name'))
+    sa.PrimaryKeyConstraint('operation_id', 'step_index', name=op.f('pk_operation_steps'))
     )
     # ### end Alembic commands ###
     op.execute(CONTAINER_HISTORY)
@@ -195,13 +192,11 @@ def downgrade() -> None:
     op.drop_table('operation_steps')
     op.drop_table('history')
     with op.batch_alter_table('operations', schema=None) as batch_op:
-        batch_op.drop_index('ix_operations_status')
-        batch_op.drop_index('ix_operations_container_id_id')
+        batch_op.drop_index('ix_operations_unfinished', sqlite_where=sa.text('finished_at IS NULL'))
 
     op.drop_table('operations')
     with op.batch_alter_table('containers', schema=None) as batch_op:
         batch_op.drop_index('uq_containers_live_name', sqlite_where=sa.text("state != 'removed'"))
-        batch_op.drop_index('ix_containers_state')
 
     op.drop_table('containers')
     # ### end Alembic commands ###
