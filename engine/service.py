@@ -149,7 +149,10 @@ class Engine:
         if checkpoint and not snapshot.experimental:
             raise InvalidParameter("checkpoint is only supported in experimental mode")
         record = self.resolve(reference)
-        advance(record.state, Event.BEGIN_START, container_id=record.id)
+        if record.state not in (ContainerState.STARTING, ContainerState.ROLLING_BACK):
+            # moby's validateState (A4). A start in flight is not refused here: like moby's
+            # second start it waits for the container lock below.
+            advance(record.state, Event.BEGIN_START, container_id=record.id)
         snapshot.resolve_runtime(record.runtime)
         with self._locked(record.id):
             record = self._reload(record.id)

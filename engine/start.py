@@ -21,7 +21,7 @@ from typing import Any
 from engine import steps
 from engine.cleanup import TASK, plan_rows, run_cleanup
 from engine.config import ConfigSnapshot
-from engine.errors import BerthError, as_berth_error
+from engine.errors import BerthError, Conflict, as_berth_error
 from engine.event import ContainerEvent
 from engine.exit_code import EXIT_UNKNOWN, classify_start_error
 from engine.host import Handle, Resource
@@ -136,11 +136,22 @@ class StartSaga:
             return actual
         if name == steps.CREATE_RUNTIME_CONTAINER:
             bundle = str(self._held.get(Resource.SPEC.value, {}).get("bundle", ""))
-            self._saga.runtime.create(record.id, bundle, binary=self._binary)
+            self._replace_container(record.id, bundle)
         else:
             task = self._saga.runtime.start(record.id, binary=self._binary)
             self._task_pid = task.pid
         return planned
+
+    def _replace_container(self, container_id: str, bundle: str) -> None:
+        """moby's ReplaceContainer: a stale runtime container of the same id (left by a cleanup
+        that failed) is force-deleted, then the container is created again."""
+        runtime = self._saga.runtime
+        try:
+            runtime.create(container_id, bundle, binary=self._binary)
+        except Conflict:
+            log.warning("%s: replacing a stale runtime container", container_id[:12])
+            runtime.delete(container_id, binary=self._binary, force=True)
+            runtime.create(container_id, bundle, binary=self._binary)
 
     def _bookkeeping_step(self, journal: OperationJournal, name: str) -> None:
         started = self._saga.clock()
@@ -165,29 +176,43 @@ class StartSaga:
         return {}
 
     def _finish(self, journal: OperationJournal) -> ContainerRecord:
+        """C11-C12: mark running, init health, persist (the commit). Emitting (C13) follows."""
         saga = self._saga
         record = journal.record
-        started = saga.clock()
-        self._current = steps.MARK_RUNNING
-        saga.failpoints.hit("start.mark_running")
-        running = {
-            "error": "", "exit_code": 0, "pid": self._task_pid, "oom_killed": False,
-            "started_at": started, "finished_at": None, "has_been_started_before": True,
-            "has_been_manually_stopped": False, "resources_operation_id": journal.operation_id,
-        }
-        saga.failpoints.hit("start.mark_running.after")
-        self._current = steps.INIT_HEALTH
-        saga.failpoints.hit("start.init_health")
-        running["health_status"] = "starting" if record.config.get("healthcheck") else None
-        saga.failpoints.hit("start.init_health.after")
+        running: dict[str, Any] = {}
+
+        def mark_running() -> None:
+            running.update(
+                error="", exit_code=0, pid=self._task_pid, oom_killed=False,
+                started_at=saga.clock(), finished_at=None, has_been_started_before=True,
+                has_been_manually_stopped=False, resources_operation_id=journal.operation_id,
+            )
+
+        def init_health() -> None:
+            running["health_status"] = "starting" if record.config.get("healthcheck") else None
+
+        for name, action in ((steps.MARK_RUNNING, mark_running),
+                             (steps.INIT_HEALTH, init_health)):
+            self._current = name
+            started = saga.clock()
+            saga.failpoints.hit(f"start.{name}")
+            action()
+            saga.failpoints.hit(f"start.{name}.after")
+            journal.add_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+                                        StepStatus.DONE, started_at=started,
+                                        finished_at=saga.clock()))
+            journal.transition(Event.START_STEP, step=name)
+        self._current = steps.PERSIST
         finished = saga.clock()
+        # The history row of the event is the durable event: it is written with the state,
+        # and emitting only wakes live subscribers once the commit is done.
         journal.add_steps(*(
             StepDraft(STEP_INDEX[name], StepKind.FORWARD, name, StepStatus.DONE,
-                      started_at=started, finished_at=finished)
-            for name in (steps.MARK_RUNNING, steps.INIT_HEALTH, steps.PERSIST, steps.EMIT_EVENT)
+                      started_at=finished, finished_at=finished)
+            for name in (steps.PERSIST, steps.EMIT_EVENT)
         ))
-        for name in (steps.MARK_RUNNING, steps.INIT_HEALTH, steps.PERSIST, steps.EMIT_EVENT):
-            journal.transition(Event.START_STEP, step=name)
+        journal.transition(Event.START_STEP, step=steps.PERSIST)
+        journal.transition(Event.START_STEP, step=steps.EMIT_EVENT)
         journal.transition(Event.START, **running)
         journal.update_operation(status=OperationStatus.SUCCEEDED.value, finished_at=finished,
                                  runtime_binary=self._binary)
@@ -202,13 +227,12 @@ class StartSaga:
         return record
 
     def _after_persist(self, record: ContainerRecord) -> None:
-        """The start has succeeded; nothing from here on can fail it (Docker's C12-C13)."""
+        """The start has succeeded; nothing from here on can fail it (moby's C12-C13)."""
         saga = self._saga
         try:
             saga.failpoints.hit("start.persist.after")
             saga.failpoints.hit("start.emit_event")
-            saga.events.publish(
-                ContainerEvent(record.id, record.name, "start", saga.clock()))
+            saga.events.publish(ContainerEvent(record.id, record.name, "start", saga.clock()))
             saga.failpoints.hit("start.emit_event.after")
         except Exception as exc:
             log.error("%s: after start: %s", record.id[:12], exc)

@@ -32,8 +32,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -49,8 +47,10 @@ BUSY_TIMEOUT_MS = 5000
 WAL_AUTOCHECKPOINT_PAGES = 4000
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Any:
     """An Alembic configuration for the packaged migrations, bound to ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(pathlib.Path(migrations.__file__).parent))
     if connection is not None:
@@ -85,6 +85,15 @@ def _install_hooks(engine: Engine, begin_sql: str, pragmas: list[str]) -> None:
         connection.exec_driver_sql(begin_sql)
 
 
+def _revision(connection: sqlite3.Connection) -> str | None:
+    """The database's Alembic revision, or None before the first migration."""
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return str(row[0]) if row else None
+
+
 class Database:
     """One SQLite database file (or an in-memory one), migrated, with write and read access."""
 
@@ -102,10 +111,9 @@ class Database:
         _install_hooks(self._write_engine, "BEGIN IMMEDIATE",
                        _pragmas_for(durability, memory=self.memory))
         try:
-            with self._write_engine.connect() as connection:
-                command.upgrade(alembic_config(connection), "head")
-                connection.commit()
             self._write_proxy = self._write_engine.raw_connection()
+            if _revision(self._write_proxy.driver_connection) != migrations.HEAD:
+                self._migrate()
         except Exception as exc:
             self._write_engine.dispose()
             raise System(f"cannot open database {path}: {exc}") from exc
@@ -123,6 +131,13 @@ class Database:
             )
             _install_hooks(self._read_engine, "BEGIN",
                            [f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", "PRAGMA query_only=1"])
+
+    def _migrate(self) -> None:
+        from alembic import command
+
+        with self._write_engine.connect() as connection:
+            command.upgrade(alembic_config(connection), "head")
+            connection.commit()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Writer]:

@@ -1,0 +1,62 @@
+"""Every ```sql query of docs/audit.md runs in the stock sqlite3 shell on a real journal."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from engine.errors import Unknown
+from engine.service import Engine
+from engine.testing import FakeHost
+from tests.conftest import make_config
+
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "audit.md"
+QUERIES = re.findall(r"^```sql\n(.*?)^```$", DOC.read_text(), flags=re.MULTILINE | re.DOTALL)
+PLACEHOLDER = "'web'"
+NAME = "audit-demo"
+MAY_BE_EMPTY = "-- may be empty"
+
+
+@pytest.fixture
+def journal(engine: Engine, fake_host: FakeHost) -> str:
+    """A journal with a successful start, a stop and a failed start of ``NAME``."""
+    engine.create(make_config(NAME))
+    engine.start(NAME)
+    engine.stop(NAME, timeout=0)
+    fake_host.faults.add("acquire:network", RuntimeError("boom"))
+    with pytest.raises(Unknown, match="boom"):
+        engine.start(NAME)
+    return engine.saga.db.path
+
+
+def sqlite3_shell(database: str, query: str) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("sqlite3")
+    assert executable is not None, "the sqlite3 shell is not installed"
+    return subprocess.run([executable, "-readonly", "-bail", database], input=query,
+                          capture_output=True, text=True, check=False)
+
+
+def test_the_doc_has_example_queries() -> None:
+    assert 6 <= len(QUERIES) <= 8
+    assert sum(PLACEHOLDER in query for query in QUERIES) >= 2
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[f"query{n}" for n in range(1, len(QUERIES) + 1)])
+def test_query_runs_in_the_sqlite3_shell(journal: str, query: str) -> None:
+    # The engine is still open: this reads the journal while the "daemon" runs.
+    result = sqlite3_shell(journal, query.replace(PLACEHOLDER, f"'{NAME}'"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    rows = result.stdout.splitlines()
+    if MAY_BE_EMPTY not in query:
+        assert rows, f"no rows for:\n{query}"
+
+
+def test_readonly_shell_cannot_write(journal: str) -> None:
+    result = sqlite3_shell(journal, "DELETE FROM history;")
+    assert result.returncode != 0
+    assert "readonly" in result.stderr

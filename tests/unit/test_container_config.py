@@ -1,0 +1,209 @@
+"""Create-time validation with Docker's messages, and container references (spec 2, A3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.container_config import RestartPolicy, normalize_name, validate, validate_mount
+from engine.errors import ContainerNotFound, InvalidParameter, NameInUseConflict
+from engine.service import Engine
+from tests.conftest import make_config
+
+
+# -- names -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "stored"), [
+    ("web", "web"), ("ab", "ab"), ("/web", "web"), ("a.b-c_d", "a.b-c_d"), ("0x", "0x"),
+    ("Web.1", "Web.1"),
+])
+def test_valid_names(name: str, stored: str) -> None:
+    assert normalize_name(name) == stored
+
+
+@pytest.mark.parametrize("name", ["a", "/a", "-web", ".web", "_web", "web!", "we b", "//web",
+                                  "web/1", "/", "é-web"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        normalize_name(name)
+    assert str(info.value) == (
+        f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    )
+
+
+def test_validate_checks_the_name() -> None:
+    with pytest.raises(InvalidParameter, match=r"Invalid container name \(x\)"):
+        validate(make_config("x"))
+    validate(make_config())  # no name: one is generated
+
+
+# -- restart policies (spec 6) ---------------------------------------------------------------
+@pytest.mark.parametrize("policy", [
+    RestartPolicy(), RestartPolicy(""), RestartPolicy("always"), RestartPolicy("unless-stopped"),
+    RestartPolicy("on-failure"), RestartPolicy("on-failure", 5),
+])
+def test_valid_restart_policies(policy: RestartPolicy) -> None:
+    policy.validate()
+
+
+@pytest.mark.parametrize(("policy", "message"), [
+    (RestartPolicy("always", 3), "maximum retry count cannot be used with restart policy 'always'"),
+    (RestartPolicy("unless-stopped", 1),
+     "maximum retry count cannot be used with restart policy 'unless-stopped'"),
+    (RestartPolicy("no", 2), "maximum retry count cannot be used with restart policy 'no'"),
+    # Docker checks the policy name first: a negative count on ``always`` is "cannot be used".
+    (RestartPolicy("always", -1),
+     "maximum retry count cannot be used with restart policy 'always'"),
+    (RestartPolicy("on-failure", -1), "maximum retry count cannot be negative"),
+    (RestartPolicy("sometimes"), "invalid restart policy 'sometimes'"),
+], ids=["always:3", "unless-stopped:1", "no:2", "always:-1", "on-failure:-1", "sometimes"])
+def test_invalid_restart_policies(policy: RestartPolicy, message: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        policy.validate()
+    assert str(info.value) == message
+
+
+def test_parse_restart_policy() -> None:
+    assert RestartPolicy.parse("on-failure:3") == RestartPolicy("on-failure", 3)
+    assert RestartPolicy.parse("always") == RestartPolicy("always", 0)
+    assert RestartPolicy.parse("") == RestartPolicy("no", 0)
+    with pytest.raises(InvalidParameter):
+        RestartPolicy.parse("on-failure:three")
+
+
+@pytest.mark.parametrize("policy", ["always", "unless-stopped", "on-failure"])
+def test_auto_remove_with_a_restart_policy(policy: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(auto_remove=True, restart_policy=RestartPolicy(policy)))
+    assert str(info.value) == "can't create 'AutoRemove' container with restart policy"
+
+
+def test_auto_remove_without_a_restart_policy() -> None:
+    validate(make_config(auto_remove=True))
+    validate(make_config(auto_remove=True, restart_policy=RestartPolicy("no")))
+
+
+# -- env, volumes, network mode --------------------------------------------------------------
+def test_valid_env() -> None:
+    validate(make_config(env=("A=1", "B=", "PATH=/bin:/usr/bin", "ONLY_NAME", "X=a=b")))
+
+
+@pytest.mark.parametrize("variable", ["=1", "", "="])
+def test_invalid_env(variable: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(env=("OK=1", variable)))
+    assert str(info.value) == f"invalid environment variable: {variable}"
+
+
+@pytest.mark.parametrize(("spec", "parsed"), [
+    ("/src:/dst", {"source": "/src", "destination": "/dst", "readonly": False}),
+    ("/src:/dst:ro", {"source": "/src", "destination": "/dst", "readonly": True}),
+    ("data:/var/lib/data:rw", {"source": "data", "destination": "/var/lib/data",
+                               "readonly": False}),
+])
+def test_valid_volume_specs(spec: str, parsed: dict[str, object]) -> None:
+    assert dict(validate_mount(spec)) == parsed
+    validate(make_config(mounts=(spec,)))
+
+
+@pytest.mark.parametrize("spec", ["/src", ":/dst", "/src:", "/a:/b:ro:x", "/src:/dst:rx", ""])
+def test_invalid_volume_specs(spec: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(mounts=(spec,)))
+    assert str(info.value) == f"invalid volume specification: '{spec}'"
+
+
+def test_volume_destination_must_be_absolute() -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate_mount("/src:dst")
+    assert str(info.value) == ("invalid volume specification: '/src:dst': invalid mount config: "
+                               "mount path must be absolute")
+
+
+@pytest.mark.parametrize("mode", ["none", "host"])
+def test_supported_network_modes(mode: str) -> None:
+    validate(make_config(network_mode=mode))
+
+
+@pytest.mark.parametrize("mode", ["bridge", "container:abc", ""])
+def test_unsupported_network_modes(mode: str) -> None:
+    with pytest.raises(InvalidParameter, match="is not supported"):
+        validate(make_config(network_mode=mode))
+
+
+# -- through the engine ----------------------------------------------------------------------
+def stored_rows(engine: Engine) -> tuple[int, int]:
+    with engine.saga.db.read() as reader:
+        return len(reader.containers(include_removed=True)), len(reader.history())
+
+
+@pytest.mark.parametrize("config", [
+    make_config("x"),
+    make_config("web", restart_policy=RestartPolicy("always", 1)),
+    make_config("web", auto_remove=True, restart_policy=RestartPolicy("always")),
+    make_config("web", env=("=oops",)),
+    make_config("web", mounts=("nocolon",)),
+    make_config("web", network_mode="bridge"),
+], ids=["name", "restart", "auto_remove", "env", "volume", "network"])
+def test_create_with_bad_input_writes_nothing(engine: Engine, config: object) -> None:
+    with pytest.raises(InvalidParameter):
+        engine.create(config)  # type: ignore[arg-type]
+    assert stored_rows(engine) == (0, 0)
+
+
+def test_create_with_a_duplicate_name(engine: Engine) -> None:
+    first = engine.create(make_config("web"))
+    for name in ("web", "/web"):
+        with pytest.raises(NameInUseConflict) as info:
+            engine.create(make_config(name))
+        assert info.value.owner_id == first.id
+        assert str(info.value).startswith(f'Conflict. The container name "/web" is already in '
+                                          f'use by container "{first.id}".')
+    assert stored_rows(engine) == (1, 1)
+
+
+def test_create_strips_the_leading_slash(engine: Engine) -> None:
+    assert engine.create(make_config("/web")).name == "web"
+
+
+def test_resolve_empty_reference(engine: Engine) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        engine.resolve("")
+    assert str(info.value) == 'invalid name or ID supplied: ""'
+
+
+def test_resolve_unknown_reference(engine: Engine) -> None:
+    engine.create(make_config("web"))
+    with pytest.raises(ContainerNotFound) as info:
+        engine.resolve("x")
+    assert str(info.value) == "No such container: x"
+
+
+def test_resolve_ambiguous_prefix(engine: Engine) -> None:
+    seen: dict[str, str] = {}
+    while True:  # at most 17 containers before two ids share a first hex digit
+        container_id = engine.create(make_config()).id
+        if container_id[0] in seen:
+            break
+        seen[container_id[0]] = container_id
+    prefix = container_id[0]
+    with pytest.raises(InvalidParameter) as info:
+        engine.resolve(prefix)
+    assert str(info.value) == f"multiple IDs found with provided prefix: {prefix}"
+
+
+def test_resolve_by_id_name_and_unique_prefix(engine: Engine) -> None:
+    web = engine.create(make_config("web"))
+    other = engine.create(make_config("db"))
+    assert engine.resolve(web.id).id == web.id
+    assert engine.resolve("web").id == web.id
+    assert engine.resolve("/web").id == web.id
+    assert engine.resolve("db").id == other.id
+    length = next(n for n in range(1, 65) if web.id[:n] != other.id[:n])
+    assert engine.resolve(web.id[:length]).id == web.id
+    assert engine.resolve(other.id[:length]).id == other.id
+
+
+def test_resolve_prefers_a_name_to_an_id_prefix(engine: Engine) -> None:
+    web = engine.create(make_config("web"))
+    named = engine.create(make_config(web.id[:12]))
+    assert engine.resolve(web.id[:12]).id == named.id
+    assert engine.resolve(web.id).id == web.id
