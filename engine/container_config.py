@@ -45,14 +45,17 @@ class RestartPolicy:
 
     def validate(self) -> None:
         """Raises InvalidParameter with Docker's messages."""
-        if self.name not in ("", *RESTART_POLICIES):
+        # In moby's order: switch on the name first.
+        if self.name in ("always", "unless-stopped", "no"):
+            if self.maximum_retry_count != 0:
+                raise InvalidParameter(
+                    f"maximum retry count cannot be used with restart policy '{self.name}'"
+                )
+        elif self.name == "on-failure":
+            if self.maximum_retry_count < 0:
+                raise InvalidParameter("maximum retry count cannot be negative")
+        elif self.name != "":
             raise InvalidParameter(f"invalid restart policy '{self.name}'")
-        if self.maximum_retry_count < 0:
-            raise InvalidParameter("maximum retry count cannot be negative")
-        if self.name != "on-failure" and self.maximum_retry_count != 0:
-            raise InvalidParameter(
-                f"maximum retry count cannot be used with restart policy '{self.name}'"
-            )
 
     @property
     def is_none(self) -> bool:

@@ -71,7 +71,7 @@ class NotModified(BerthError):
     error_class = ErrorClass.NOT_MODIFIED
 
 
-class NotImplemented_(BerthError):  # noqa: N801 - the builtin owns the plain name
+class NotImplemented_(BerthError):
     error_class = ErrorClass.NOT_IMPLEMENTED
 
 

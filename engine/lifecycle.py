@@ -14,8 +14,8 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from engine.errors import BerthError, Conflict, NotModified, RemovalInProgressConflict
-from engine.state import ContainerState
+from engine.errors import BerthError, Conflict, NotModified, RemovalInProgressConflict, Unknown
+from engine.state import ContainerState, docker_status
 
 S = ContainerState
 
@@ -127,10 +127,8 @@ def _rejection(event: Event, state: ContainerState, container_id: str, name: str
             )
         return Conflict(f"container {container_id} is not running")
     if event is Event.UNPAUSE:
-        if state is S.RUNNING:
-            # Docker leaves this one unclassified (HTTP 500); Conflict is the nearest class.
-            return Conflict(f"Container {container_id} is not paused")
-        return Conflict(f"container {container_id} is not running")
+        # moby checks Paused first and leaves this error unclassified (HTTP 500).
+        return Unknown(f"Container {container_id} is not paused")
     if event is Event.KILL or event is Event.BEGIN_EXIT:
         return Conflict(f"Container {container_id} is not running")
     if event is Event.BEGIN_REMOVE:
@@ -141,8 +139,9 @@ def _rejection(event: Event, state: ContainerState, container_id: str, name: str
                 f"You cannot remove a paused container {container_id}. Unpause and then stop "
                 "the container before attempting removal or force remove"
             )
+        status = docker_status(state, started_before=True)
         return Conflict(
-            f"You cannot remove a {state.value} container {container_id}. Stop the container "
+            f"You cannot remove a {status} container {container_id}. Stop the container "
             "before attempting removal or force remove"
         )
     return Conflict(f"cannot {event.value} container {container_id} in state {state.value}")
@@ -167,12 +166,15 @@ def advance(
     return target
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _target(state: ContainerState, event: Event, started_before: bool) -> ContainerState | None:
     """Ask the machine once per (state, event, started_before); the machine is pure."""
+    machine_event = _MACHINE.events.get(event.value)
+    if machine_event is None:  # an event with no transition at all, e.g. ``create``
+        return None
     position = _Position(state.value, started_before)
     try:
-        moved = _MACHINE.events[event.value].trigger(position)
+        moved = machine_event.trigger(position)
     except MachineError:
         return None
     return ContainerState(position.state) if moved else None

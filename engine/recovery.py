@@ -101,10 +101,10 @@ class Recovery:
                 compensate(journal, failed, error, exit_code, held, remove,
                            step_recorded=recorded)
             elif operation.status == OperationStatus.COMPENSATING.value:
-                pending = {row.name for row in rows
-                           if row.kind == StepKind.COMPENSATION.value
-                           and row.status in _UNFINISHED}
-                resume_compensation(journal, held, remove, pending)
+                unfinished = {row.name for row in rows
+                              if row.kind == StepKind.COMPENSATION.value
+                              and row.status in _UNFINISHED}
+                resume_compensation(journal, held, remove, unfinished)
             elif record.state is not ContainerState.REMOVED:
                 run_auto_remove(journal, remove)
             else:

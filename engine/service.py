@@ -15,6 +15,7 @@ import signal as signals
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from engine import steps
 from engine.config import ConfigStore
@@ -226,7 +227,7 @@ class Engine:
     def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
                 manual_stop: bool) -> ContainerRecord:
         journal = OperationJournal(self.saga, record, context)
-        changes = {"has_been_manually_stopped": True} if manual_stop else {}
+        changes: dict[str, Any] = {"has_been_manually_stopped": True} if manual_stop else {}
         journal.transition(Event.KILL, attributes={"signal": signal}, **changes)
         record = journal.commit()
         binary = self._binary(record)
@@ -349,7 +350,7 @@ class Engine:
     def inspect(self, reference: str) -> ContainerRecord:
         return self.resolve(reference)
 
-    def list(self, *, all: bool = False) -> list[ContainerRecord]:  # noqa: A002 - docker ps -a
+    def list_containers(self, *, all: bool = False) -> list[ContainerRecord]:
         with self.saga.db.read() as reader:
             records = reader.containers()
         if all:

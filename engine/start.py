@@ -265,19 +265,19 @@ def compensate(journal: OperationJournal, failed_step: str, error: BerthError, e
     # What the earlier steps batched stays: they did complete (moby keeps the reset restart
     # count and the locked-in runtime name after a failed start too).
     now = saga.clock()
-    failure = {"status": StepStatus.FAILED.value, "finished_at": now,
-               "error_class": error.error_class.value, "error_message": error.message}
     if step_recorded is None:
         step_recorded = failed_step in steps.ACQUIRING_STEPS
     if step_recorded:
-        journal.update_step(STEP_INDEX[failed_step], **failure)
+        journal.update_step(STEP_INDEX[failed_step], status=StepStatus.FAILED.value,
+                            finished_at=now, error_class=error.error_class.value,
+                            error_message=error.message)
     else:
         journal.add_steps(StepDraft(STEP_INDEX[failed_step], StepKind.FORWARD, failed_step,
                                     StepStatus.FAILED, started_at=now, finished_at=now,
-                                    error_class=failure["error_class"],
-                                    error_message=failure["error_message"]))
+                                    error_class=error.error_class.value,
+                                    error_message=error.message))
     plan = plan_rows(COMPENSATION_BASE, steps.COMPENSATION_STEPS)
-    plan[0] = StepDraft(plan[0].index, StepKind.COMPENSATION, steps.PERSIST_ERROR,
+    plan[0] = StepDraft(plan[0].step_index, StepKind.COMPENSATION, steps.PERSIST_ERROR,
                         StepStatus.COMPENSATED, started_at=now, finished_at=now)
     journal.add_steps(*plan)
     # Moby's compensation 1-3: SetError, exit code, checkpoint, before releasing anything.

@@ -30,7 +30,7 @@ import pathlib
 import sqlite3
 import threading
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import NullPool, StaticPool
@@ -112,12 +112,13 @@ class Database:
                        _pragmas_for(durability, memory=self.memory))
         try:
             self._write_proxy = self._write_engine.raw_connection()
-            if _revision(self._write_proxy.driver_connection) != migrations.HEAD:
+            if _revision(cast(sqlite3.Connection, self._write_proxy.driver_connection)) != (
+                    migrations.HEAD):
                 self._migrate()
         except Exception as exc:
             self._write_engine.dispose()
             raise System(f"cannot open database {path}: {exc}") from exc
-        self._write_connection: sqlite3.Connection = self._write_proxy.driver_connection
+        self._write_connection = cast(sqlite3.Connection, self._write_proxy.driver_connection)
         self._writer = Writer(self._write_connection)
         self._local = threading.local()
         self._readers: list[Any] = []
@@ -184,7 +185,7 @@ class Database:
         # Opened through SQLAlchemy's engine (its connect hook sets the pragmas) and kept per
         # thread: checking a connection out of a pool for every read cost more than the read.
         proxy = engine.raw_connection()
-        connection: sqlite3.Connection = proxy.driver_connection
+        connection = cast(sqlite3.Connection, proxy.driver_connection)
         self._local.connection = connection
         with self._readers_guard:
             self._readers.append(proxy)

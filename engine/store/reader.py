@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 
 from engine.state import ContainerState
 from engine.store.records import ContainerRecord, HistoryRecord, OperationRecord, StepRecord
 from engine.store.statement import compile_sql, from_json, select_sql
 from models import Container, HistoryEntry, Operation, OperationStep
 
-_containers = Container.__table__
-_history = HistoryEntry.__table__
-_operations = Operation.__table__
-_steps = OperationStep.__table__
+_containers = cast(Table, Container.__table__)
+_history = cast(Table, HistoryEntry.__table__)
+_operations = cast(Table, Operation.__table__)
+_steps = cast(Table, OperationStep.__table__)
 
 _REMOVED = ContainerState.REMOVED.value
 _CONTAINER_BY_ID = select_sql(_containers, {"id": "id"})

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Table
 
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
 from engine.store.statement import insert_sql, to_json, update_sql
 from models import Container, HistoryEntry, Operation, OperationStep
 
-_containers = Container.__table__
-_operations = Operation.__table__
-_steps = OperationStep.__table__
+_containers = cast(Table, Container.__table__)
+_operations = cast(Table, Operation.__table__)
+_steps = cast(Table, OperationStep.__table__)
 
 _INSERT_CONTAINER = insert_sql(_containers)
-_INSERT_HISTORY = insert_sql(HistoryEntry.__table__, skip=("id",))
+_INSERT_HISTORY = insert_sql(cast(Table, HistoryEntry.__table__), skip=("id",))
 _INSERT_OPERATION = insert_sql(
     _operations,
     skip=("id", "finished_at", "failed_step", "error_class", "error_message", "exit_code",
@@ -36,7 +38,7 @@ _CONTAINER_FIELDS = ContainerRecord._fields
 class StepDraft(NamedTuple):
     """A step row to insert: its intent, with the planned handle when it has one."""
 
-    index: int
+    step_index: int
     kind: str
     name: str
     status: str
@@ -168,7 +170,7 @@ class Writer:
             [
                 {
                     "operation_id": operation_id,
-                    "step_index": draft.index,
+                    "step_index": draft.step_index,
                     "kind": draft.kind,
                     "name": draft.name,
                     "status": draft.status,

@@ -108,7 +108,7 @@ def test_crash_during_compensation_is_resumed(tmp_path: pathlib.Path, failpoint:
     assert record.state is ContainerState.CREATED
     assert record.exit_code == 128 and "start.start_task" in record.error
     with engine.saga.db.read() as reader:
-        start = [op for op in reader.operations(record.id) if op.kind == "start"][0]
+        start = next(op for op in reader.operations(record.id) if op.kind == "start")
         statuses = {row.name: row.status for row in reader.steps(start.id)
                     if row.kind == "compensation"}
     assert "pending" not in statuses.values()
