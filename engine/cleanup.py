@@ -94,14 +94,12 @@ def run_cleanup(
     *,
     event: Event,
     commit_each: bool,
-    rows_planned: bool,
 ) -> list[tuple[str, BerthError]]:
     """Run the planned sub-steps (name -> step index) in moby's order; return the failures.
 
     ``event`` is the history event of each sub-step that acted or failed (``start.compensate``
-    or ``exit.step``); a skipped one is recorded in its step row only. ``rows_planned`` says
-    whether the plan's step rows exist (updated) or are written now (inserted). With
-    ``commit_each`` every outcome is committed before the next sub-step runs.
+    or ``exit.step``); a skipped one is recorded in its step row only. With ``commit_each``
+    every outcome is committed before the next sub-step runs.
     """
     saga = journal.saga
     container_id = journal.record.id
@@ -130,13 +128,8 @@ def run_cleanup(
         finished = saga.clock()
         error_class = error.error_class.value if error else None
         error_message = error.message if error else None
-        if rows_planned:
-            journal.update_step(index, status=status.value, started_at=started,
-                                finished_at=finished, error_class=error_class,
-                                error_message=error_message)
-        else:
-            journal.add_steps(StepDraft(index, StepKind.COMPENSATION, name, status.value,
-                                        None, started, finished, error_class, error_message))
+        journal.record_steps(StepDraft(index, StepKind.COMPENSATION, name, status.value,
+                                       None, started, finished, error_class, error_message))
         if outcome is not Outcome.SKIPPED:
             journal.transition(event, step=name, outcome=outcome, failure=error)
         if commit_each:

@@ -145,11 +145,11 @@ class Recovery:
         now = self._saga.clock()
         start_task = by_name[steps.START_TASK]
         if start_task.status != StepStatus.DONE.value:
-            journal.update_step(start_task.step_index, status=StepStatus.DONE.value,
-                                finished_at=now)
+            journal.record_steps(StepDraft(start_task.step_index, StepKind.FORWARD,
+                                           steps.START_TASK, StepStatus.DONE, finished_at=now))
         for name in steps.START_STEPS[STEP_INDEX[steps.MARK_RUNNING]:]:
             if name not in by_name:
-                journal.add_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+                journal.record_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
                                             StepStatus.DONE, started_at=now, finished_at=now))
                 journal.transition(Event.START_STEP, step=name)
         record = journal.record

@@ -15,7 +15,7 @@ from engine.event import ContainerEvent
 from engine.lifecycle import Event
 from engine.saga import OperationJournal, SagaContext
 from engine.state import OperationKind, OperationStatus, Outcome, StepKind, StepStatus
-from engine.store import ContainerRecord, JournalContext
+from engine.store import ContainerRecord, JournalContext, StepDraft
 
 
 def begin_removal(saga: SagaContext, record: ContainerRecord, *, volumes: bool,
@@ -24,7 +24,7 @@ def begin_removal(saga: SagaContext, record: ContainerRecord, *, volumes: bool,
     journal = OperationJournal(saga, record, journal_context)
     journal.begin_operation(OperationKind.REMOVE.value, OperationStatus.IN_PROGRESS.value,
                             params={"volumes": volumes})
-    journal.add_steps(*plan_rows(0, steps.REMOVE_STEPS, StepKind.FORWARD))
+    journal.record_steps(*plan_rows(0, steps.REMOVE_STEPS, StepKind.FORWARD))
     journal.transition(Event.BEGIN_REMOVE)
     journal.commit()
     return journal
@@ -50,9 +50,9 @@ def finish_removal(journal: OperationJournal, *, volumes: bool,
         except Exception as exc:
             cause = as_berth_error(exc)
             error = System(f"unable to remove filesystem for {record.id}: {cause}")
-            journal.update_step(index, status=StepStatus.FAILED.value, started_at=started,
-                                finished_at=saga.clock(), error_class=cause.error_class.value,
-                                error_message=cause.message)
+            journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.FAILED,
+                                           None, started, saga.clock(),
+                                           cause.error_class.value, cause.message))
             journal.transition(Event.REMOVE_FAILED, step=name, outcome=Outcome.ERROR,
                                failure=error, error=error.message)
             journal.update_operation(status=OperationStatus.FAILED.value,
@@ -61,8 +61,8 @@ def finish_removal(journal: OperationJournal, *, volumes: bool,
                                      error_message=error.message)
             journal.commit()
             raise error from exc
-        journal.update_step(index, status=StepStatus.DONE.value, started_at=started,
-                            finished_at=saga.clock())
+        journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.DONE,
+                                       None, started, saga.clock()))
         journal.transition(Event.REMOVE_STEP, step=name)
     now = saga.clock()
     journal.transition(Event.DESTROY, removed_at=now)

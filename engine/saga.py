@@ -54,8 +54,7 @@ class OperationJournal:
         self._state = record.state
         self._changes: dict[str, Any] = {}
         self._history: list[HistoryDraft] = []
-        self._new_steps: list[StepDraft] = []
-        self._step_updates: list[tuple[int, dict[str, Any]]] = []
+        self._steps: list[StepDraft] = []
         self._operation_updates: dict[str, Any] = {}
         self._new_operation: dict[str, Any] | None = None
 
@@ -91,11 +90,10 @@ class OperationJournal:
         """Record field changes that ride with the next transition."""
         self._changes.update(changes)
 
-    def add_steps(self, *drafts: StepDraft) -> None:
-        self._new_steps.extend(drafts)
-
-    def update_step(self, index: int, **fields: Any) -> None:
-        self._step_updates.append((index, fields))
+    def record_steps(self, *drafts: StepDraft) -> None:
+        """Record steps: new ones are inserted; for a recorded one, the status and every
+        non-None field of the draft replace the stored ones."""
+        self._steps.extend(drafts)
 
     def update_operation(self, **fields: Any) -> None:
         self._operation_updates.update(fields)
@@ -112,12 +110,9 @@ class OperationJournal:
                     self.record.id, self._new_operation["kind"], self._new_operation["status"],
                     self.journal, at, params=self._new_operation["params"],
                     config_generation=self._new_operation["config_generation"])
-            if self._new_steps:
+            if self._steps:
                 assert self.operation_id is not None
-                writer.insert_steps(self.operation_id, self._new_steps)
-            for index, fields in self._step_updates:
-                assert self.operation_id is not None
-                writer.update_step(self.operation_id, index, **fields)
+                writer.record_steps(self.operation_id, self._steps)
             if self._history or self._changes:
                 changes = dict(self._changes)
                 if self._state is not self.record.state:
@@ -135,8 +130,7 @@ class OperationJournal:
         self._new_operation = None
         self._changes = {}
         self._history = []
-        self._new_steps = []
-        self._step_updates = []
+        self._steps = []
         self._operation_updates = {}
         return record
 
@@ -146,8 +140,7 @@ class OperationJournal:
         self._new_operation = None
         self._changes = {}
         self._history = []
-        self._new_steps = []
-        self._step_updates = []
+        self._steps = []
         self._operation_updates = {}
 
 

@@ -72,7 +72,7 @@ class Engine:
         """
         if not reference:
             raise InvalidParameter('invalid name or ID supplied: ""')
-        with self.saga.db.read() as reader:
+        with self.saga.db.read(snapshot=False) as reader:
             record = reader.container(reference)
             if record is not None and record.state is not ContainerState.REMOVED:
                 return record
@@ -87,7 +87,7 @@ class Engine:
         return matches[0]
 
     def _reload(self, container_id: str) -> ContainerRecord:
-        with self.saga.db.read() as reader:
+        with self.saga.db.read(snapshot=False) as reader:
             record = reader.container(container_id)
         if record is None or record.state is ContainerState.REMOVED:
             raise ContainerNotFound(container_id)

@@ -98,8 +98,8 @@ class StartSaga:
         record = journal.record
         index = STEP_INDEX[name]
         planned = self._plan(name, record)
-        journal.add_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.RUNNING,
-                                    handle=planned, started_at=self._saga.clock()))
+        journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.RUNNING,
+                                       handle=planned, started_at=self._saga.clock()))
         journal.transition(Event.START_STEP, step=name)
         journal.commit()  # the intent is durable before the side effect
         self._held.update(planned)
@@ -107,8 +107,8 @@ class StartSaga:
         actual = self._act(name, journal.record, planned)
         self._held.update(actual)
         self._saga.failpoints.hit(f"start.{name}.after")
-        journal.update_step(index, status=StepStatus.DONE.value, handle=dict(actual),
-                            finished_at=self._saga.clock())
+        journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.DONE,
+                                       handle=dict(actual), finished_at=self._saga.clock()))
 
     def _plan(self, name: str, record: ContainerRecord) -> dict[str, Handle]:
         if name in _RESOURCES:
@@ -158,7 +158,7 @@ class StartSaga:
         self._saga.failpoints.hit(f"start.{name}")
         changes = self._bookkeeping(name, journal.record)
         self._saga.failpoints.hit(f"start.{name}.after")
-        journal.add_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+        journal.record_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
                                     StepStatus.DONE, started_at=started,
                                     finished_at=self._saga.clock()))
         journal.transition(Event.START_STEP, step=name, **changes)
@@ -198,7 +198,7 @@ class StartSaga:
             saga.failpoints.hit(f"start.{name}")
             action()
             saga.failpoints.hit(f"start.{name}.after")
-            journal.add_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+            journal.record_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
                                         StepStatus.DONE, started_at=started,
                                         finished_at=saga.clock()))
             journal.transition(Event.START_STEP, step=name)
@@ -206,7 +206,7 @@ class StartSaga:
         finished = saga.clock()
         # The history row of the event is the durable event: it is written with the state,
         # and emitting only wakes live subscribers once the commit is done.
-        journal.add_steps(*(
+        journal.record_steps(*(
             StepDraft(STEP_INDEX[name], StepKind.FORWARD, name, StepStatus.DONE,
                       started_at=finished, finished_at=finished)
             for name in (steps.PERSIST, steps.EMIT_EVENT)
@@ -268,18 +268,19 @@ def compensate(journal: OperationJournal, failed_step: str, error: BerthError, e
     if step_recorded is None:
         step_recorded = failed_step in steps.ACQUIRING_STEPS
     if step_recorded:
-        journal.update_step(STEP_INDEX[failed_step], status=StepStatus.FAILED.value,
-                            finished_at=now, error_class=error.error_class.value,
-                            error_message=error.message)
+        journal.record_steps(StepDraft(STEP_INDEX[failed_step], StepKind.FORWARD, failed_step,
+                                       StepStatus.FAILED, finished_at=now,
+                                       error_class=error.error_class.value,
+                                       error_message=error.message))
     else:
-        journal.add_steps(StepDraft(STEP_INDEX[failed_step], StepKind.FORWARD, failed_step,
+        journal.record_steps(StepDraft(STEP_INDEX[failed_step], StepKind.FORWARD, failed_step,
                                     StepStatus.FAILED, started_at=now, finished_at=now,
                                     error_class=error.error_class.value,
                                     error_message=error.message))
     plan = plan_rows(COMPENSATION_BASE, steps.COMPENSATION_STEPS)
     plan[0] = StepDraft(plan[0].step_index, StepKind.COMPENSATION, steps.PERSIST_ERROR,
                         StepStatus.COMPENSATED, started_at=now, finished_at=now)
-    journal.add_steps(*plan)
+    journal.record_steps(*plan)
     # Moby's compensation 1-3: SetError, exit code, checkpoint, before releasing anything.
     journal.transition(Event.START_FAILED, step=failed_step, outcome=Outcome.ERROR,
                        failure=error, error=error.message, exit_code=exit_code)
@@ -302,8 +303,7 @@ def resume_compensation(journal: OperationJournal, held: dict[str, Handle], remo
     """Run the ``pending`` Cleanup sub-steps, roll the container back, then auto-remove."""
     saga = journal.saga
     plan = {name: COMPENSATION_INDEX[name] for name in steps.CLEANUP_STEPS if name in pending}
-    run_cleanup(journal, plan, held, event=Event.COMPENSATE, commit_each=True,
-                rows_planned=True)
+    run_cleanup(journal, plan, held, event=Event.COMPENSATE, commit_each=True)
     auto_remove = journal.record.auto_remove
     journal.transition(Event.ROLLED_BACK)
     if auto_remove:
@@ -311,8 +311,9 @@ def resume_compensation(journal: OperationJournal, held: dict[str, Handle], remo
         journal.update_operation(status=OperationStatus.FAILED.value)
     else:
         journal.update_operation(status=OperationStatus.FAILED.value, finished_at=saga.clock())
-        journal.update_step(COMPENSATION_INDEX[steps.AUTO_REMOVE],
-                            status=StepStatus.SKIPPED.value)
+        journal.record_steps(StepDraft(COMPENSATION_INDEX[steps.AUTO_REMOVE],
+                                       StepKind.COMPENSATION, steps.AUTO_REMOVE,
+                                       StepStatus.SKIPPED))
     journal.commit()
     if auto_remove:
         run_auto_remove(journal, remove)
@@ -323,7 +324,7 @@ def run_auto_remove(journal: OperationJournal, remove: Remover) -> None:
     saga = journal.saga
     record = journal.record
     started = saga.clock()
-    fields: dict[str, Any] = {"status": StepStatus.COMPENSATED.value}
+    status, error_class, error_message = StepStatus.COMPENSATED, None, None
     try:
         saga.failpoints.hit(f"cleanup.{steps.AUTO_REMOVE}")
         remove(record.id)
@@ -331,10 +332,11 @@ def run_auto_remove(journal: OperationJournal, remove: Remover) -> None:
     except Exception as exc:
         failure = as_berth_error(exc)
         log.error("can't remove container %s: %s", record.id[:12], failure)
-        fields = {"status": StepStatus.COMPENSATION_FAILED.value,
-                  "error_class": failure.error_class.value, "error_message": failure.message}
-    journal.update_step(COMPENSATION_INDEX[steps.AUTO_REMOVE], started_at=started,
-                        finished_at=saga.clock(), **fields)
+        status = StepStatus.COMPENSATION_FAILED
+        error_class, error_message = failure.error_class.value, failure.message
+    journal.record_steps(StepDraft(COMPENSATION_INDEX[steps.AUTO_REMOVE], StepKind.COMPENSATION,
+                                   steps.AUTO_REMOVE, status, None, started, saga.clock(),
+                                   error_class, error_message))
     journal.update_operation(finished_at=saga.clock())
     try:
         journal.commit()

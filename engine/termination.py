@@ -57,8 +57,7 @@ def finish_exit(journal: OperationJournal, held: Mapping[str, Handle], status: E
                 ) -> ContainerRecord:
     """Run every Cleanup sub-step and record the container exited."""
     saga = journal.saga
-    run_cleanup(journal, PLAN, held, event=Event.EXIT_STEP, commit_each=False,
-                rows_planned=False)
+    run_cleanup(journal, PLAN, held, event=Event.EXIT_STEP, commit_each=False)
     record = journal.record
     duration = (status.exited_at - record.started_at) / 1000 if record.started_at else 0.0
     journal.transition(

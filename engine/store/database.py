@@ -166,8 +166,10 @@ class Database:
             self.commits += 1
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Reader]:
-        """A read-only snapshot transaction on this thread's read-only connection."""
+    def read(self, *, snapshot: bool = True) -> Iterator[Reader]:
+        """Reads on this thread's read-only connection; with ``snapshot`` (the default) in
+        one transaction, so that several queries see the same state. A single query is atomic
+        by itself and needs none."""
         if self._read_engine is None:
             with self._write_lock:
                 yield Reader(self._write_connection)
@@ -175,6 +177,9 @@ class Database:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._open_reader(self._read_engine)
+        if not snapshot:
+            yield Reader(connection)
+            return
         connection.execute("BEGIN")
         try:
             yield Reader(connection)

@@ -29,7 +29,14 @@ _INSERT_OPERATION = insert_sql(
     skip=("id", "finished_at", "failed_step", "error_class", "error_message", "exit_code",
           "runtime_binary"),
 )
-_INSERT_STEP = insert_sql(_steps)
+# Steps are upserted: an intent is inserted, its outcome later updates the same row; a NULL in
+# the new values keeps the stored one (the handle planned with the intent, its start time).
+_UPSERT_STEP = insert_sql(_steps) + (
+    " ON CONFLICT (operation_id, step_index) DO UPDATE SET status = excluded.status, "
+    + ", ".join(f"{column} = coalesce(excluded.{column}, {column})"
+                for column in ("handle", "started_at", "finished_at", "error_class",
+                               "error_message"))
+)
 _CAS = ("id", "state", "version")
 _JSON_COLUMNS = frozenset({"config", "params", "handle", "attributes"})
 _CONTAINER_FIELDS = ContainerRecord._fields
@@ -164,9 +171,10 @@ class Writer:
         params["_id"] = operation_id
         self._connection.execute(update_sql(_operations, tuple(fields), ("id",)), params)
 
-    def insert_steps(self, operation_id: int, drafts: Sequence[StepDraft]) -> None:
+    def record_steps(self, operation_id: int, drafts: Sequence[StepDraft]) -> None:
+        """Insert each step, or update its status and non-NULL fields if it is recorded."""
         self._connection.executemany(
-            _INSERT_STEP,
+            _UPSERT_STEP,
             [
                 {
                     "operation_id": operation_id,
@@ -182,12 +190,4 @@ class Writer:
                 }
                 for draft in drafts
             ],
-        )
-
-    def update_step(self, operation_id: int, step_index: int, **fields: Any) -> None:
-        params = {name: _column_value(name, value) for name, value in fields.items()}
-        params["_operation_id"] = operation_id
-        params["_step_index"] = step_index
-        self._connection.execute(
-            update_sql(_steps, tuple(fields), ("operation_id", "step_index")), params
         )
