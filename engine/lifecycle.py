@@ -160,14 +160,14 @@ def advance(
     Raises the Docker error for a refused event: Conflict, NotModified, or
     RemovalInProgressConflict (see ``_rejection``).
     """
-    target = _target(state, event, started_before)
-    if target is None:
+    target_state = target(state, event, started_before)
+    if target_state is None:
         raise _rejection(event, state, container_id, name)
-    return target
+    return target_state
 
 
 @functools.cache
-def _target(state: ContainerState, event: Event, started_before: bool) -> ContainerState | None:
+def target(state: ContainerState, event: Event, started_before: bool) -> ContainerState | None:
     """Ask the machine once per (state, event, started_before); the machine is pure."""
     machine_event = _MACHINE.events.get(event.value)
     if machine_event is None:  # an event with no transition at all, e.g. ``create``

@@ -18,7 +18,7 @@ from engine.errors import BerthError
 from engine.event import EventBus
 from engine.failpoint import Failpoints
 from engine.host import Host
-from engine.lifecycle import Event, advance
+from engine.lifecycle import Event, advance, target
 from engine.runtime import OCIRuntime
 from engine.state import ContainerState, Outcome
 from engine.store import ContainerRecord, Database, HistoryDraft, JournalContext, StepDraft
@@ -76,13 +76,16 @@ class OperationJournal:
         Raises the machine's error (Conflict, NotModified...) if ``event`` is refused.
         """
         before = self._state
-        after = advance(before, event, container_id=self.record.id, name=self.record.name,
-                        started_before=self.record.has_been_started_before)
-        self._history.append(HistoryDraft(
-            event=event.value, to_state=after, from_state=before, step=step, outcome=outcome,
-            error_class=failure.error_class.value if failure else None,
-            error_message=failure.message if failure else None, attributes=attributes,
-        ))
+        after = target(before, event, self.record.has_been_started_before)
+        if after is None:
+            after = advance(before, event, container_id=self.record.id, name=self.record.name,
+                            started_before=self.record.has_been_started_before)  # raises
+        if failure is None:
+            draft = HistoryDraft(event, after, before, step, outcome, None, None, attributes)
+        else:
+            draft = HistoryDraft(event, after, before, step, outcome,
+                                 failure.error_class.value, failure.message, attributes)
+        self._history.append(draft)
         self._state = after
         self._changes.update(changes)
 

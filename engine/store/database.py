@@ -85,6 +85,44 @@ def _install_hooks(engine: Engine, begin_sql: str, pragmas: list[str]) -> None:
         connection.exec_driver_sql(begin_sql)
 
 
+class _WriteTransaction:
+    """``Database.write()``: a plain class, not a generator context manager (it runs six
+    times per container start)."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __enter__(self) -> Writer:
+        database = self._database
+        database._write_lock.acquire()
+        try:
+            database._write_connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            database._write_lock.release()
+            raise System(f"database: cannot begin a write transaction: {exc}") from exc
+        return database._writer
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 _traceback: Any) -> None:
+        database = self._database
+        connection = database._write_connection
+        try:
+            if kind is not None:
+                connection.execute("ROLLBACK")
+                return
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise System(f"database: commit failed: {exc}") from exc
+            database.commits += 1
+        finally:
+            database._write_lock.release()
+
+
 def _revision(connection: sqlite3.Connection) -> str | None:
     """The database's Alembic revision, or None before the first migration."""
     try:
@@ -120,6 +158,7 @@ class Database:
             raise System(f"cannot open database {path}: {exc}") from exc
         self._write_connection = cast(sqlite3.Connection, self._write_proxy.driver_connection)
         self._writer = Writer(self._write_connection)
+        self._transaction = _WriteTransaction(self)
         self._local = threading.local()
         self._readers: list[Any] = []
         self._readers_guard = threading.Lock()
@@ -140,30 +179,11 @@ class Database:
             command.upgrade(alembic_config(connection), "head")
             connection.commit()
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Writer]:
-        """A ``BEGIN IMMEDIATE`` transaction; commits on success, rolls back on error.
-
-        Raises System if the database refuses the transaction or the commit.
-        """
-        with self._write_lock:
-            connection = self._write_connection
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise System(f"database: cannot begin a write transaction: {exc}") from exc
-            try:
-                yield self._writer
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            try:
-                connection.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-                raise System(f"database: commit failed: {exc}") from exc
-            self.commits += 1
+    def write(self) -> _WriteTransaction:
+        """A ``BEGIN IMMEDIATE`` transaction (``with db.write() as writer:``); commits on
+        success, rolls back on error. Raises System if the database refuses the transaction or
+        the commit."""
+        return self._transaction
 
     @contextlib.contextmanager
     def read(self, *, snapshot: bool = True) -> Iterator[Reader]:

@@ -31,6 +31,16 @@ def insert_sql(table: Table, *, skip: Iterable[str] = ()) -> str:
     return compile_sql(insert(table).values({name: bindparam(name) for name in columns}))
 
 
+def positional_insert_sql(table: Table, columns: Iterable[str]) -> str:
+    """``INSERT INTO t (c...) VALUES (?, ...)``: rows bound as tuples, in ``columns`` order
+    (binding by name costs a lookup per column per row)."""
+    names = list(columns)
+    unknown = set(names) - {column.name for column in table.columns}
+    assert not unknown, unknown
+    return (f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})")
+
+
 def select_sql(table: Table, where: Mapping[str, str], *, order_by: Iterable[str] = ()
                ) -> str:
     """``SELECT * FROM t WHERE col = :param AND ...`` (``where`` maps column -> parameter)."""
@@ -55,8 +65,11 @@ def update_sql(table: Table, columns: tuple[str, ...], where: tuple[str, ...]) -
     return compile_sql(statement)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds one per call
+
+
 def to_json(value: Mapping[str, Any] | None) -> str | None:
-    return None if value is None else json.dumps(dict(value), separators=(",", ":"))
+    return None if value is None else _ENCODER.encode(dict(value))
 
 
 def from_json(text: str | None) -> Any:

@@ -15,7 +15,7 @@ from sqlalchemy import Table
 
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
-from engine.store.statement import insert_sql, to_json, update_sql
+from engine.store.statement import insert_sql, positional_insert_sql, to_json, update_sql
 from models import Container, HistoryEntry, Operation, OperationStep
 
 _containers = cast(Table, Container.__table__)
@@ -23,7 +23,10 @@ _operations = cast(Table, Operation.__table__)
 _steps = cast(Table, OperationStep.__table__)
 
 _INSERT_CONTAINER = insert_sql(_containers)
-_INSERT_HISTORY = insert_sql(cast(Table, HistoryEntry.__table__), skip=("id",))
+_HISTORY_COLUMNS = ("container_id", "seq", "event", "from_state", "to_state", "step", "outcome",
+                    "error_class", "error_message", "at", "request_id", "actor", "operation_id",
+                    "attributes")
+_INSERT_HISTORY = positional_insert_sql(cast(Table, HistoryEntry.__table__), _HISTORY_COLUMNS)
 _INSERT_OPERATION = insert_sql(
     _operations,
     skip=("id", "finished_at", "failed_step", "error_class", "error_message", "exit_code",
@@ -115,25 +118,13 @@ class Writer:
         at: int,
         operation_id: int | None,
     ) -> None:
-        actor = ctx.actor
+        actor, request_id = ctx.actor, ctx.request_id
         rows = [
-            {
-                "container_id": container_id,
-                "seq": last_seq + offset,
-                "event": draft.event,
-                "from_state": draft.from_state,
-                "to_state": draft.to_state,
-                "step": draft.step,
-                "outcome": draft.outcome,
-                "error_class": draft.error_class,
-                "error_message": draft.error_message,
-                "at": at,
-                "request_id": ctx.request_id,
-                "actor": actor,
-                "operation_id": operation_id,
-                "attributes": to_json(draft.attributes) if draft.attributes else None,
-            }
-            for offset, draft in enumerate(drafts, start=1)
+            (container_id, last_seq + offset, event, from_state, to_state, step, outcome,
+             error_class, error_message, at, request_id, actor, operation_id,
+             to_json(attributes) if attributes else None)
+            for offset, (event, to_state, from_state, step, outcome, error_class, error_message,
+                         attributes) in enumerate(drafts, start=1)
         ]
         self._connection.executemany(_INSERT_HISTORY, rows)
 
