@@ -30,7 +30,7 @@ from engine.testing import FakeHost, FakeRuntime
 
 def run_cycles(workdir: str, count: int, *, durable: bool, sync: str) -> dict[str, float]:
     root = tempfile.mkdtemp(dir=workdir)
-    engine, _ = open_engine(root, runtime=FakeRuntime(), host=FakeHost(root),
+    engine, _ = open_engine(root, backend="fake", runtime=FakeRuntime(), host=FakeHost(root),
                             db_path=None if durable else MEMORY, durability=sync)  # type: ignore[arg-type]
     ids = [engine.create(ContainerConfig(image="busybox", command=("true",))).id
            for _ in range(count)]

@@ -11,9 +11,11 @@ import os
 import pathlib
 
 from engine.config import ConfigSnapshot, ConfigStore
+from engine.errors import InvalidParameter
 from engine.event import EventBus
 from engine.failpoint import Failpoints
 from engine.host import Host
+from engine.image import ImageStore
 from engine.recovery import Recovery, RecoveryReport
 from engine.runtime import OCIRuntime
 from engine.saga import SagaContext
@@ -43,12 +45,38 @@ def open_engine(
     config: ConfigSnapshot | None = None,
     durability: Durability | None = None,
     recover: bool = True,
+    backend: str | None = None,
 ) -> tuple[Engine, RecoveryReport | None]:
-    """Open (creating if needed) the engine over ``root``; run recovery unless told not to."""
+    """Open (creating if needed) the engine over ``root``; run recovery unless told not to.
+
+    ``backend`` (default ``$BERTH_BACKEND``, else ``runc``): ``runc`` drives real containers
+    (overlay rootfs, namespaces, the supervisor); ``fake`` the in-process fakes, their state kept
+    under ``<root>/fake``. Explicit ``runtime`` and ``host`` win over the backend's (both
+    given and no backend named: ``fake``, with no image store).
+    """
     base = pathlib.Path(root) if root is not None else default_root()
     base.mkdir(parents=True, exist_ok=True)
     sync = durability or os.environ.get("BERTH_DB_SYNC", "normal")
     database = Database(db_path or database_path(base), durability=sync)  # type: ignore[arg-type]
+    if backend is None and runtime is not None and host is not None:
+        backend = "fake"  # the caller composed its own parts: no image store to resolve
+    kind = backend or os.environ.get("BERTH_BACKEND", "runc")
+    images: ImageStore | None = None
+    if kind == "runc":
+        from engine.linux_host import LinuxHost
+        from engine.runc import RuncRuntime
+        from engine.supervisor import SupervisorClient
+
+        images = ImageStore(base, database)
+        if runtime is None:
+            supervisor = SupervisorClient(base)
+            supervisor.ensure_running()
+            runtime = RuncRuntime(base, supervisor)
+        if host is None:
+            host = LinuxHost(base, images)
+    elif kind != "fake":
+        database.close()
+        raise InvalidParameter(f"unknown backend {kind!r} (runc or fake)")
     saga = SagaContext(
         db=database,
         runtime=runtime if runtime is not None else FakeRuntime(base / "fake" / "runtime"),
@@ -56,6 +84,6 @@ def open_engine(
         failpoints=failpoints if failpoints is not None else Failpoints.from_environment(),
         events=EventBus(),
     )
-    engine = Engine(saga, ConfigStore(config))
+    engine = Engine(saga, ConfigStore(config), images)
     report = Recovery(engine).run() if recover else None
     return engine, report

@@ -30,7 +30,7 @@ FROM start_attempts WHERE container_name = ? ORDER BY attempt_id
 def run_demo(root: str | None) -> int:
     base = pathlib.Path(root) if root else pathlib.Path(tempfile.mkdtemp(prefix="berth-demo-"))
     host = FakeHost(str(base))
-    engine, _ = open_engine(base, runtime=FakeRuntime(), host=host)
+    engine, _ = open_engine(base, backend="fake", runtime=FakeRuntime(), host=host)
     name = "demo-" + base.name[-6:].replace("_", "-").lower().strip("-") or "demo"
     engine.create(ContainerConfig(image="busybox", command=("sh", "-c", "echo hi"), name=name))
     host.faults.add("acquire:network", OSError("network namespace: no space left on device"))

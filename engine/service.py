@@ -36,6 +36,7 @@ from engine.errors import (
     System,
 )
 from engine.event import ContainerEvent
+from engine.image import ImageStore
 from engine.lifecycle import Event, advance
 from engine.removal import begin_removal, finish_removal
 from engine.runtime import TaskState, TaskStatus
@@ -58,9 +59,11 @@ _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
 class Engine:
     """The container lifecycle engine over one database, runtime and host."""
 
-    def __init__(self, saga: SagaContext, config: ConfigStore) -> None:
+    def __init__(self, saga: SagaContext, config: ConfigStore,
+                 images: ImageStore | None = None) -> None:
         self.saga = saga
         self.config = config
+        self.images = images
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -109,11 +112,14 @@ class Engine:
         name = normalize_name(config.name) if config.name else generate_name()
         runtime = config.runtime or snapshot.default_runtime
         snapshot.resolve_runtime(runtime)
+        stored = config.stored()
+        if self.images is not None:
+            stored["image_digest"] = self.images.resolve(config.image).digest
         container_id = hashlib.sha256(os.urandom(32)).hexdigest()
         now = self.saga.clock()
         record = ContainerRecord(
             id=container_id, name=name, state=ContainerState.CREATED, version=0, last_seq=0,
-            image=config.image, config=config.stored(), created_at=now,
+            image=config.image, config=stored, created_at=now,
             auto_remove=config.auto_remove, restart_policy=config.restart_policy.name or "no",
             restart_max_retries=config.restart_policy.maximum_retry_count, runtime=runtime,
         )

@@ -69,3 +69,14 @@ class Container(Base):
             sqlite_where=text("state != 'removed'"),
         ),
     )
+
+
+class Image(Base):
+    """An imported root filesystem: a reference (``name:tag``) naming a content digest."""
+
+    __tablename__ = "images"
+
+    reference: Mapped[str] = mapped_column(String(255), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(71))  # "sha256:" + 64 hex
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(Integer)

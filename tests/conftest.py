@@ -31,7 +31,7 @@ def fake_host(tmp_path: pathlib.Path) -> FakeHost:
 def engine(tmp_path: pathlib.Path, fake_runtime: FakeRuntime, fake_host: FakeHost
            ) -> Iterator[Engine]:
     built, _ = open_engine(tmp_path, runtime=fake_runtime, host=fake_host,
-                           failpoints=Failpoints(), config=ConfigSnapshot())
+                           failpoints=Failpoints(), config=ConfigSnapshot(), backend="fake")
     yield built
     built.saga.db.close()
 

@@ -9,9 +9,15 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 
 from engine.state import ContainerState
-from engine.store.records import ContainerRecord, HistoryRecord, OperationRecord, StepRecord
+from engine.store.records import (
+    ContainerRecord,
+    HistoryRecord,
+    ImageRecord,
+    OperationRecord,
+    StepRecord,
+)
 from engine.store.statement import compile_sql, from_json, select_sql
-from models import Container, HistoryEntry, Operation, OperationStep
+from models import Container, HistoryEntry, Image, Operation, OperationStep
 
 _containers = cast(Table, Container.__table__)
 _history = cast(Table, HistoryEntry.__table__)
@@ -39,6 +45,9 @@ _OPERATIONS_OF = select_sql(_operations, {"container_id": "container_id"}, order
 _UNFINISHED = compile_sql(select(_operations)) + (
     " WHERE operations.finished_at IS NULL ORDER BY operations.id"
 )
+_images = cast(Table, Image.__table__)
+_IMAGES = select_sql(_images, {}, order_by=["reference"])
+_IMAGE = select_sql(_images, {"reference": "reference"})
 _STEPS_OF = select_sql(_steps, {"operation_id": "operation_id"}, order_by=["step_index"])
 
 
@@ -127,3 +136,10 @@ class Reader:
 
     def steps(self, operation_id: int) -> list[StepRecord]:
         return [_step(row) for row in self._rows(_STEPS_OF, {"operation_id": operation_id})]
+
+    def images(self) -> list[ImageRecord]:
+        return [ImageRecord(*row) for row in self._rows(_IMAGES, {})]
+
+    def image(self, reference: str) -> ImageRecord | None:
+        rows = self._rows(_IMAGE, {"reference": reference})
+        return ImageRecord(*rows[0]) if rows else None

@@ -66,6 +66,13 @@ class JournalContext:
     request_id: str | None = None
 
 
+class ImageRecord(NamedTuple):
+    reference: str
+    digest: str
+    size_bytes: int
+    created_at: int
+
+
 class HistoryRecord(NamedTuple):
     event_seq: int
     container_id: str

@@ -16,13 +16,16 @@ from sqlalchemy import Table
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
 from engine.store.statement import insert_sql, positional_insert_sql, to_json, update_sql
-from models import Container, HistoryEntry, Operation, OperationStep
+from models import Container, HistoryEntry, Image, Operation, OperationStep
 
 _containers = cast(Table, Container.__table__)
 _operations = cast(Table, Operation.__table__)
 _steps = cast(Table, OperationStep.__table__)
 
 _INSERT_CONTAINER = insert_sql(_containers)
+_images = cast(Table, Image.__table__)
+_PUT_IMAGE = insert_sql(_images).replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+_DELETE_IMAGE = f"DELETE FROM {_images.name} WHERE reference = :reference"
 _HISTORY_COLUMNS = ("container_id", "seq", "event", "from_state", "to_state", "step", "outcome",
                     "error_class", "error_message", "at", "request_id", "actor", "operation_id",
                     "attributes")
@@ -182,3 +185,11 @@ class Writer:
                 for draft in drafts
             ],
         )
+
+    def put_image(self, reference: str, digest: str, size_bytes: int, at: int) -> None:
+        """Point ``reference`` at ``digest`` (replacing what it named before)."""
+        self._connection.execute(_PUT_IMAGE, {"reference": reference, "digest": digest,
+                                              "size_bytes": size_bytes, "created_at": at})
+
+    def delete_image(self, reference: str) -> None:
+        self._connection.execute(_DELETE_IMAGE, {"reference": reference})

@@ -17,7 +17,7 @@ from engine.errors import BerthError
 
 def main() -> int:
     root, action, name = sys.argv[1:4]
-    engine, _ = open_engine(root)
+    engine, _ = open_engine(root, backend="fake")
     try:
         if action in ("create", "run"):
             engine.create(ContainerConfig(image="busybox", command=("sleep", "1000"), name=name,

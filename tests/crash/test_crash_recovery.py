@@ -40,7 +40,7 @@ def drive(root: pathlib.Path, action: str, failpoints: str = "") -> int:
 def reopen(root: pathlib.Path) -> tuple[Engine, FakeRuntime, FakeHost]:
     runtime = FakeRuntime(root / "fake" / "runtime")
     host = FakeHost(str(root), root / "fake" / "host")
-    engine, _ = open_engine(root, runtime=runtime, host=host)
+    engine, _ = open_engine(root, runtime=runtime, host=host, backend="fake")
     return engine, runtime, host
 
 
@@ -152,7 +152,7 @@ def test_crash_with_auto_remove_pending_is_finished(tmp_path: pathlib.Path) -> N
     script = (
         "import sys; from engine.composition import open_engine;"
         "from engine.container_config import ContainerConfig as C;"
-        "e,_=open_engine(sys.argv[1]);"
+        "e,_=open_engine(sys.argv[1], backend='fake');"
         "e.create(C(image='b', command=('x',), name='web', auto_remove=True))"
     )
     subprocess.run([sys.executable, "-c", script, str(root)], env=environment, check=True,

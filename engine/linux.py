@@ -1,0 +1,111 @@
+"""Thin, typed wrappers over the Linux system calls the host driver needs (through libc).
+
+Errors become ``System`` errors carrying the errno text; "not mounted" on unmount is not an
+error (releases are idempotent).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import socket
+import struct
+import threading
+
+from engine.errors import System
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+CLONE_NEWNET = 0x40000000
+PR_SET_CHILD_SUBREAPER = 36
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def _fail(what: str) -> System:
+    code = ctypes.get_errno()
+    return System(f"{what}: {os.strerror(code)}")
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    """mount(2). Raises System."""
+    result = _libc.mount(source.encode(), target.encode(), fstype.encode(), flags,
+                         data.encode() if data else None)
+    if result != 0:
+        raise _fail(f"mount {fstype} on {target}")
+
+
+def unmount(target: str) -> bool:
+    """Unmount ``target`` (lazily if it is busy); False if nothing was mounted there.
+    Raises System."""
+    if _libc.umount2(target.encode(), 0) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOENT):  # not a mount point, or gone
+        return False
+    if code == errno.EBUSY and _libc.umount2(target.encode(), MNT_DETACH) == 0:
+        return True
+    raise System(f"unmount {target}: {os.strerror(code)}")
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below ``prefix``, deepest first (from /proc/self/mountinfo)."""
+    found = []
+    base = prefix.rstrip("/")
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == base or point.startswith(base + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def set_child_subreaper() -> None:
+    if _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def create_network_namespace(path: str) -> None:
+    """Create a network namespace with loopback up, kept alive by a bind mount on ``path``.
+
+    Done on a short-lived thread: unshare(CLONE_NEWNET) moves only the calling thread, so the
+    daemon never leaves its own namespace and no process is forked. Raises System.
+    """
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            if _libc.unshare(CLONE_NEWNET) != 0:
+                raise _fail("unshare(CLONE_NEWNET)")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                import fcntl
+
+                request = struct.pack("16sH", b"lo", 0)
+                flags = struct.unpack("16sH", fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
+                fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+            mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, "none", MS_BIND)
+        except BaseException as exc:
+            failure.append(exc)
+
+    with open(path, "a"):
+        pass
+    thread = threading.Thread(target=work, name="berth-netns")
+    thread.start()
+    thread.join()
+    if failure:
+        raise System(f"network namespace {path}: {failure[0]}")

@@ -1,0 +1,164 @@
+"""The Linux host: what a start acquires besides the runtime task, for real.
+
+Satisfies ``engine.host.Host``. Under the data root:
+* ``containers/<id>/rootfs``: an overlay mount (the image as lower layer; ``upper`` and ``work``
+  per container, kept across stop/start, deleted by removal);
+* ``netns/<id>``: the network namespace of ``none`` mode (loopback up), a bind mount;
+* ``containers/<id>/shm`` and ``containers/<id>/secrets``: tmpfs mounts;
+* ``volumes/<name>/_data``: named volumes (bind mounts are the user's own paths);
+* ``containers/<id>/bundle/config.json``: the OCI bundle.
+Every release is idempotent: releasing what is not there does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from engine import linux
+from engine.container_config import validate_mount
+from engine.errors import InvalidParameter, System
+from engine.host import Handle, Resource
+from engine.image import ImageStore
+from engine.oci_spec import build_spec
+from engine.store import ContainerRecord
+
+SHM_SIZE = "65536k"
+
+
+class LinuxHost:
+    def __init__(self, root: pathlib.Path, images: ImageStore) -> None:
+        self.root = root
+        self.images = images
+        for directory in ("containers", "netns", "volumes"):
+            (root / directory).mkdir(parents=True, exist_ok=True)
+
+    def container_dir(self, container_id: str) -> pathlib.Path:
+        return self.root / "containers" / container_id
+
+    # -- plan ----------------------------------------------------------------------------
+    def plan(self, resource: Resource, container: ContainerRecord) -> Handle | None:
+        base = self.container_dir(container.id)
+        config = container.config
+        if resource is Resource.ROOTFS:
+            digest = str(config.get("image_digest", ""))
+            if not digest:
+                raise InvalidParameter(f"container {container.id} has no image")
+            return {"path": str(base / "rootfs"), "lower": self.images.rootfs(digest),
+                    "upper": str(base / "upper"), "work": str(base / "work")}
+        if resource is Resource.NETWORK:
+            if config.get("network_mode", "none") == "host":
+                return None
+            return {"netns": str(self.root / "netns" / container.id)}
+        if resource is Resource.IPC:
+            return {"path": str(base / "shm")}
+        if resource is Resource.SECRETS:
+            return {"path": str(base / "secrets")} if config.get("secrets") else None
+        if resource is Resource.VOLUMES:
+            mounts = [self._volume(spec) for spec in config.get("mounts") or []]
+            return {"mounts": mounts} if mounts else None
+        return {"bundle": str(base / "bundle")}
+
+    def _volume(self, spec: str) -> dict[str, Any]:
+        mount = dict(validate_mount(spec))
+        source = str(mount["source"])
+        if source.startswith("/"):
+            mount["volume"] = None
+        else:
+            mount["volume"] = source
+            mount["source"] = str(self.root / "volumes" / source / "_data")
+        return mount
+
+    # -- acquire -------------------------------------------------------------------------
+    def acquire(self, resource: Resource, container: ContainerRecord, handle: Handle,
+                acquired: Mapping[Resource, Handle]) -> Handle:
+        try:
+            if resource is Resource.ROOTFS:
+                self._mount_rootfs(handle)
+            elif resource is Resource.NETWORK:
+                path = str(handle["netns"])
+                if path not in linux.mounts_under(path):
+                    linux.create_network_namespace(path)
+            elif resource is Resource.IPC:
+                self._tmpfs(str(handle["path"]), f"mode=1777,size={SHM_SIZE}")
+            elif resource is Resource.SECRETS:
+                self._secrets(str(handle["path"]), container.config.get("secrets") or [])
+            elif resource is Resource.VOLUMES:
+                for mount in handle["mounts"]:
+                    os.makedirs(mount["source"], exist_ok=True)
+            else:
+                self._write_bundle(container, handle, acquired)
+        except OSError as exc:
+            raise System(f"{resource.value}: {exc}") from exc
+        return handle
+
+    def _mount_rootfs(self, handle: Handle) -> None:
+        lower = str(handle["lower"])
+        if not os.path.isdir(lower):
+            raise System(f"image layer {lower} is missing")
+        for key in ("upper", "work", "path"):
+            os.makedirs(str(handle[key]), exist_ok=True)
+        target = str(handle["path"])
+        if target in linux.mounts_under(target):
+            return
+        linux.mount("overlay", target, "overlay", 0,
+                    f"lowerdir={lower},upperdir={handle['upper']},workdir={handle['work']}")
+
+    def _tmpfs(self, path: str, options: str) -> None:
+        os.makedirs(path, exist_ok=True)
+        if path not in linux.mounts_under(path):
+            linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
+
+    def _secrets(self, path: str, secrets: list[str]) -> None:
+        self._tmpfs(path, "mode=0700,size=1024k")
+        for entry in secrets:
+            name, _, value = entry.partition("=")
+            secret = pathlib.Path(path, os.path.basename(name))
+            secret.write_text(value)
+            secret.chmod(0o400)
+
+    def _write_bundle(self, container: ContainerRecord, handle: Handle,
+                      acquired: Mapping[Resource, Handle]) -> None:
+        bundle = pathlib.Path(str(handle["bundle"]))
+        bundle.mkdir(parents=True, exist_ok=True)
+        spec = build_spec(container.id, container.config,
+                          {resource.value: value for resource, value in acquired.items()})
+        temporary = bundle / ".config.json.tmp"
+        temporary.write_text(json.dumps(spec, indent=1))
+        os.replace(temporary, bundle / "config.json")
+
+    # -- release -------------------------------------------------------------------------
+    def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
+        try:
+            if resource in (Resource.ROOTFS, Resource.IPC, Resource.SECRETS):
+                linux.unmount(str(handle["path"]))
+            elif resource is Resource.NETWORK:
+                path = str(handle["netns"])
+                linux.unmount(path)
+                pathlib.Path(path).unlink(missing_ok=True)
+            elif resource is Resource.SPEC:
+                shutil.rmtree(str(handle["bundle"]), ignore_errors=True)
+            # VOLUMES: references only; their data stays.
+        except OSError as exc:
+            raise System(f"release {resource.value}: {exc}") from exc
+
+    def release_all(self, container_id: str) -> None:
+        for point in linux.mounts_under(str(self.container_dir(container_id))):
+            linux.unmount(point)
+
+    def remove(self, container_id: str, *, volumes: bool) -> None:
+        directory = self.container_dir(container_id)
+        self.release_all(container_id)
+        netns = self.root / "netns" / container_id
+        linux.unmount(str(netns))
+        netns.unlink(missing_ok=True)
+        try:
+            shutil.rmtree(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise System(f"unable to remove {directory}: {exc}") from exc

@@ -1,0 +1,139 @@
+"""The OCI runtime spec (config.json) of a container: what the ``create_spec`` step writes.
+
+Built from the container's stored configuration and the handles the earlier steps acquired
+(rootfs mount, network namespace, /dev/shm tmpfs, secrets tmpfs, volumes). Defaults follow
+``runc spec`` and Docker's: Docker's default capabilities, masked and read-only paths, the
+usual /proc, /dev, /sys mounts; rlimits never above the host's hard limit (no
+CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the tests.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping
+from typing import Any
+
+from engine.errors import InvalidParameter
+from engine.host import Handle
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Docker's default capability set (moby oci/caps/defaults.go).
+DEFAULT_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+NOFILE_WANTED = 1048576
+
+
+def _rlimits() -> list[dict[str, Any]]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+    return [{"type": "RLIMIT_NOFILE", "soft": limit, "hard": limit}]
+
+
+def _user(user: str, rootfs: str) -> dict[str, int]:
+    """``uid[:gid]`` or ``name[:group]``, names looked up in the image's /etc files.
+
+    Raises InvalidParameter for an unknown name."""
+    if not user:
+        return {"uid": 0, "gid": 0}
+    name, _, group = user.partition(":")
+    uid, gid = _lookup(name, f"{rootfs}/etc/passwd", user)
+    if group:
+        gid = _lookup(group, f"{rootfs}/etc/group", user)[0]
+    return {"uid": uid, "gid": gid}
+
+
+def _lookup(name: str, path: str, user: str) -> tuple[int, int]:
+    if name.isdigit():
+        return int(name), int(name) if "group" in path else 0
+    try:
+        with open(path, encoding="utf-8") as table:
+            for line in table:
+                fields = line.strip().split(":")
+                if fields and fields[0] == name and len(fields) > 3:
+                    return int(fields[2]), int(fields[3])
+    except OSError:
+        pass
+    raise InvalidParameter(f"unable to find user {user}: no matching entries in passwd file")
+
+
+def build_spec(container_id: str, config: Mapping[str, Any],
+               acquired: Mapping[str, Handle]) -> dict[str, Any]:
+    """The config.json of ``container_id``. Raises InvalidParameter (unknown user)."""
+    rootfs = str(acquired["rootfs"]["path"])
+    env = [DEFAULT_PATH] + [variable for variable in config.get("env", [])
+                            if not variable.startswith("PATH=")]
+    if any(variable.startswith("PATH=") for variable in config.get("env", [])):
+        env = list(config.get("env", []))
+    host_network = config.get("network_mode") == "host"
+    namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+    if not host_network:
+        namespaces.append({"type": "uts"})
+        network = acquired.get("network")
+        namespaces.append({"type": "network", "path": str(network["netns"])} if network
+                          else {"type": "network"})
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                     "gid=5"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+    ]
+    ipc = acquired.get("ipc")
+    if ipc:
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": str(ipc["path"]),
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    secrets = acquired.get("secrets")
+    if secrets:
+        mounts.append({"destination": "/run/secrets", "type": "bind",
+                       "source": str(secrets["path"]), "options": ["rbind", "ro"]})
+    volumes = acquired.get("volumes")
+    for volume in (volumes or {}).get("mounts", []):
+        options = ["rbind", "ro" if volume["readonly"] else "rw"]
+        mounts.append({"destination": volume["destination"], "type": "bind",
+                       "source": volume["source"], "options": options})
+    capabilities = list(DEFAULT_CAPABILITIES)
+    spec: dict[str, Any] = {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": False,
+            "user": _user(str(config.get("user") or ""), rootfs),
+            "args": list(config["cmd"]),
+            "env": env,
+            "cwd": config.get("working_dir") or "/",
+            "capabilities": {"bounding": capabilities, "effective": capabilities,
+                             "permitted": capabilities},
+            "rlimits": _rlimits(),
+            "noNewPrivileges": False,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": "" if host_network else (config.get("hostname") or container_id[:12]),
+        "mounts": mounts,
+        "linux": {
+            "cgroupsPath": f"/berth/{container_id}",
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
+    if host_network:
+        del spec["hostname"]  # no UTS namespace of its own: the host's name
+    return spec

@@ -1,0 +1,123 @@
+"""The OCI CLI driver: runc, crun, or any runc-compatible binary (a wrapper script included).
+
+Satisfies ``engine.runtime.OCIRuntime``. Every call runs the ``binary`` it is given (the one
+locked into the container at start) with ``--root <data root>/runc``. ``create`` goes through the
+supervisor (``engine.supervisor``), so that the container's init is re-parented to it and its
+exit is captured even while the daemon is down; exits are read from the supervisor's exit files.
+runc's errors are mapped to classes: "does not exist" is NotFound, a refused state change is
+Conflict, anything else System (the start classifier reads the text for 126/127).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import subprocess
+
+from engine.errors import Conflict, NotFound, System
+from engine.runtime import TaskState, TaskStatus
+from engine.supervisor import SupervisorClient, exit_path
+
+_NOT_FOUND = ("does not exist", "not found", "no such container")
+_CONFLICT = ("not running", "not paused", "is paused", "already", "cannot", "is stopped",
+             "id exists")
+
+
+class RuncRuntime:
+    def __init__(self, root: pathlib.Path, supervisor: SupervisorClient) -> None:
+        self.root = root
+        self.runc_root = root / "runc"
+        self.runc_root.mkdir(parents=True, exist_ok=True)
+        self.supervisor = supervisor
+
+    def _run(self, binary: str, *arguments: str) -> str:
+        try:
+            result = subprocess.run([binary, "--root", str(self.runc_root), *arguments],
+                                    capture_output=True, text=True, check=False, timeout=60)
+        except FileNotFoundError as exc:
+            raise System(f'exec: "{binary}": executable file not found in $PATH') from exc
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise System(f"{binary} {arguments[0]}: {exc}") from exc
+        if result.returncode != 0:
+            raise _classified(_message(result.stderr) or f"{binary} {arguments[0]} failed")
+        return result.stdout
+
+    def create(self, container_id: str, bundle: str, *, binary: str) -> TaskState:
+        log = self.root / "containers" / container_id / f"{container_id}-json.log"
+        reply = self.supervisor.create(container_id, bundle, binary, str(self.runc_root),
+                                       str(log))
+        if not reply.get("ok"):
+            raise _classified(str(reply.get("error", "runc create failed")))
+        return TaskState(container_id, TaskStatus.CREATED, int(reply["pid"]), bundle)
+
+    def start(self, container_id: str, *, binary: str) -> TaskState:
+        self._run(binary, "start", container_id)
+        return self.state(container_id, binary=binary)
+
+    def state(self, container_id: str, *, binary: str) -> TaskState:
+        raw = json.loads(self._run(binary, "state", container_id))
+        status = TaskStatus(raw.get("status", "stopped"))
+        code, exited_at = self._exit(container_id)
+        return TaskState(container_id, status, int(raw.get("pid") or 0), raw.get("bundle", ""),
+                         code, exited_at)
+
+    def _exit(self, container_id: str) -> tuple[int | None, int | None]:
+        path = exit_path(self.root, container_id)
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None, None
+        return int(recorded["exit_code"]), int(recorded["exited_at"])
+
+    def kill(self, container_id: str, signal: int, *, binary: str) -> None:
+        self._run(binary, "kill", container_id, str(signal))
+
+    def pause(self, container_id: str, *, binary: str) -> None:
+        self._run(binary, "pause", container_id)
+
+    def resume(self, container_id: str, *, binary: str) -> None:
+        self._run(binary, "resume", container_id)
+
+    def delete(self, container_id: str, *, binary: str, force: bool = False) -> None:
+        with contextlib.suppress(NotFound):
+            self._run(binary, "delete", *(["--force"] if force else []), container_id)
+        exit_path(self.root, container_id).unlink(missing_ok=True)
+
+    def wait(self, container_id: str, *, binary: str, timeout: float) -> TaskState | None:
+        reply = self.supervisor.wait(container_id, timeout)
+        if reply.get("exited"):
+            return TaskState(container_id, TaskStatus.STOPPED, 0, "",
+                             int(reply["exit_code"]), int(reply["exited_at"]))
+        state = self.state(container_id, binary=binary)  # NotFound if it is gone
+        if state.status is TaskStatus.STOPPED:
+            # Stopped without an exit record: its supervisor was lost (moby answers 255).
+            return TaskState(container_id, TaskStatus.STOPPED, 0, state.bundle,
+                             state.exit_code if state.exit_code is not None else 255,
+                             state.exited_at)
+        return None
+
+    def list(self, *, binary: str) -> list[TaskState]:
+        raw = json.loads(self._run(binary, "list", "--format", "json") or "null") or []
+        return [TaskState(entry["id"], TaskStatus(entry["status"]), int(entry.get("pid") or 0),
+                          entry.get("bundle", "")) for entry in raw]
+
+
+def _message(stderr: str) -> str:
+    """runc's error text: the msg= of its last error line, else the last line."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        marker = 'msg="'
+        if marker in line:
+            return line.split(marker, 1)[1].rsplit('"', 1)[0].replace('\\"', '"')
+    return lines[-1] if lines else ""
+
+
+def _classified(message: str) -> System | NotFound | Conflict:
+    lowered = message.lower()
+    if any(marker in lowered for marker in _NOT_FOUND) and "executable" not in lowered \
+            and "file" not in lowered:
+        return NotFound(message)
+    if any(marker in lowered for marker in _CONFLICT) and "create failed" not in lowered:
+        return Conflict(message)
+    return System(message)
