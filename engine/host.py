@@ -51,6 +51,10 @@ class Host(Protocol):
         """Unmount anything still mounted under the container's directory. Raises System."""
         ...
 
+    def log_path(self, container_id: str) -> str:
+        """Where the container's stdout and stderr are kept (json-file lines)."""
+        ...
+
     def remove(self, container_id: str, *, volumes: bool) -> None:
         """Delete the container's files (and its anonymous volumes if ``volumes``); idempotent.
         Raises System."""

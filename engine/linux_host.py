@@ -150,6 +150,9 @@ class LinuxHost:
         for point in linux.mounts_under(str(self.container_dir(container_id))):
             linux.unmount(point)
 
+    def log_path(self, container_id: str) -> str:
+        return str(self.container_dir(container_id) / f"{container_id}-json.log")
+
     def remove(self, container_id: str, *, volumes: bool) -> None:
         directory = self.container_dir(container_id)
         self.release_all(container_id)

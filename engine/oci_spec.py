@@ -53,15 +53,20 @@ def _user(user: str, rootfs: str) -> dict[str, int]:
 
 
 def _lookup(name: str, path: str, user: str) -> tuple[int, int]:
+    """(uid, gid) of a passwd entry, or (gid, gid) of a group entry; numbers as given."""
+    group_file = path.endswith("/group")
     if name.isdigit():
-        return int(name), int(name) if "group" in path else 0
+        return int(name), int(name) if group_file else 0
     try:
         with open(path, encoding="utf-8") as table:
             for line in table:
                 fields = line.strip().split(":")
-                if fields and fields[0] == name and len(fields) > 3:
-                    return int(fields[2]), int(fields[3])
-    except OSError:
+                if len(fields) >= 3 and fields[0] == name:
+                    if group_file:
+                        return int(fields[2]), int(fields[2])
+                    if len(fields) >= 4:
+                        return int(fields[2]), int(fields[3])
+    except (OSError, ValueError):
         pass
     raise InvalidParameter(f"unable to find user {user}: no matching entries in passwd file")
 

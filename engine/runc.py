@@ -32,12 +32,14 @@ class RuncRuntime:
         self.supervisor = supervisor
 
     def _run(self, binary: str, *arguments: str) -> str:
+        # No subprocess timeout: with one, Popen.wait polls with sleeps that grow to 50 ms,
+        # which cost ~30 ms on every 35 ms ``runc create`` (measured).
         try:
             result = subprocess.run([binary, "--root", str(self.runc_root), *arguments],
-                                    capture_output=True, text=True, check=False, timeout=60)
+                                    capture_output=True, text=True, check=False)
         except FileNotFoundError as exc:
             raise System(f'exec: "{binary}": executable file not found in $PATH') from exc
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except OSError as exc:
             raise System(f"{binary} {arguments[0]}: {exc}") from exc
         if result.returncode != 0:
             raise _classified(_message(result.stderr) or f"{binary} {arguments[0]} failed")
@@ -53,7 +55,12 @@ class RuncRuntime:
 
     def start(self, container_id: str, *, binary: str) -> TaskState:
         self._run(binary, "start", container_id)
-        return self.state(container_id, binary=binary)
+        pid_file = self.root / "containers" / container_id / "bundle" / "init.pid"
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return self.state(container_id, binary=binary)
+        return TaskState(container_id, TaskStatus.RUNNING, pid)
 
     def state(self, container_id: str, *, binary: str) -> TaskState:
         raw = json.loads(self._run(binary, "state", container_id))
@@ -80,9 +87,18 @@ class RuncRuntime:
         self._run(binary, "resume", container_id)
 
     def delete(self, container_id: str, *, binary: str, force: bool = False) -> None:
-        with contextlib.suppress(NotFound):
-            self._run(binary, "delete", *(["--force"] if force else []), container_id)
         exit_path(self.root, container_id).unlink(missing_ok=True)
+        if not (self.runc_root / container_id).exists():
+            return  # runc keeps a state directory per container under --root: none, nothing
+        try:
+            self._run(binary, "delete", container_id)  # a stopped task needs no force
+        except NotFound:
+            return
+        except Conflict:
+            if not force:
+                raise
+            with contextlib.suppress(NotFound):
+                self._run(binary, "delete", "--force", container_id)
 
     def wait(self, container_id: str, *, binary: str, timeout: float) -> TaskState | None:
         reply = self.supervisor.wait(container_id, timeout)

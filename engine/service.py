@@ -28,6 +28,7 @@ from engine.container_config import (
 )
 from engine.errors import (
     ContainerNotFound,
+    Deadline,
     Forbidden,
     InvalidParameter,
     NameInUseConflict,
@@ -265,6 +266,23 @@ class Engine:
         if record.runtime_binary:
             return record.runtime_binary
         return self.config.current().resolve_runtime(record.runtime).binary
+
+    def wait(self, reference: str, *, timeout: float | None = None,
+             context: JournalContext = MONITOR) -> ContainerRecord:
+        """Block until the container is not running (Docker's ``wait``); return it, exited.
+
+        Raises Deadline if ``timeout`` seconds pass first."""
+        record = self.resolve(reference)
+        if record.state not in _LIVE:
+            return record
+        task = self._wait(record, timeout)
+        if task is None:
+            raise Deadline(f"container {record.id} still running after {timeout}s")
+        with self._locked(record.id):
+            record = self._reload(record.id)
+            if record.state in _LIVE:
+                record = handle_exit(self.saga, record, self._exit_status(task), context)
+        return record
 
     def reap(self, *, context: JournalContext = MONITOR) -> int:
         """Record the exit of every live container whose task stopped or vanished.

@@ -92,9 +92,9 @@ class Supervisor:
                  str(runc_log), "--log-format", "json", "create", "--bundle", str(bundle),
                  "--pid-file", str(pid_file), container_id],
                 stdin=subprocess.DEVNULL, stdout=stdout_write, stderr=stderr_write,
-                check=False, timeout=60,
+                check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except OSError as exc:
             for descriptor in (stdout_read, stdout_write, stderr_read, stderr_write):
                 os.close(descriptor)
             return {"ok": False, "error": str(exc)}

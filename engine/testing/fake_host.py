@@ -90,6 +90,9 @@ class FakeHost:
             for resource in _MOUNTS:
                 self._forget(container_id, resource)
 
+    def log_path(self, container_id: str) -> str:
+        return f"{self.root}/containers/{container_id}/{container_id}-json.log"
+
     def remove(self, container_id: str, *, volumes: bool) -> None:
         with self._lock:
             self.calls.append(("remove", "volumes" if volumes else "", container_id))

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Start latency of a busybox ``true`` container: bare runc vs the engine (vs podman).
+
+In one interleaved run (A, B, A, B ...), times:
+  (a) bare runc from Python: ``runc create`` (this process is the child subreaper and waits for
+      the init by pid, as conmon and containerd-shim do) + ``runc start`` + wait for the exit +
+      ``runc delete``, on a bundle whose config.json is the engine's own spec for the image;
+  (b) the engine's API in-process: create, start, wait, remove (overlay rootfs, network
+      namespace, /dev/shm tmpfs, journal, supervisor);
+  (c) ``podman run --rm`` of the same rootfs, when podman is installed.
+Prints the median and p90 of each and the ratios to bare runc. Run as root.
+
+Usage: python bench/start_latency.py [--runs N] [--rootfs DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+from engine import linux
+from engine.composition import open_engine
+from engine.container_config import ContainerConfig
+from engine.oci_spec import build_spec
+from engine.service import Engine
+
+
+def busybox_rootfs(target: pathlib.Path) -> pathlib.Path:
+    """A minimal rootfs from Debian's busybox-static."""
+    (target / "bin").mkdir(parents=True)
+    shutil.copy2("/bin/busybox", target / "bin" / "busybox")
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (target / "bin" / applet).symlink_to("busybox")
+    for directory in ("proc", "dev", "sys", "tmp", "etc", "root"):
+        (target / directory).mkdir(exist_ok=True)
+    (target / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (target / "etc" / "group").write_text("root:x:0:\n")
+    return target
+
+
+def bare_runc(bundle: pathlib.Path, runc_root: pathlib.Path, index: int) -> float:
+    container_id = f"bare-{os.getpid()}-{index}"
+    pid_file = bundle / "init.pid"
+    began = time.perf_counter()
+    subprocess.run(["runc", "--root", str(runc_root), "create", "--bundle", str(bundle),
+                    "--pid-file", str(pid_file), container_id], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    pid = int(pid_file.read_text())
+    subprocess.run(["runc", "--root", str(runc_root), "start", container_id], check=True)
+    os.waitpid(pid, 0)
+    subprocess.run(["runc", "--root", str(runc_root), "delete", container_id], check=True)
+    return time.perf_counter() - began
+
+
+def engine_run(engine: Engine) -> float:
+    began = time.perf_counter()
+    record = engine.create(ContainerConfig(image="busybox", command=("true",)))
+    engine.start(record.id)
+    engine.wait(record.id, timeout=30)
+    engine.remove(record.id)
+    return time.perf_counter() - began
+
+
+def podman_run(rootfs: pathlib.Path) -> float:
+    began = time.perf_counter()
+    subprocess.run(["podman", "run", "--rm", "--runtime", "runc", "--network=none",
+                    "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096",
+                    "--rootfs", str(rootfs), "true"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - began
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(0.9 * (len(ordered) - 1))] * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rootfs", default=None, help="a rootfs dir (default: busybox-static)")
+    args = parser.parse_args(argv)
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="berth-latency-"))
+    rootfs = pathlib.Path(args.rootfs) if args.rootfs else busybox_rootfs(workdir / "rootfs")
+    engine, _ = open_engine(workdir / "root", backend="runc")
+    assert engine.images is not None
+    engine.images.import_image(str(rootfs), "busybox")
+    bundle = workdir / "bundle"
+    bundle.mkdir()
+    spec = build_spec("bare", {"cmd": ["true"], "network_mode": "none"},
+                      {"rootfs": {"path": str(rootfs)}})
+    spec["linux"]["cgroupsPath"] = "/berth-bare"
+    spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
+                                   if ns["type"] != "network"] + [{"type": "network"}]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    linux.set_child_subreaper()
+    podman = shutil.which("podman") is not None
+    runners = {"bare runc": lambda i: bare_runc(bundle, workdir / "runc", i),
+               "engine": lambda i: engine_run(engine)}
+    if podman:
+        runners["podman run --rm"] = lambda i: podman_run(rootfs)
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    for run in runners.values():  # warm-up
+        run(-1)
+    for index in range(args.runs):
+        for name, run in runners.items():
+            samples[name].append(run(index))
+    bare_median, bare_p90 = summary(samples["bare runc"])
+    print(f"start latency, busybox `true`, {args.runs} interleaved runs each "
+          "(create + start + wait + remove)")
+    print(f"{'path':<18}{'median ms':>11}{'p90 ms':>9}{'x bare (median)':>17}{'x bare (p90)':>14}")
+    for name, values in samples.items():
+        median, p90 = summary(values)
+        print(f"{name:<18}{median:>11.1f}{p90:>9.1f}{median / bare_median:>17.2f}"
+              f"{p90 / bare_p90:>14.2f}")
+    if not podman:
+        print("podman: not installed, skipped")
+    engine_median = summary(samples["engine"])[0]
+    verdict = "met" if engine_median <= 1.15 * bare_median else "NOT met"
+    print(f"target engine <= 1.15x bare runc (median): {verdict} "
+          f"({engine_median / bare_median:.2f}x)")
+    engine.saga.db.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

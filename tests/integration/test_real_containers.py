@@ -1,0 +1,173 @@
+"""Real runc containers through the engine (issue: real containers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine import steps
+from engine.container_config import ContainerConfig
+from engine.errors import BerthError, InvalidParameter
+from engine.failpoint import Failpoints
+from engine.service import Engine
+from engine.state import ContainerState
+from tests.integration.conftest import RealEngines, leaks
+
+
+def config(*command: str, **fields: object) -> ContainerConfig:
+    return ContainerConfig(image="busybox", command=command, **fields)  # type: ignore[arg-type]
+
+
+def log_lines(engine: Engine, container_id: str) -> list[dict[str, str]]:
+    path = pathlib.Path(engine.saga.host.log_path(container_id))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_exit_code_and_logs(engine: Engine) -> None:
+    record = engine.create(config("sh", "-c", "echo hi; echo oops >&2; exit 3", name="echo"))
+    engine.start("echo")
+    done = engine.wait("echo", timeout=30)
+    assert (done.state, done.exit_code) == (ContainerState.EXITED, 3)
+    lines = log_lines(engine, record.id)
+    assert any(line["log"] == "hi\n" and line["stream"] == "stdout" for line in lines)
+    assert any(line["log"] == "oops\n" and line["stream"] == "stderr" for line in lines)
+    assert all(line["time"].endswith("Z") for line in lines)
+
+
+def test_stop_a_sleeping_container_then_start_it_again(engine: Engine) -> None:
+    engine.create(config("sleep", "1000", name="sleeper"))
+    engine.start("sleeper")
+    running = engine.inspect("sleeper")
+    assert running.state is ContainerState.RUNNING and running.pid > 0
+    os.kill(running.pid, 0)  # the init really runs
+    began = time.monotonic()
+    stopped = engine.stop("sleeper", timeout=1)  # PID 1 ignores SIGTERM: SIGKILL after 1 s
+    assert 0.9 < time.monotonic() - began < 10
+    assert (stopped.state, stopped.exit_code) == (ContainerState.EXITED, 137)
+    engine.start("sleeper")
+    assert engine.inspect("sleeper").state is ContainerState.RUNNING
+    engine.kill("sleeper")
+    assert engine.inspect("sleeper").exit_code == 137
+
+
+def test_filesystem_changes_survive_stop_and_start(engine: Engine) -> None:
+    script = "if [ -f /marker ]; then cat /marker; else echo kept > /marker; fi"
+    record = engine.create(config("sh", "-c", script, name="fs"))
+    engine.start("fs")
+    engine.wait("fs", timeout=30)
+    assert log_lines(engine, record.id) == []
+    engine.start("fs")
+    engine.wait("fs", timeout=30)
+    assert [line["log"] for line in log_lines(engine, record.id)] == ["kept\n"]
+
+
+def test_rm_removes_the_upper_layer(engine: Engine, engines: RealEngines) -> None:
+    record = engine.create(config("sh", "-c", "echo x > /file", name="gone"))
+    engine.start("gone")
+    engine.wait("gone", timeout=30)
+    upper = engines.root / "containers" / record.id / "upper"
+    assert (upper / "file").read_text() == "x\n"
+    engine.remove("gone")
+    assert not (engines.root / "containers" / record.id).exists()
+
+
+def test_named_volume_content_persists_across_containers(engine: Engine) -> None:
+    engine.create(config("sh", "-c", "echo shared > /data/note", name="writer",
+                         mounts=("notes:/data",)))
+    engine.start("writer")
+    assert engine.wait("writer", timeout=30).exit_code == 0
+    engine.remove("writer")
+    reader = engine.create(config("cat", "/data/note", name="reader", mounts=("notes:/data:ro",)))
+    engine.start("reader")
+    assert engine.wait("reader", timeout=30).exit_code == 0
+    assert [line["log"] for line in log_lines(engine, reader.id)] == ["shared\n"]
+
+
+def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,
+                                                         engines: RealEngines) -> None:
+    engine.create(config("no-such-command", name="missing"))
+    with pytest.raises(InvalidParameter, match="executable file not found"):
+        engine.start("missing")
+    record = engine.inspect("missing")
+    assert (record.state, record.exit_code) == (ContainerState.CREATED, 127)
+    assert leaks(engines.root) == {}
+
+
+def test_pause_and_unpause(engine: Engine) -> None:
+    engine.create(config("sleep", "1000", name="frozen"))
+    engine.start("frozen")
+    engine.pause("frozen")
+    pid = engine.inspect("frozen").pid
+    state = pathlib.Path(f"/proc/{pid}/status").read_text()
+    assert engine.inspect("frozen").state is ContainerState.PAUSED
+    assert "State:" in state
+    engine.unpause("frozen")
+    assert engine.inspect("frozen").state is ContainerState.RUNNING
+    engine.remove("frozen", force=True)
+
+
+def test_network_none_has_only_loopback_and_host_sees_host(engine: Engine) -> None:
+    isolated = engine.create(config("ip", "-o", "link", name="none-net"))
+    engine.start("none-net")
+    engine.wait("none-net", timeout=30)
+    links = [line["log"].split(":")[1].strip() for line in log_lines(engine, isolated.id)]
+    assert links == ["lo"]
+    assert "UP" in log_lines(engine, isolated.id)[0]["log"]
+    shared = engine.create(config("ip", "-o", "link", name="host-net", network_mode="host"))
+    engine.start("host-net")
+    engine.wait("host-net", timeout=30)
+    host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                                check=True).stdout.splitlines()
+    assert len(log_lines(engine, shared.id)) == len(host_links) > 1
+
+
+PHASE_C = list(steps.START_STEPS[: steps.START_STEPS.index(steps.MARK_RUNNING) + 1])
+
+
+@pytest.mark.parametrize("step", PHASE_C)
+def test_failure_at_every_phase_c_step_leaves_nothing(engines: RealEngines, step: str) -> None:
+    engine = engines.open(Failpoints({f"start.{step}": "error"}))
+    engine.create(config("sleep", "1000", name="doomed", mounts=("vol:/vol",),
+                         secrets=("token=s3cret",)))
+    with pytest.raises(BerthError, match=f"failpoint start.{step}"):
+        engine.start("doomed")
+    assert engine.inspect("doomed").state is ContainerState.CREATED
+    assert leaks(engines.root) == {}
+
+
+DAEMON = """
+import sys, time
+from engine.composition import open_engine
+from engine.container_config import ContainerConfig
+engine, _ = open_engine(sys.argv[1], backend="runc")
+engine.create(ContainerConfig(image="busybox", command=("sh", "-c", "sleep 2; exit 7"),
+                              name="survivor"))
+engine.start("survivor")
+print("started", flush=True)
+time.sleep(600)
+"""
+
+
+def test_exit_is_captured_while_the_daemon_is_dead(engines: RealEngines) -> None:
+    engines.open().saga.db.close()  # imports the image
+    daemon = subprocess.Popen([sys.executable, "-c", DAEMON, str(engines.root)],
+                              stdout=subprocess.PIPE, text=True)
+    assert daemon.stdout is not None
+    assert daemon.stdout.readline().strip() == "started"
+    started = time.time()
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+    time.sleep(3)
+    engine = engines.open()  # the restarted daemon: recovery reads the supervisor's record
+    record = engine.inspect("survivor")
+    assert (record.state, record.exit_code) == (ContainerState.EXITED, 7)
+    assert record.finished_at is not None
+    finished = record.finished_at / 1000
+    assert started + 1.5 < finished < started + 3.0  # when it exited, not when we looked

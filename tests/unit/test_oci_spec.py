@@ -1,0 +1,87 @@
+"""The generated config.json validates against the OCI runtime-spec v1.0.2 JSON schema.
+
+The schemas are read from ../shared/oci-runtime-spec-v1.0.2 (present in CI), never copied.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import resource
+from typing import Any
+
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from engine.errors import InvalidParameter
+from engine.oci_spec import build_spec
+from tests.conftest import SHARED
+
+SCHEMA_DIR = SHARED / "oci-runtime-spec-v1.0.2" / "schema"
+
+
+def validator() -> jsonschema.Draft4Validator:
+    if not SCHEMA_DIR.is_dir():
+        pytest.fail(f"OCI schemas missing at {SCHEMA_DIR}: ../shared is part of the checkout")
+    registry: Registry = Registry()
+    for path in SCHEMA_DIR.glob("*.json"):
+        contents = json.loads(path.read_text())
+        registry = registry.with_resource(path.name, Resource(contents, DRAFT4))
+    schema = json.loads((SCHEMA_DIR / "config-schema.json").read_text())
+    return jsonschema.Draft4Validator(schema, registry=registry)
+
+
+def acquired(tmp_path: pathlib.Path, *, network: bool = True) -> dict[str, Any]:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\n")
+    handles: dict[str, Any] = {
+        "rootfs": {"path": str(rootfs)},
+        "ipc": {"path": str(tmp_path / "shm")},
+        "secrets": {"path": str(tmp_path / "secrets")},
+        "volumes": {"mounts": [{"source": "/srv/data", "destination": "/data",
+                                "readonly": True}]},
+    }
+    if network:
+        handles["network"] = {"netns": "/run/berth/netns/abc"}
+    return handles
+
+
+CONFIG = {"cmd": ["sh", "-c", "echo hi"], "env": ["A=1"], "working_dir": "/tmp",
+          "user": "app:staff", "hostname": "box", "network_mode": "none"}
+
+
+def test_spec_for_network_none_validates(tmp_path: pathlib.Path) -> None:
+    spec = build_spec("c" * 64, CONFIG, acquired(tmp_path))
+    errors = sorted(validator().iter_errors(spec), key=str)
+    assert errors == []
+    assert spec["process"]["user"] == {"uid": 1000, "gid": 50}
+    assert {"type": "network", "path": "/run/berth/netns/abc"} in spec["linux"]["namespaces"]
+    destinations = [mount["destination"] for mount in spec["mounts"]]
+    assert {"/proc", "/dev/shm", "/run/secrets", "/data"} <= set(destinations)
+    assert spec["hostname"] == "box"
+
+
+def test_spec_for_host_network_validates_and_shares_the_host_namespaces(
+        tmp_path: pathlib.Path) -> None:
+    spec = build_spec("d" * 64, {**CONFIG, "network_mode": "host", "user": ""},
+                      acquired(tmp_path, network=False))
+    assert list(validator().iter_errors(spec)) == []
+    kinds = {namespace["type"] for namespace in spec["linux"]["namespaces"]}
+    assert "network" not in kinds and "uts" not in kinds and "hostname" not in spec
+
+
+def test_rlimits_never_exceed_the_host_hard_limit(tmp_path: pathlib.Path) -> None:
+    spec = build_spec("e" * 64, CONFIG, acquired(tmp_path))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limit in spec["process"]["rlimits"]:
+        assert limit["soft"] <= limit["hard"]
+        assert hard == resource.RLIM_INFINITY or limit["hard"] <= hard
+
+
+def test_unknown_user_is_invalid_parameter(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InvalidParameter, match="unable to find user ghost"):
+        build_spec("f" * 64, {**CONFIG, "user": "ghost"}, acquired(tmp_path))
