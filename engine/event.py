@@ -29,7 +29,24 @@ Subscriber = Callable[[ContainerEvent], None]
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self._watchers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call ``watcher`` after every journal commit (no argument: re-read the history).
+        Return a function that removes it."""
+        with self._lock:
+            self._watchers = [*self._watchers, watcher]
+
+        def unwatch() -> None:
+            with self._lock:
+                self._watchers = [w for w in self._watchers if w is not watcher]
+
+        return unwatch
+
+    def committed(self) -> None:
+        for watcher in self._watchers:
+            watcher()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add ``subscriber``; return a function that removes it."""

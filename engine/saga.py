@@ -130,6 +130,7 @@ class OperationJournal:
                 assert self.operation_id is not None
                 writer.update_operation(self.operation_id, **self._operation_updates)
         self.record = record
+        self.saga.events.committed()
         self._new_operation = None
         self._changes = {}
         self._history = []

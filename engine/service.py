@@ -140,6 +140,7 @@ class Engine:
             if "UNIQUE" in str(exc) and "name" in str(exc):
                 raise NameInUseConflict(name, owner_id="(concurrent create)") from None
             raise System(f"cannot create container: {exc}") from exc
+        self.saga.events.committed()
         self.saga.events.publish(ContainerEvent(record.id, record.name, "create", now))
         return record
 
@@ -306,6 +307,16 @@ class Engine:
                 handle_exit(self.saga, record, self._exit_status(task), context)
                 handled += 1
         return handled
+
+    def restart(self, reference: str, *, timeout: int | None = None,
+                context: JournalContext = API) -> ContainerRecord:
+        """Stop (if running) then start, as ``docker restart``. Errors lose their class in
+        moby (always 500); here they keep it."""
+        record = self.resolve(reference)
+        if record.state in _LIVE:
+            self.stop(record.id, timeout=timeout, context=context)
+        self.start(record.id, context=context)
+        return self._reload(record.id)
 
     # -- pause ---------------------------------------------------------------------------
     def pause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:

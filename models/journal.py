@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -84,3 +94,16 @@ class OperationStep(Base):
     # A rowid table, not WITHOUT ROWID: rows carry JSON handles (a few hundred bytes), and
     # appending them to a rowid table splits pages far less (measured: 16 -> 6 WAL frames a
     # start).
+
+
+class ApiRequest(Base):
+    """The outcome of a mutating API call, by its request id: a retry gets it back."""
+
+    __tablename__ = "api_requests"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64))
+    code: Mapped[int] = mapped_column(Integer)  # a gRPC status code; 0: OK
+    message: Mapped[str] = mapped_column(Text, default="")
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)  # the serialized reply
+    created_at: Mapped[int] = mapped_column(Integer)

@@ -13,6 +13,7 @@ from engine.store.records import (
     ImageRecord,
     JournalContext,
     OperationRecord,
+    RequestRecord,
     StepRecord,
 )
 from engine.store.writer import StepDraft, Writer
@@ -28,6 +29,7 @@ __all__ = [
     "JournalContext",
     "OperationRecord",
     "Reader",
+    "RequestRecord",
     "StepDraft",
     "StepRecord",
     "Writer",

@@ -14,10 +14,11 @@ from engine.store.records import (
     HistoryRecord,
     ImageRecord,
     OperationRecord,
+    RequestRecord,
     StepRecord,
 )
 from engine.store.statement import compile_sql, from_json, select_sql
-from models import Container, HistoryEntry, Image, Operation, OperationStep
+from models import ApiRequest, Container, HistoryEntry, Image, Operation, OperationStep
 
 _containers = cast(Table, Container.__table__)
 _history = cast(Table, HistoryEntry.__table__)
@@ -48,6 +49,7 @@ _UNFINISHED = compile_sql(select(_operations)) + (
 _images = cast(Table, Image.__table__)
 _IMAGES = select_sql(_images, {}, order_by=["reference"])
 _IMAGE = select_sql(_images, {"reference": "reference"})
+_REQUEST = select_sql(cast(Table, ApiRequest.__table__), {"request_id": "request_id"})
 _STEPS_OF = select_sql(_steps, {"operation_id": "operation_id"}, order_by=["step_index"])
 
 
@@ -143,3 +145,7 @@ class Reader:
     def image(self, reference: str) -> ImageRecord | None:
         rows = self._rows(_IMAGE, {"reference": reference})
         return ImageRecord(*rows[0]) if rows else None
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        rows = self._rows(_REQUEST, {"request_id": request_id})
+        return RequestRecord(*rows[0]) if rows else None

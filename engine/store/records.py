@@ -66,6 +66,15 @@ class JournalContext:
     request_id: str | None = None
 
 
+class RequestRecord(NamedTuple):
+    request_id: str
+    method: str
+    code: int
+    message: str
+    response: bytes | None
+    created_at: int
+
+
 class ImageRecord(NamedTuple):
     reference: str
     digest: str

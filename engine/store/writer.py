@@ -16,7 +16,7 @@ from sqlalchemy import Table
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
 from engine.store.statement import insert_sql, positional_insert_sql, to_json, update_sql
-from models import Container, HistoryEntry, Image, Operation, OperationStep
+from models import ApiRequest, Container, HistoryEntry, Image, Operation, OperationStep
 
 _containers = cast(Table, Container.__table__)
 _operations = cast(Table, Operation.__table__)
@@ -25,6 +25,7 @@ _steps = cast(Table, OperationStep.__table__)
 _INSERT_CONTAINER = insert_sql(_containers)
 _images = cast(Table, Image.__table__)
 _PUT_IMAGE = insert_sql(_images).replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+_INSERT_REQUEST = insert_sql(cast(Table, ApiRequest.__table__))
 _DELETE_IMAGE = f"DELETE FROM {_images.name} WHERE reference = :reference"
 _HISTORY_COLUMNS = ("container_id", "seq", "event", "from_state", "to_state", "step", "outcome",
                     "error_class", "error_message", "at", "request_id", "actor", "operation_id",
@@ -193,3 +194,11 @@ class Writer:
 
     def delete_image(self, reference: str) -> None:
         self._connection.execute(_DELETE_IMAGE, {"reference": reference})
+
+    def put_request(self, request_id: str, method: str, code: int, message: str,
+                    response: bytes | None, at: int) -> None:
+        """Record the outcome of request ``request_id``. Raises sqlite3.IntegrityError if
+        that id is recorded already."""
+        self._connection.execute(_INSERT_REQUEST, {
+            "request_id": request_id, "method": method, "code": code, "message": message,
+            "response": response, "created_at": at})

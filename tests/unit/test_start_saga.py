@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from engine import steps
-from engine.config import ConfigSnapshot
+from engine.config import ConfigSnapshot, RuntimeDefinition
 from engine.errors import (
     Conflict,
     Forbidden,
@@ -122,7 +122,8 @@ def test_checkpoint_dir_is_forbidden_and_runs_no_compensation(engine: Engine,
 def test_unknown_runtime_is_refused_before_any_resource(engine: Engine,
                                                         fake_host: FakeHost) -> None:
     engine.create(make_config("web"))
-    engine.config.swap(ConfigSnapshot(generation=1, runtimes={"other": "/bin/other"},
+    other = RuntimeDefinition("other", "/bin/other", (), "/bin/other")
+    engine.config.swap(ConfigSnapshot(generation=1, runtimes={"other": other},
                                       default_runtime="other"))
     with pytest.raises(InvalidParameter, match=r"^unknown or invalid runtime name: runc$"):
         engine.start("web")

@@ -1,0 +1,184 @@
+"""The berth.v1.Containers service: a thin adapter from messages to ``engine.service.Engine``.
+
+Errors are not caught here (``ErrorInterceptor`` maps them), except NotModified, which is a
+successful ``changed: false`` reply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from engine.api.convert import config_from, container_message, history_message, image_message
+from engine.api.idempotency import RequestLedger
+from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import containers_pb2_grpc as rpc
+from engine.errors import NotFound, NotModified, Unavailable
+from engine.service import Engine
+from engine.state import Actor, ContainerState
+from engine.store import ContainerRecord, JournalContext
+
+LOG_POLL_SECONDS = 0.1
+
+
+def _context(request_id: str) -> JournalContext:
+    return JournalContext(Actor.API, request_id or None)
+
+
+class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
+    def __init__(self, engine: Engine, ledger: RequestLedger) -> None:
+        self._engine = engine
+        self._ledger = ledger
+
+    def _change(self, method: str, container: str, request_id: str,
+                action: Callable[[JournalContext], object]) -> pb.ChangeResponse:
+        def call() -> pb.ChangeResponse:
+            changed = True
+            try:
+                outcome = action(_context(request_id))
+                changed = outcome is not False
+            except NotModified:
+                changed = False
+            try:
+                record = self._engine.inspect(container)
+            except NotFound:
+                return pb.ChangeResponse(changed=changed)
+            return pb.ChangeResponse(changed=changed, container=container_message(record))
+
+        return self._ledger.once(method, request_id, pb.ChangeResponse, call)
+
+    def Create(self, request: pb.CreateRequest, context: grpc.ServicerContext
+               ) -> pb.CreateResponse:
+        def call() -> pb.CreateResponse:
+            record = self._engine.create(config_from(request.config),
+                                         context=_context(request.request_id))
+            return pb.CreateResponse(container=container_message(record))
+
+        return self._ledger.once("Create", request.request_id, pb.CreateResponse, call)
+
+    def Start(self, request: pb.StartRequest, context: grpc.ServicerContext
+              ) -> pb.ChangeResponse:
+        return self._change("Start", request.container, request.request_id,
+                            lambda ctx: self._engine.start(
+                                request.container, checkpoint=request.checkpoint,
+                                checkpoint_dir=request.checkpoint_dir, context=ctx))
+
+    def Stop(self, request: pb.StopRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
+        timeout = request.timeout if request.HasField("timeout") else None
+        return self._change("Stop", request.container, request.request_id,
+                            lambda ctx: self._engine.stop(
+                                request.container, timeout=timeout,
+                                signal=request.signal or None, context=ctx))
+
+    def Restart(self, request: pb.StopRequest, context: grpc.ServicerContext
+                ) -> pb.ChangeResponse:
+        timeout = request.timeout if request.HasField("timeout") else None
+        return self._change("Restart", request.container, request.request_id,
+                            lambda ctx: self._engine.restart(request.container,
+                                                             timeout=timeout, context=ctx))
+
+    def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
+        return self._change("Kill", request.container, request.request_id,
+                            lambda ctx: self._engine.kill(request.container,
+                                                          signal=request.signal or 9,
+                                                          context=ctx))
+
+    def Pause(self, request: pb.ContainerRequest, context: grpc.ServicerContext
+              ) -> pb.ChangeResponse:
+        return self._change("Pause", request.container, request.request_id,
+                            lambda ctx: self._engine.pause(request.container, context=ctx))
+
+    def Unpause(self, request: pb.ContainerRequest, context: grpc.ServicerContext
+                ) -> pb.ChangeResponse:
+        return self._change("Unpause", request.container, request.request_id,
+                            lambda ctx: self._engine.unpause(request.container, context=ctx))
+
+    def Remove(self, request: pb.RemoveRequest, context: grpc.ServicerContext
+               ) -> pb.ChangeResponse:
+        return self._change("Remove", request.container, request.request_id,
+                            lambda ctx: self._engine.remove(
+                                request.container, force=request.force,
+                                volumes=request.volumes, context=ctx))
+
+    def Wait(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> pb.WaitResponse:
+        timeout = request.timeout if request.HasField("timeout") else None
+        record = self._engine.wait(request.container, timeout=timeout)
+        return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
+
+    def Inspect(self, request: pb.InspectRequest, context: grpc.ServicerContext
+                ) -> pb.Container:
+        return container_message(self._engine.inspect(request.container))
+
+    def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListResponse:
+        records = self._engine.list_containers(all=request.all)
+        return pb.ListResponse(containers=[container_message(r) for r in records])
+
+    def History(self, request: pb.HistoryRequest, context: grpc.ServicerContext
+                ) -> pb.HistoryResponse:
+        record = self._engine.inspect(request.container)
+        rows = self._engine.history(record.id)
+        return pb.HistoryResponse(events=[history_message(row, record.name) for row in rows])
+
+    def Logs(self, request: pb.LogsRequest, context: grpc.ServicerContext
+             ) -> Iterator[pb.LogEntry]:
+        record = self._engine.inspect(request.container)
+        path = self._engine.saga.host.log_path(record.id)
+        position = 0
+        while True:
+            try:
+                with open(path, "rb") as log:
+                    log.seek(position)
+                    for line in log:
+                        if not line.endswith(b"\n"):
+                            break
+                        position += len(line)
+                        entry = json.loads(line)
+                        yield pb.LogEntry(stream=entry["stream"], line=entry["log"],
+                                          time=entry["time"])
+            except FileNotFoundError:
+                pass
+            if not request.follow or not context.is_active():
+                return
+            if not self._running(record.id):
+                if os.path.exists(path) and os.path.getsize(path) > position:
+                    continue
+                return
+            time.sleep(LOG_POLL_SECONDS)
+
+    def _running(self, container_id: str) -> bool:
+        try:
+            record: ContainerRecord = self._engine.inspect(container_id)
+        except NotFound:
+            return False
+        return record.state in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                ContainerState.STARTING, ContainerState.EXITING)
+
+    def Import(self, request: pb.ImportRequest, context: grpc.ServicerContext) -> pb.Image:
+        images = self._engine.images
+        if images is None:
+            raise Unavailable("this daemon has no image store (fake backend)")
+        return self._ledger.once("Import", request.request_id, pb.Image, lambda: image_message(
+            images.import_image(request.source, request.reference or "imported")))
+
+    def Images(self, request: pb.ImagesRequest, context: grpc.ServicerContext
+               ) -> pb.ImagesResponse:
+        images = self._engine.images
+        records = images.list_images() if images is not None else []
+        return pb.ImagesResponse(images=[image_message(record) for record in records])
+
+    def RemoveImage(self, request: pb.RemoveImageRequest, context: grpc.ServicerContext
+                    ) -> pb.RemoveImageResponse:
+        images = self._engine.images
+        if images is None:
+            raise NotFound(f"No such image: {request.reference}")
+
+        def call() -> pb.RemoveImageResponse:
+            images.remove(request.reference)
+            return pb.RemoveImageResponse()
+
+        return self._ledger.once("RemoveImage", request.request_id, pb.RemoveImageResponse,
+                                 call)

@@ -1,0 +1,61 @@
+"""Engine records to and from the berth.v1 messages."""
+
+from __future__ import annotations
+
+from engine.api.v1 import containers_pb2 as pb
+from engine.container_config import ContainerConfig, RestartPolicy
+from engine.state import docker_flags, docker_status
+from engine.store import ContainerRecord, HistoryRecord, ImageRecord
+
+
+def config_from(message: pb.ContainerConfig) -> ContainerConfig:
+    return ContainerConfig(
+        image=message.image, command=tuple(message.cmd), name=message.name,
+        env=tuple(message.env), working_dir=message.working_dir, user=message.user,
+        hostname=message.hostname, network_mode=message.network_mode or "none",
+        mounts=tuple(message.mounts), secrets=tuple(message.secrets),
+        restart_policy=RestartPolicy(message.restart_policy or "no",
+                                     message.restart_max_retries),
+        auto_remove=message.auto_remove, runtime=message.runtime,
+    )
+
+
+def container_message(record: ContainerRecord) -> pb.Container:
+    flags = docker_flags(record.state)
+    config = record.config
+    return pb.Container(
+        id=record.id, name=record.name, image=record.image, created_ms=record.created_at,
+        state=record.state.value,
+        status=docker_status(record.state, started_before=record.has_been_started_before),
+        running=flags["Running"], paused=flags["Paused"], restarting=flags["Restarting"],
+        oom_killed=record.oom_killed, dead=flags["Dead"],
+        removal_in_progress=flags["RemovalInProgress"], pid=record.pid,
+        exit_code=record.exit_code, error=record.error, started_ms=record.started_at or 0,
+        finished_ms=record.finished_at or 0, restart_count=record.restart_count,
+        runtime=record.runtime, runtime_binary=record.runtime_binary or "",
+        image_digest=str(config.get("image_digest", "")),
+        config=pb.ContainerConfig(
+            image=record.image, cmd=list(config.get("cmd", [])), name=record.name,
+            env=list(config.get("env", [])), working_dir=config.get("working_dir", ""),
+            user=config.get("user", ""), hostname=config.get("hostname", ""),
+            network_mode=config.get("network_mode", "none"),
+            mounts=list(config.get("mounts", [])), restart_policy=record.restart_policy,
+            restart_max_retries=record.restart_max_retries, auto_remove=record.auto_remove,
+            runtime=record.runtime,
+        ),
+    )
+
+
+def history_message(row: HistoryRecord, name: str) -> pb.HistoryEvent:
+    return pb.HistoryEvent(
+        seq=row.event_seq, container_id=row.container_id, container_name=name,
+        container_seq=row.seq, event=row.event, from_state=row.from_state or "",
+        to_state=row.to_state, step=row.step or "", outcome=row.outcome,
+        error=row.error_message or "", error_class=row.error_class or "", actor=row.actor,
+        request_id=row.request_id or "", at_ms=row.at,
+    )
+
+
+def image_message(record: ImageRecord) -> pb.Image:
+    return pb.Image(reference=record.reference, digest=record.digest,
+                    size_bytes=record.size_bytes, created_ms=record.created_at)

@@ -1,0 +1,69 @@
+"""Request ids: a mutating call retried with the same id gets the first call's outcome back.
+
+The outcome (the serialized reply, or the status code and message of the error) is stored in
+the ``api_requests`` table when the first call ends, so it survives a daemon restart. Calls
+with the same id are serialized by a lock, so the work is never done twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from engine.api.errors import ReplayedFailure, status_of
+from engine.errors import BerthError, InvalidParameter
+from engine.saga import now_ms
+from engine.store import Database
+
+Reply = TypeVar("Reply", bound=Message)
+MAX_REQUEST_ID = 128
+
+
+class RequestLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def once(self, method: str, request_id: str, reply_type: type[Reply],
+             call: Callable[[], Reply]) -> Reply:
+        """Run ``call`` unless ``request_id`` already ran; then answer what it answered.
+
+        Raises InvalidParameter (an id too long, or reused for another method)."""
+        if not request_id:
+            return call()
+        if len(request_id) > MAX_REQUEST_ID:
+            raise InvalidParameter(f"request id longer than {MAX_REQUEST_ID} characters")
+        with self._guard:
+            lock = self._locks.setdefault(request_id, threading.Lock())
+        with lock:
+            with self._db.read(snapshot=False) as reader:
+                stored = reader.request(request_id)
+            if stored is not None:
+                if stored.method != method:
+                    raise InvalidParameter(
+                        f"request id {request_id} was used for {stored.method}")
+                if stored.code == grpc.StatusCode.OK.value[0]:
+                    replayed: Reply = reply_type.FromString(stored.response or b"")
+                    return replayed
+                code = next(c for c in grpc.StatusCode if c.value[0] == stored.code)
+                error_class, _, message = stored.message.partition(":")
+                raise ReplayedFailure(code, message, error_class)
+            try:
+                reply = call()
+            except BerthError as error:
+                self._store(request_id, method, status_of(error).value[0],
+                            f"{error.error_class.value}:{error.message}", None)
+                raise
+            self._store(request_id, method, grpc.StatusCode.OK.value[0], "",
+                        reply.SerializeToString())
+            return reply
+
+    def _store(self, request_id: str, method: str, code: int, message: str,
+               response: bytes | None) -> None:
+        with self._db.write() as writer:
+            writer.put_request(request_id, method, code, message, response, now_ms())

@@ -1,0 +1,98 @@
+"""The berth.v1.System service: info, version, reload, and the event stream.
+
+``Events`` replays the stored history after ``since_seq`` and then follows new rows: it
+re-reads the history after every journal commit (``EventBus.watch``) and at least once a
+second, always from the last seq it sent, so a client that reconnects with the last seq it saw
+misses nothing and gets nothing twice, across daemon restarts too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from engine.api.convert import history_message
+from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import system_pb2 as spb
+from engine.api.v1 import system_pb2_grpc as rpc
+from engine.cli_version import API_VERSION, VERSION
+from engine.config import ConfigSnapshot
+from engine.lifecycle import DOCKER_EVENTS
+from engine.service import Engine
+from engine.state import ContainerState
+
+EVENT_POLL_SECONDS = 1.0
+
+
+class SystemService(rpc.SystemServicer):  # type: ignore[misc]
+    def __init__(self, engine: Engine, *, data_root: str, backend: str,
+                 reload: Callable[[], ConfigSnapshot]) -> None:
+        self._engine = engine
+        self._data_root = data_root
+        self._backend = backend
+        self._reload = reload
+
+    def Info(self, request: spb.InfoRequest, context: grpc.ServicerContext) -> spb.InfoResponse:
+        records = self._engine.list_containers(all=True)
+        states = [record.state for record in records]
+        snapshot = self._engine.config.current()
+        images = self._engine.images.list_images() if self._engine.images else []
+        return spb.InfoResponse(
+            containers=len(records),
+            running=sum(s in (ContainerState.RUNNING, ContainerState.RESTARTING)
+                        for s in states),
+            paused=states.count(ContainerState.PAUSED),
+            stopped=sum(s in (ContainerState.CREATED, ContainerState.EXITED,
+                              ContainerState.DEAD) for s in states),
+            images=len(images), data_root=self._data_root, database=self._engine.saga.db.path,
+            default_runtime=snapshot.default_runtime,
+            runtimes=[spb.Runtime(name=runtime.name, binary=runtime.binary,
+                                  digest=runtime.digest)
+                      for runtime in snapshot.resolved_runtimes()],
+            config_generation=snapshot.generation, backend=self._backend,
+        )
+
+    def Version(self, request: spb.VersionRequest, context: grpc.ServicerContext
+                ) -> spb.VersionResponse:
+        return spb.VersionResponse(version=VERSION, api_version=API_VERSION,
+                                   python=sys.version.split()[0], sqlite=sqlite3.sqlite_version)
+
+    def Reload(self, request: spb.ReloadRequest, context: grpc.ServicerContext
+               ) -> spb.ReloadResponse:
+        return spb.ReloadResponse(generation=self._reload().generation)
+
+    def Events(self, request: spb.EventsRequest, context: grpc.ServicerContext
+               ) -> Iterator[pb.HistoryEvent]:
+        wake = threading.Event()
+        unwatch = self._engine.saga.events.watch(wake.set)
+        context.add_callback(wake.set)  # a client that goes away ends the wait at once
+        last = request.since_seq
+        wanted_containers = set(request.containers)
+        wanted_events = set(request.events)
+        names: dict[str, str] = {}
+        try:
+            while context.is_active():
+                wake.clear()
+                with self._engine.saga.db.read() as reader:
+                    rows = reader.history(since=last)
+                    for row in rows:
+                        if row.container_id not in names:
+                            record = reader.container(row.container_id)
+                            names[row.container_id] = record.name if record else ""
+                for row in rows:
+                    last = row.event_seq
+                    name = names[row.container_id]
+                    if wanted_containers and not wanted_containers & {row.container_id, name}:
+                        continue
+                    if wanted_events and row.event not in wanted_events:
+                        continue
+                    if request.docker_only and row.event not in DOCKER_EVENTS:
+                        continue
+                    yield history_message(row, name)
+                wake.wait(EVENT_POLL_SECONDS)
+        finally:
+            unwatch()

@@ -1,0 +1,137 @@
+"""``berth daemon``: the composition of engine, API server, exit monitor and signals.
+
+SIGTERM (or SIGINT) stops gracefully: no new calls, calls in flight finish (or, if cut short,
+stay journaled for recovery at the next start). SIGHUP reloads the configuration file; a
+configuration that fails validation is refused and the running one stays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pathlib
+import signal
+import threading
+
+from engine.api.server import Tls, build_server, listen, secure_sockets
+from engine.composition import default_root, open_engine
+from engine.config import ConfigSnapshot, build_snapshot, parse_config
+from engine.errors import BerthError, NotFound
+from engine.event import ContainerEvent
+from engine.service import Engine
+from engine.state import ContainerState
+
+log = logging.getLogger("berth.daemon")
+GRACE_SECONDS = 10.0
+
+
+class ExitMonitor:
+    """Waits on every running container and records its exit when it comes (actor monitor)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._watching: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._engine.saga.events.subscribe(self._on_event)
+        for record in self._engine.list_containers():
+            if record.state in (ContainerState.RUNNING, ContainerState.PAUSED):
+                self.watch(record.id)
+
+    def _on_event(self, event: ContainerEvent) -> None:
+        if event.action == "start":
+            self.watch(event.container_id)
+
+    def watch(self, container_id: str) -> None:
+        with self._lock:
+            if container_id in self._watching:
+                return
+            self._watching.add(container_id)
+        threading.Thread(target=self._wait, args=(container_id,), daemon=True,
+                         name=f"exit-{container_id[:12]}").start()
+
+    def _wait(self, container_id: str) -> None:
+        try:
+            self._engine.wait(container_id)
+        except NotFound:
+            pass
+        except Exception:
+            log.exception("exit monitor of %s", container_id[:12])
+        finally:
+            with self._lock:
+                self._watching.discard(container_id)
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.root = pathlib.Path(args.root) if args.root else default_root()
+        self.config_path = args.config
+        raw = self._read_config()
+        self.generation = 1
+        snapshot = build_snapshot(raw, generation=self.generation,
+                                  runtimes_dir=self.root / "runtimes")
+        self.engine, report = open_engine(self.root, db_path=args.db or None,
+                                          backend=args.backend, config=snapshot)
+        if report is not None and (report.rolled_forward or report.compensated or
+                                   report.exits or report.removals or report.reconciled):
+            log.info("recovery: %s", report)
+        self.backend = args.backend or os.environ.get("BERTH_BACKEND", "runc")
+        self.addresses = args.host or [os.environ.get("BERTH_HOST") or
+                                       f"unix://{self.root / 'berth.sock'}"]
+        self.tls = Tls(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
+        self.insecure = args.insecure_tcp
+        self.stopping = threading.Event()
+
+    def _read_config(self) -> dict[str, object]:
+        if not self.config_path:
+            return {}
+        with open(self.config_path, encoding="utf-8") as handle:
+            return parse_config(handle.read())
+
+    def reload(self) -> ConfigSnapshot:
+        """Re-read the configuration file and publish it. Raises InvalidParameter (the running
+        configuration stays)."""
+        store = self.engine.config
+        with store.reload_lock:
+            raw = self._read_config()
+            snapshot = build_snapshot(raw, generation=store.current().generation + 1,
+                                      runtimes_dir=self.root / "runtimes")
+            store.swap(snapshot)
+        log.info("Reloaded configuration: generation %d", snapshot.generation)
+        return snapshot
+
+    def serve(self) -> int:
+        server = build_server(self.engine, data_root=str(self.root), backend=self.backend,
+                              reload=self.reload)
+        bound = [listen(server, address, tls=self.tls, insecure=self.insecure)
+                 for address in self.addresses]
+        server.start()
+        secure_sockets(bound)
+        ExitMonitor(self.engine).start()
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_on_signal())
+        print(f"berth daemon listening on {', '.join(bound)} "
+              f"(database {self.engine.saga.db.path})", flush=True)
+        self.stopping.wait()
+        server.stop(GRACE_SECONDS).wait()
+        self.engine.saga.db.close()
+        return 0
+
+    def _reload_on_signal(self) -> None:
+        try:
+            self.reload()
+        except BerthError as error:
+            log.error("Error reconfiguring the daemon: %s", error)
+        except OSError as error:
+            log.error("Error reconfiguring the daemon: %s", error)
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transitions", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return Daemon(args).serve()
