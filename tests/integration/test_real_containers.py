@@ -18,7 +18,9 @@ from engine.errors import BerthError, InvalidParameter
 from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.state import ContainerState
-from tests.integration.conftest import RealEngines, leaks
+from tests.integration.conftest import REASON, RealEngines, available, leaks
+
+pytestmark = pytest.mark.skipif(not available, reason=REASON)
 
 
 def config(*command: str, **fields: object) -> ContainerConfig:

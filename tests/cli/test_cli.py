@@ -1,0 +1,137 @@
+"""The real ``berth`` executable against a real daemon: Docker's session and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.cli.conftest import BERTH, Cli
+from tests.integration.conftest import REASON, available
+
+pytestmark = pytest.mark.skipif(not available, reason=REASON)
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_docker_style_session(session: Cli) -> None:
+    assert "busybox" in session.ok("images")
+    container_id = session.ok("create", "--name", "web", "busybox", "sh", "-c",
+                              "echo hello; sleep 1000").strip()
+    assert len(container_id) == 64
+    assert session.ok("start", "web").strip() == "web"
+    table = session.ok("ps")
+    assert "web" in table and "Up" in table and container_id[:12] in table
+    (inspected,) = json.loads(session.ok("inspect", "web"))
+    assert inspected["Id"] == container_id and inspected["Name"] == "/web"
+    state = inspected["State"]
+    assert (state["Status"], state["Running"], state["Paused"], state["Dead"]) == (
+        "running", True, False, False)
+    assert state["Pid"] > 0 and state["StartedAt"].endswith("Z")
+    assert inspected["Path"] == "sh" and inspected["Args"] == ["-c", "echo hello; sleep 1000"]
+    assert inspected["HostConfig"] == {"Runtime": "runc", "AutoRemove": False,
+                                       "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                                       "NetworkMode": "none"}
+    assert inspected["Config"]["Image"] == "busybox"
+    deadline = time.monotonic() + 10
+    while "hello" not in session.ok("logs", "web") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session.ok("logs", "web") == "hello\n"
+    assert session.ok("stop", "-t", "1", "web").strip() == "web"
+    (stopped,) = json.loads(session.ok("inspect", "web"))
+    assert (stopped["State"]["Status"], stopped["State"]["ExitCode"]) == ("exited", 137)
+    assert "Exited (137)" in session.ok("ps", "-a")
+    session.ok("start", "web")
+    assert session("start", "web").returncode == 0  # already started: not an error
+    session.ok("rm", "-f", "web")
+    assert "web" not in session.ok("ps", "-a")
+
+
+def test_run_exits_with_the_container_exit_code(session: Cli) -> None:
+    result = session("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_run_of_a_missing_command_exits_127_and_is_removed(session: Cli) -> None:
+    before = session.ok("ps", "-a")
+    result = session("run", "--rm", "busybox", "no-such-command")
+    assert result.returncode == 127
+    assert one_line(result.stderr).startswith("Error response from daemon:")
+    assert "executable file not found" in result.stderr
+    assert session.ok("ps", "-a") == before
+
+
+def test_run_refused_by_the_daemon_exits_125(session: Cli) -> None:
+    session.ok("create", "--name", "taken", "busybox", "true")
+    taken = session("run", "--name", "taken", "busybox", "true")
+    assert taken.returncode == 125
+    assert 'Conflict. The container name "/taken" is already in use' in one_line(taken.stderr)
+    bad_name = session("run", "--name", "x", "busybox", "true")
+    assert bad_name.returncode == 125
+    assert "Invalid container name (x)" in one_line(bad_name.stderr)
+    session.ok("rm", "taken")
+
+
+def test_bad_input_gets_one_line_and_the_right_status(session: Cli) -> None:
+    unknown_verb = session("frobnicate")
+    assert unknown_verb.returncode == 125 and "invalid choice" in unknown_verb.stderr
+    assert "Traceback" not in unknown_verb.stderr
+    unknown_flag = session("ps", "--bogus")
+    assert unknown_flag.returncode == 125 and "--bogus" in unknown_flag.stderr
+    bad_env = session("create", "-e", "=oops", "busybox", "true")
+    assert bad_env.returncode == 125 and one_line(bad_env.stderr) == (
+        "invalid environment variable: =oops")
+    bad_volume = session("create", "-v", "novolume", "busybox", "true")
+    assert bad_volume.returncode == 1
+    assert one_line(bad_volume.stderr) == (
+        "Error response from daemon: invalid volume specification: 'novolume'")
+    unknown = session("inspect", "ghost")
+    assert unknown.returncode == 1
+    assert one_line(unknown.stderr) == "Error response from daemon: No such container: ghost"
+    stop_unknown = session("stop", "ghost")
+    assert stop_unknown.returncode == 1
+    assert session("version").returncode == 0  # the daemon keeps serving
+
+
+def test_pause_unpause_kill_wait_and_events(session: Cli) -> None:
+    session.ok("run", "-d", "--name", "worker", "busybox", "sleep", "1000")
+    session.ok("pause", "worker")
+    assert json.loads(session.ok("inspect", "worker"))[0]["State"]["Status"] == "paused"
+    again = session("pause", "worker")
+    assert again.returncode == 1 and "is already paused" in one_line(again.stderr)
+    session.ok("unpause", "worker")
+    session.ok("kill", "-s", "KILL", "worker")
+    assert session.ok("wait", "worker").strip() == "137"
+    streamed = subprocess.run(["timeout", "3", BERTH, "events", "--since", "0", "--container",
+                               "worker"], env=session.environment, capture_output=True,
+                              text=True, check=False).stdout.splitlines()
+    actions = [line.split()[3] for line in streamed]
+    assert actions == ["create", "start", "pause", "unpause", "kill", "die"]
+    session.ok("rm", "worker")
+
+
+def test_info_version_and_json_formats(session: Cli) -> None:
+    info = json.loads(session.ok("info", "--format", "json"))
+    assert info["defaultRuntime"] == "runc" and info["backend"] == "runc"
+    assert info["images"] >= 1
+    version = json.loads(session.ok("version", "--format", "json"))
+    assert version["Server"]["ApiVersion"] == "v1"
+    assert json.loads(session.ok("images", "--format", "json"))[0]["reference"] == (
+        "busybox:latest")
+
+
+def test_a_daemon_that_is_not_running_gets_a_one_line_hint(tmp_path: object) -> None:
+    environment = {**os.environ, "BERTH_HOST": "unix:///nonexistent/berth.sock"}
+    result = subprocess.run([BERTH, "ps"], env=environment, capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 1
+    assert one_line(result.stderr) == ("Cannot connect to the berth daemon at "
+                                       "unix:///nonexistent/berth.sock. Is the daemon running?")
