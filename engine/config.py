@@ -60,8 +60,8 @@ class RuntimeDefinition:
 
 
 def _builtin_runtimes() -> Mapping[str, RuntimeDefinition]:
-    return MappingProxyType({BUILTIN_RUNTIME: RuntimeDefinition(BUILTIN_RUNTIME,
-                                                                BUILTIN_RUNTIME)})
+    return MappingProxyType({BUILTIN_RUNTIME: RuntimeDefinition(
+        BUILTIN_RUNTIME, BUILTIN_RUNTIME, (), BUILTIN_RUNTIME)})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

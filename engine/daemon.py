@@ -16,9 +16,11 @@ import threading
 
 from engine.api.server import Tls, build_server, listen, secure_sockets
 from engine.composition import default_root, open_engine
-from engine.config import ConfigSnapshot, build_snapshot, parse_config
-from engine.errors import BerthError, NotFound
+from engine.config import ConfigSnapshot
+from engine.errors import BerthError, InvalidParameter, NotFound
 from engine.event import ContainerEvent
+from engine.recovery import Recovery
+from engine.reload import ConfigKeeper
 from engine.service import Engine
 from engine.state import ContainerState
 
@@ -67,15 +69,14 @@ class ExitMonitor:
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.root = pathlib.Path(args.root) if args.root else default_root()
-        self.config_path = args.config
-        raw = self._read_config()
-        self.generation = 1
-        snapshot = build_snapshot(raw, generation=self.generation,
-                                  runtimes_dir=self.root / "runtimes")
         self.engine, report = open_engine(self.root, db_path=args.db or None,
-                                          backend=args.backend, config=snapshot)
-        if report is not None and (report.rolled_forward or report.compensated or
-                                   report.exits or report.removals or report.reconciled):
+                                          backend=args.backend, recover=False)
+        self.keeper = ConfigKeeper(path=args.config, root=self.root, store=self.engine.config,
+                                   db=self.engine.saga.db, events=self.engine.saga.events)
+        self.keeper.start()  # before recovery: it may start nothing, but it reads the config
+        report = Recovery(self.engine).run()
+        if report.rolled_forward or report.compensated or report.exits or report.removals \
+                or report.reconciled or report.failures:
             log.info("recovery: %s", report)
         self.backend = args.backend or os.environ.get("BERTH_BACKEND", "runc")
         self.addresses = args.host or [os.environ.get("BERTH_HOST") or
@@ -84,23 +85,12 @@ class Daemon:
         self.insecure = args.insecure_tcp
         self.stopping = threading.Event()
 
-    def _read_config(self) -> dict[str, object]:
-        if not self.config_path:
-            return {}
-        with open(self.config_path, encoding="utf-8") as handle:
-            return parse_config(handle.read())
-
     def reload(self) -> ConfigSnapshot:
-        """Re-read the configuration file and publish it. Raises InvalidParameter (the running
-        configuration stays)."""
-        store = self.engine.config
-        with store.reload_lock:
-            raw = self._read_config()
-            snapshot = build_snapshot(raw, generation=store.current().generation + 1,
-                                      runtimes_dir=self.root / "runtimes")
-            store.swap(snapshot)
-        log.info("Reloaded configuration: generation %d", snapshot.generation)
-        return snapshot
+        """Raises InvalidParameter (the running configuration stays)."""
+        try:
+            return self.keeper.reload()
+        except OSError as error:
+            raise InvalidParameter(f"cannot read the configuration file: {error}") from error
 
     def serve(self) -> int:
         server = build_server(self.engine, data_root=str(self.root), backend=self.backend,
@@ -124,8 +114,6 @@ class Daemon:
         try:
             self.reload()
         except BerthError as error:
-            log.error("Error reconfiguring the daemon: %s", error)
-        except OSError as error:
             log.error("Error reconfiguring the daemon: %s", error)
 
 

@@ -101,10 +101,18 @@ class Supervisor:
         os.close(stdout_write)
         os.close(stderr_write)
         if process.returncode != 0:
+            # runc logs its errors to --log; one that dies parsing its flags writes to stderr,
+            # which here is the container's stderr pipe: read what it said.
+            os.set_blocking(stderr_read, False)
+            try:
+                said = os.read(stderr_read, 65536).decode(errors="replace")
+            except BlockingIOError:
+                said = ""
             os.close(stdout_read)
             os.close(stderr_read)
-            return {"ok": False, "error": _runc_error(runc_log) or f"runc create exited "
-                    f"{process.returncode}"}
+            first = next((line for line in said.splitlines() if line.strip()), "")
+            return {"ok": False, "error": _runc_error(runc_log) or first or
+                    f"runc create exited {process.returncode}"}
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
         log_path = pathlib.Path(str(request["log"]))

@@ -6,7 +6,7 @@ Times are integer milliseconds since the Unix epoch, UTC; the audit views render
 
 from models.base import Base, metadata
 from models.container import Container, Image
-from models.journal import ApiRequest, HistoryEntry, Operation, OperationStep
+from models.journal import ApiRequest, ConfigGeneration, HistoryEntry, Operation, OperationStep
 
-__all__ = ["ApiRequest", "Base", "Container", "HistoryEntry", "Image", "Operation",
-           "OperationStep", "metadata"]
+__all__ = ["ApiRequest", "Base", "ConfigGeneration", "Container", "HistoryEntry", "Image",
+           "Operation", "OperationStep", "metadata"]

@@ -107,3 +107,16 @@ class ApiRequest(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     response: Mapped[bytes | None] = mapped_column(LargeBinary)  # the serialized reply
     created_at: Mapped[int] = mapped_column(Integer)
+
+
+class ConfigGeneration(Base):
+    """One applied daemon configuration: at daemon start or by a successful reload."""
+
+    __tablename__ = "config_generations"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16))  # "start" or "reload"
+    content: Mapped[str] = mapped_column(Text)  # the configuration, as applied (JSON)
+    runtimes: Mapped[dict[str, Any]] = mapped_column(JSON)  # name -> binary it resolves to
+    removed_wrappers: Mapped[list[str] | None] = mapped_column(JSON)  # garbage collected
+    created_at: Mapped[int] = mapped_column(Integer)

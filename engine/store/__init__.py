@@ -8,6 +8,7 @@ from engine.store.database import MEMORY, Database, Durability, alembic_config
 from engine.store.reader import Reader
 from engine.store.records import (
     ContainerRecord,
+    GenerationRecord,
     HistoryDraft,
     HistoryRecord,
     ImageRecord,
@@ -23,6 +24,7 @@ __all__ = [
     "ContainerRecord",
     "Database",
     "Durability",
+    "GenerationRecord",
     "HistoryDraft",
     "HistoryRecord",
     "ImageRecord",

@@ -11,6 +11,7 @@ from sqlalchemy import Table, select
 from engine.state import ContainerState
 from engine.store.records import (
     ContainerRecord,
+    GenerationRecord,
     HistoryRecord,
     ImageRecord,
     OperationRecord,
@@ -18,7 +19,15 @@ from engine.store.records import (
     StepRecord,
 )
 from engine.store.statement import compile_sql, from_json, select_sql
-from models import ApiRequest, Container, HistoryEntry, Image, Operation, OperationStep
+from models import (
+    ApiRequest,
+    ConfigGeneration,
+    Container,
+    HistoryEntry,
+    Image,
+    Operation,
+    OperationStep,
+)
 
 _containers = cast(Table, Container.__table__)
 _history = cast(Table, HistoryEntry.__table__)
@@ -49,6 +58,8 @@ _UNFINISHED = compile_sql(select(_operations)) + (
 _images = cast(Table, Image.__table__)
 _IMAGES = select_sql(_images, {}, order_by=["reference"])
 _IMAGE = select_sql(_images, {"reference": "reference"})
+_GENERATIONS = select_sql(cast(Table, ConfigGeneration.__table__), {},
+                          order_by=["generation"])
 _REQUEST = select_sql(cast(Table, ApiRequest.__table__), {"request_id": "request_id"})
 _STEPS_OF = select_sql(_steps, {"operation_id": "operation_id"}, order_by=["step_index"])
 
@@ -149,3 +160,9 @@ class Reader:
     def request(self, request_id: str) -> RequestRecord | None:
         rows = self._rows(_REQUEST, {"request_id": request_id})
         return RequestRecord(*rows[0]) if rows else None
+
+    def generations(self) -> list[GenerationRecord]:
+        return [GenerationRecord(generation, reason, content, from_json(runtimes),
+                                 from_json(removed), created_at)
+                for generation, reason, content, runtimes, removed, created_at
+                in self._rows(_GENERATIONS, {})]

@@ -75,6 +75,15 @@ class RequestRecord(NamedTuple):
     created_at: int
 
 
+class GenerationRecord(NamedTuple):
+    generation: int
+    reason: str
+    content: str
+    runtimes: Mapping[str, str]
+    removed_wrappers: list[str] | None
+    created_at: int
+
+
 class ImageRecord(NamedTuple):
     reference: str
     digest: str

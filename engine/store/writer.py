@@ -7,6 +7,7 @@ Invariant: a container's state only changes through ``update_container``, a comp
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
@@ -16,7 +17,15 @@ from sqlalchemy import Table
 from engine.errors import ConcurrentUpdateConflict
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
 from engine.store.statement import insert_sql, positional_insert_sql, to_json, update_sql
-from models import ApiRequest, Container, HistoryEntry, Image, Operation, OperationStep
+from models import (
+    ApiRequest,
+    ConfigGeneration,
+    Container,
+    HistoryEntry,
+    Image,
+    Operation,
+    OperationStep,
+)
 
 _containers = cast(Table, Container.__table__)
 _operations = cast(Table, Operation.__table__)
@@ -25,6 +34,7 @@ _steps = cast(Table, OperationStep.__table__)
 _INSERT_CONTAINER = insert_sql(_containers)
 _images = cast(Table, Image.__table__)
 _PUT_IMAGE = insert_sql(_images).replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
+_INSERT_GENERATION = insert_sql(cast(Table, ConfigGeneration.__table__))
 _INSERT_REQUEST = insert_sql(cast(Table, ApiRequest.__table__))
 _DELETE_IMAGE = f"DELETE FROM {_images.name} WHERE reference = :reference"
 _HISTORY_COLUMNS = ("container_id", "seq", "event", "from_state", "to_state", "step", "outcome",
@@ -202,3 +212,12 @@ class Writer:
         self._connection.execute(_INSERT_REQUEST, {
             "request_id": request_id, "method": method, "code": code, "message": message,
             "response": response, "created_at": at})
+
+    def put_generation(self, generation: int, reason: str, content: str,
+                       runtimes: Mapping[str, str], removed: Sequence[str] | None,
+                       at: int) -> None:
+        self._connection.execute(_INSERT_GENERATION, {
+            "generation": generation, "reason": reason, "content": content,
+            "runtimes": to_json(runtimes),
+            "removed_wrappers": json.dumps(list(removed)) if removed is not None else None,
+            "created_at": at})

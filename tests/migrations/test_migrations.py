@@ -22,7 +22,8 @@ from engine.store.database import BUSY_TIMEOUT_MS
 from models import metadata
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TABLES = {"containers", "history", "operations", "operation_steps", "images", "api_requests"}
+TABLES = {"containers", "history", "operations", "operation_steps", "images", "api_requests",
+          "config_generations"}
 VIEWS = {
     "container_history": ["container_id", "container_name", "seq", "event", "from_state",
                           "to_state", "step", "outcome", "error", "actor", "request_id", "at"],
