@@ -14,7 +14,7 @@ import pathlib
 import signal
 import threading
 
-from engine.api.server import Tls, build_server, listen, secure_sockets
+from engine.api.server import Tls, build_server, listen, start
 from engine.composition import default_root, open_engine
 from engine.config import ConfigSnapshot
 from engine.errors import BerthError, InvalidParameter, NotFound
@@ -97,8 +97,7 @@ class Daemon:
                               reload=self.reload)
         bound = [listen(server, address, tls=self.tls, insecure=self.insecure)
                  for address in self.addresses]
-        server.start()
-        secure_sockets(bound)
+        start(server, bound)
         ExitMonitor(self.engine).start()
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())

@@ -60,10 +60,12 @@ def build_server(engine: Engine, *, data_root: str, backend: str,
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
     )
-    containers_pb2_grpc.add_ContainersServicer_to_server(
-        ContainersService(engine, RequestLedger(engine.saga.db)), server)
+    ledger = RequestLedger(engine.saga.db)
+    containers_pb2_grpc.add_ContainersServicer_to_server(ContainersService(engine, ledger),
+                                                         server)
     system_pb2_grpc.add_SystemServicer_to_server(
-        SystemService(engine, data_root=data_root, backend=backend, reload=reload), server)
+        SystemService(engine, data_root=data_root, backend=backend, reload=reload,
+                      ledger=ledger), server)
     checker = health.HealthServicer()
     for name in ("", *SERVICE_NAMES):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -98,6 +100,17 @@ def listen(server: grpc.Server, address: str, *, tls: Tls | None = None,
         host = target.rsplit(":", 1)[0]
         return f"tcp://{host}:{port}"
     raise InvalidParameter(f"invalid listen address {address!r}: unix://PATH or tcp://HOST:PORT")
+
+
+def start(server: grpc.Server, addresses: list[str]) -> None:
+    """Start serving; the unix sockets are created with mode 0660 (the umask is narrowed while
+    gRPC creates them, so there is no moment when they are more open)."""
+    previous = os.umask(0o117)
+    try:
+        server.start()
+    finally:
+        os.umask(previous)
+    secure_sockets(addresses)
 
 
 def secure_sockets(addresses: list[str]) -> None:

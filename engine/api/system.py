@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from engine.api.convert import history_message
+from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import system_pb2 as spb
 from engine.api.v1 import system_pb2_grpc as rpc
@@ -30,8 +31,9 @@ EVENT_POLL_SECONDS = 1.0
 
 class SystemService(rpc.SystemServicer):  # type: ignore[misc]
     def __init__(self, engine: Engine, *, data_root: str, backend: str,
-                 reload: Callable[[], ConfigSnapshot]) -> None:
+                 reload: Callable[[], ConfigSnapshot], ledger: RequestLedger) -> None:
         self._engine = engine
+        self._ledger = ledger
         self._data_root = data_root
         self._backend = backend
         self._reload = reload
@@ -63,7 +65,9 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
 
     def Reload(self, request: spb.ReloadRequest, context: grpc.ServicerContext
                ) -> spb.ReloadResponse:
-        return spb.ReloadResponse(generation=self._reload().generation)
+        return self._ledger.once(
+            "Reload", request.request_id, spb.ReloadResponse,
+            lambda: spb.ReloadResponse(generation=self._reload().generation))
 
     def Events(self, request: spb.EventsRequest, context: grpc.ServicerContext
                ) -> Iterator[pb.HistoryEvent]:

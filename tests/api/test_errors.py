@@ -1,0 +1,351 @@
+"""Error classes become gRPC status codes once, at the edge (``engine.api.errors``).
+
+Two halves: every class the engine raises naturally, provoked through real API calls on the
+real server; and a table over every ``ErrorClass`` member through ``ErrorInterceptor`` on a
+tiny servicer, so that no class reaches clients as UNKNOWN by accident.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+
+from engine import errors
+from engine.api.errors import CODES, ErrorInterceptor, status_of
+from engine.api.v1 import containers_pb2 as pb
+from engine.errors import BerthError, ErrorClass
+from engine.failpoint import Failpoints
+from tests.api.conftest import (
+    CALL_TIMEOUT,
+    ApiDaemon,
+    error_class_of,
+    failure,
+    start_daemon,
+)
+
+Code = grpc.StatusCode
+
+
+def assert_status(call: Callable[[], object], code: grpc.StatusCode, error_class: str) -> None:
+    error = failure(call)
+    assert error.code() == code, error.details()
+    assert error_class_of(error) == error_class
+
+
+# -- every class the engine raises, through real calls ---------------------------------------
+
+def test_unknown_container_is_not_found(daemon: ApiDaemon) -> None:
+    c = daemon.containers
+    assert_status(lambda: c.Inspect(pb.InspectRequest(container="ghost"), timeout=CALL_TIMEOUT),
+                  Code.NOT_FOUND, "NotFound")
+    assert_status(lambda: c.Start(pb.StartRequest(container="ghost"), timeout=CALL_TIMEOUT),
+                  Code.NOT_FOUND, "NotFound")
+    assert_status(lambda: c.Remove(pb.RemoveRequest(container="ghost"), timeout=CALL_TIMEOUT),
+                  Code.NOT_FOUND, "NotFound")
+    assert_status(lambda: c.History(pb.HistoryRequest(container="ghost"), timeout=CALL_TIMEOUT),
+                  Code.NOT_FOUND, "NotFound")
+
+
+@pytest.mark.parametrize("config", [
+    {"name": "bad name!"},
+    {"image": ""},
+    {"cmd": []},
+    {"restart_policy": "sometimes"},
+    {"restart_policy": "always", "restart_max_retries": 3},
+    {"mounts": ["just-one-part"]},
+    {"mounts": ["data:relative/path"]},
+    {"mounts": ["data:/data:rx"]},
+    {"env": ["=no-key"]},
+    {"network_mode": "bridge-of-sighs"},
+], ids=lambda config: ",".join(config))
+def test_invalid_create_is_invalid_argument(daemon: ApiDaemon, config: dict[str, object]
+                                            ) -> None:
+    fields: dict[str, object] = {"name": "web", **config}
+    assert_status(lambda: daemon.create(**fields), Code.INVALID_ARGUMENT,
+                  "InvalidParameter")
+    listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
+    assert list(listed.containers) == []
+
+
+def test_empty_reference_and_bad_signal_are_invalid_argument(daemon: ApiDaemon) -> None:
+    daemon.run("web")
+    c = daemon.containers
+    assert_status(lambda: c.Inspect(pb.InspectRequest(container=""), timeout=CALL_TIMEOUT),
+                  Code.INVALID_ARGUMENT, "InvalidParameter")
+    assert_status(lambda: c.Kill(pb.KillRequest(container="web", signal=99),
+                                 timeout=CALL_TIMEOUT),
+                  Code.INVALID_ARGUMENT, "InvalidParameter")
+
+
+def test_pause_of_a_created_container_is_failed_precondition(daemon: ApiDaemon) -> None:
+    daemon.create("idle")
+    assert_status(lambda: daemon.containers.Pause(pb.ContainerRequest(container="idle"),
+                                                  timeout=CALL_TIMEOUT),
+                  Code.FAILED_PRECONDITION, "Conflict")
+    state = daemon.containers.Inspect(pb.InspectRequest(container="idle"), timeout=CALL_TIMEOUT)
+    assert state.state == "created"
+
+
+def test_name_in_use_is_already_exists(daemon: ApiDaemon) -> None:
+    first = daemon.create("web")
+    error = failure(lambda: daemon.create("web"))
+    assert error.code() == Code.ALREADY_EXISTS
+    assert error_class_of(error) == "Conflict"
+    assert first.id in (error.details() or "")  # Docker's message names the owner
+    listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
+    assert [container.id for container in listed.containers] == [first.id]
+
+
+def test_concurrent_creates_of_one_name_leave_one_container(daemon: ApiDaemon) -> None:
+    def create(_: int) -> str:
+        try:
+            return daemon.create("web").id
+        except grpc.RpcError as error:
+            return error.code().name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    winners = [outcome for outcome in outcomes if outcome != "ALREADY_EXISTS"]
+    assert len(winners) == 1 and len(winners[0]) == 64, outcomes
+    listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
+    assert [container.id for container in listed.containers] == winners
+
+
+def test_second_remove_while_one_is_in_progress_is_aborted(daemon_root: pathlib.Path) -> None:
+    daemon = start_daemon(daemon_root, failpoints=Failpoints({"remove.remove_files": "sleep(500)"}))
+    try:
+        daemon.create("doomed")
+        first: dict[str, object] = {}
+
+        def remove() -> None:
+            try:
+                first["reply"] = daemon.containers.Remove(pb.RemoveRequest(container="doomed"),
+                                                          timeout=CALL_TIMEOUT)
+            except grpc.RpcError as error:  # pragma: no cover - reported by the assert below
+                first["error"] = error
+
+        remover = threading.Thread(target=remove)
+        remover.start()
+        wait_until(lambda: daemon.containers.Inspect(
+            pb.InspectRequest(container="doomed"), timeout=CALL_TIMEOUT).removal_in_progress)
+        assert_status(lambda: daemon.containers.Remove(pb.RemoveRequest(container="doomed"),
+                                                       timeout=CALL_TIMEOUT),
+                      Code.ABORTED, "Conflict")
+        remover.join(CALL_TIMEOUT)
+        assert "error" not in first, first
+        reply = first["reply"]
+        assert isinstance(reply, pb.ChangeResponse) and reply.changed
+        assert_status(lambda: daemon.containers.Inspect(pb.InspectRequest(container="doomed"),
+                                                        timeout=CALL_TIMEOUT),
+                      Code.NOT_FOUND, "NotFound")
+    finally:
+        daemon.stop()
+
+
+def test_checkpoint_dir_is_permission_denied(daemon: ApiDaemon) -> None:
+    daemon.create("web")
+    assert_status(lambda: daemon.containers.Start(
+        pb.StartRequest(container="web", checkpoint_dir="/var/lib/checkpoints"),
+        timeout=CALL_TIMEOUT), Code.PERMISSION_DENIED, "Forbidden")
+
+
+def test_not_modified_is_ok_with_changed_false(daemon: ApiDaemon) -> None:
+    running = daemon.run("web")
+    again = daemon.containers.Start(pb.StartRequest(container="web"), timeout=CALL_TIMEOUT)
+    assert again.changed is False
+    assert again.container.id == running.id and again.container.state == "running"
+    assert daemon.runtime.count("start", running.id) == 1
+
+    stopped = daemon.containers.Stop(pb.StopRequest(container="web", timeout=0),
+                                     timeout=CALL_TIMEOUT)
+    assert stopped.changed is True and stopped.container.state == "exited"
+    again = daemon.containers.Stop(pb.StopRequest(container="web", timeout=0),
+                                   timeout=CALL_TIMEOUT)
+    assert again.changed is False and again.container.state == "exited"
+
+
+def test_failed_removal_is_internal(daemon_root: pathlib.Path) -> None:
+    daemon = start_daemon(daemon_root, failpoints=Failpoints({"remove.remove_files": "error"}))
+    try:
+        daemon.create("web")
+        assert_status(lambda: daemon.containers.Remove(pb.RemoveRequest(container="web"),
+                                                       timeout=CALL_TIMEOUT),
+                      Code.INTERNAL, "System")
+        state = daemon.containers.Inspect(pb.InspectRequest(container="web"),
+                                          timeout=CALL_TIMEOUT)
+        assert state.state == "dead" and state.dead
+    finally:
+        daemon.stop()
+
+
+def test_unclassified_start_failure_is_unknown(daemon: ApiDaemon) -> None:
+    created = daemon.create("web")
+    daemon.runtime.faults.add("start", errors.System("weird"))
+    assert_status(lambda: daemon.containers.Start(pb.StartRequest(container="web"),
+                                                  timeout=CALL_TIMEOUT),
+                  Code.UNKNOWN, "Unknown")
+    state = daemon.containers.Inspect(pb.InspectRequest(container="web"), timeout=CALL_TIMEOUT)
+    assert state.state == "created" and state.exit_code == 128
+    assert created.id not in daemon.runtime.tasks()  # compensation deleted the task
+
+
+def test_image_store_missing_is_unavailable(daemon: ApiDaemon) -> None:
+    assert_status(lambda: daemon.containers.Import(pb.ImportRequest(source="/nowhere.tar"),
+                                                   timeout=CALL_TIMEOUT),
+                  Code.UNAVAILABLE, "Unavailable")
+
+
+def test_wait_timeout_is_deadline_exceeded(daemon: ApiDaemon) -> None:
+    daemon.run("web")
+    assert_status(lambda: daemon.containers.Wait(pb.WaitRequest(container="web", timeout=0.01),
+                                                 timeout=CALL_TIMEOUT),
+                  Code.DEADLINE_EXCEEDED, "Deadline")
+
+
+def test_daemon_keeps_serving_after_errors(daemon: ApiDaemon) -> None:
+    for _ in range(3):
+        failure(lambda: daemon.containers.Inspect(pb.InspectRequest(container="ghost"),
+                                                  timeout=CALL_TIMEOUT))
+    assert daemon.create("web").name == "web"
+
+
+# -- every class through the interceptor -----------------------------------------------------
+
+# The contract of the issue (and the natural code for the classes it does not name).
+EXPECTED: dict[ErrorClass, grpc.StatusCode] = {
+    ErrorClass.NOT_FOUND: Code.NOT_FOUND,
+    ErrorClass.INVALID_PARAMETER: Code.INVALID_ARGUMENT,
+    ErrorClass.CONFLICT: Code.FAILED_PRECONDITION,
+    ErrorClass.UNAUTHORIZED: Code.UNAUTHENTICATED,
+    ErrorClass.UNAVAILABLE: Code.UNAVAILABLE,
+    ErrorClass.FORBIDDEN: Code.PERMISSION_DENIED,
+    ErrorClass.NOT_MODIFIED: Code.FAILED_PRECONDITION,
+    ErrorClass.NOT_IMPLEMENTED: Code.UNIMPLEMENTED,
+    ErrorClass.SYSTEM: Code.INTERNAL,
+    ErrorClass.UNKNOWN: Code.UNKNOWN,
+    ErrorClass.CANCELLED: Code.CANCELLED,
+    ErrorClass.DEADLINE: Code.DEADLINE_EXCEEDED,
+    ErrorClass.DATA_LOSS: Code.DATA_LOSS,
+}
+
+# One raisable class per ErrorClass member: the direct subclasses of BerthError.
+CLASSES: dict[ErrorClass, type[BerthError]] = {
+    cls.error_class: cls for cls in BerthError.__subclasses__()
+}
+
+CONCRETE: dict[str, Callable[[], BaseException]] = {
+    "NameInUse": lambda: errors.NameInUseConflict("web", owner_id="abc"),
+    "RemovalInProgress": lambda: errors.RemovalInProgressConflict("web"),
+    "ContainerNotFound": lambda: errors.ContainerNotFound("web"),
+    "Failpoint": lambda: errors.FailpointSystem("start.persist"),
+    "RuntimeError": lambda: RuntimeError("a bug"),
+    "KeyError": lambda: KeyError("missing"),
+}
+
+
+def _raise(key: str) -> BaseException:
+    if key in CONCRETE:
+        return CONCRETE[key]()
+    error_class = ErrorClass(key)
+    return CLASSES[error_class](f"raised {error_class.value}")
+
+
+@pytest.fixture(scope="module")
+def raiser() -> Iterator[grpc.Channel]:
+    """A server with only ``ErrorInterceptor`` and a servicer that raises what it is asked."""
+
+    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+        raise _raise(request.decode())
+
+    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        yield b"first"
+        raise _raise(request.decode())
+
+    handler = grpc.method_handlers_generic_handler("test.Raiser", {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream),
+    })
+    server = grpc.server(ThreadPoolExecutor(max_workers=4), interceptors=[ErrorInterceptor()])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield channel
+    channel.close()
+    server.stop(None).wait()
+
+
+def raise_unary(channel: grpc.Channel, key: str) -> grpc.RpcError:
+    call = channel.unary_unary("/test.Raiser/Unary")
+    return failure(lambda: call(key.encode(), timeout=CALL_TIMEOUT))
+
+
+def raise_in_stream(channel: grpc.Channel, key: str) -> tuple[list[bytes], grpc.RpcError]:
+    call = channel.unary_stream("/test.Raiser/Stream")
+    received: list[bytes] = []
+
+    def consume() -> None:
+        for message in call(key.encode(), timeout=CALL_TIMEOUT):
+            received.append(message)
+
+    return received, failure(consume)
+
+
+def test_every_error_class_has_a_code_and_a_raisable_class() -> None:
+    assert set(CODES) == set(ErrorClass)
+    assert set(EXPECTED) == set(ErrorClass)
+    assert set(CLASSES) == set(ErrorClass)
+
+
+def test_only_unknown_maps_to_unknown() -> None:
+    unknown = [member for member in ErrorClass if CODES[member] == Code.UNKNOWN]
+    assert unknown == [ErrorClass.UNKNOWN]
+    for member in ErrorClass:
+        assert status_of(CLASSES[member]("x")) == EXPECTED[member], member
+
+
+@pytest.mark.parametrize("member", list(ErrorClass), ids=lambda member: member.value)
+def test_interceptor_maps_each_class(raiser: grpc.Channel, member: ErrorClass) -> None:
+    error = raise_unary(raiser, member.value)
+    assert error.code() == EXPECTED[member]
+    assert error_class_of(error) == member.value
+    assert error.details() == f"raised {member.value}"
+
+
+@pytest.mark.parametrize("member", list(ErrorClass), ids=lambda member: member.value)
+def test_interceptor_maps_each_class_in_a_stream(raiser: grpc.Channel, member: ErrorClass
+                                                 ) -> None:
+    received, error = raise_in_stream(raiser, member.value)
+    assert received == [b"first"]
+    assert error.code() == EXPECTED[member]
+    assert error_class_of(error) == member.value
+
+
+@pytest.mark.parametrize(("key", "code", "error_class"), [
+    ("NameInUse", Code.ALREADY_EXISTS, "Conflict"),
+    ("RemovalInProgress", Code.ABORTED, "Conflict"),
+    ("ContainerNotFound", Code.NOT_FOUND, "NotFound"),
+    ("Failpoint", Code.INTERNAL, "System"),
+    ("RuntimeError", Code.INTERNAL, "System"),
+    ("KeyError", Code.INTERNAL, "System"),
+])
+def test_interceptor_maps_concrete_and_unclassified_errors(
+        raiser: grpc.Channel, key: str, code: grpc.StatusCode, error_class: str) -> None:
+    for error in (raise_unary(raiser, key), raise_in_stream(raiser, key)[1]):
+        assert error.code() == code
+        assert error_class_of(error) == error_class
+
+
+def wait_until(predicate: Callable[[], bool], *, attempts: int = 500) -> None:
+    """Poll ``predicate`` every 10 ms; fail the test if it never holds."""
+    for _ in range(attempts):
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition never held")

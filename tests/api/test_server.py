@@ -1,0 +1,99 @@
+"""The server around the services: health, reflection, generated code, message size limit."""
+
+from __future__ import annotations
+
+import pathlib
+import tomllib
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from engine.api import codegen
+from engine.api.server import MAX_MESSAGE_BYTES, SERVICE_NAMES
+from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import containers_pb2_grpc as rpc
+from engine.api.v1 import system_pb2 as spb
+from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, failure
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_health_reports_serving(daemon: ApiDaemon) -> None:
+    health = health_pb2_grpc.HealthStub(daemon.channel)
+    for service in ("", "berth.v1.Containers", "berth.v1.System"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service),
+                             timeout=CALL_TIMEOUT)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+    # The interceptor leaves the health service's own answers alone.
+    error = failure(lambda: health.Check(health_pb2.HealthCheckRequest(service="no.Such"),
+                                         timeout=CALL_TIMEOUT))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_and_describes_the_services(daemon: ApiDaemon) -> None:
+    database = ProtoReflectionDescriptorDatabase(daemon.channel)
+    services = set(database.get_services())
+    assert {"berth.v1.Containers", "berth.v1.System", "grpc.health.v1.Health"} <= services
+    assert set(SERVICE_NAMES) <= services
+    pool = descriptor_pool.DescriptorPool(database)
+    containers = pool.FindServiceByName("berth.v1.Containers")
+    assert {"Create", "Start", "Remove", "History"} <= set(containers.methods_by_name)
+    system = pool.FindServiceByName("berth.v1.System")
+    events = system.methods_by_name["Events"]
+    assert events.output_type.full_name == "berth.v1.HistoryEvent"
+
+
+def test_generated_code_is_not_stale(tmp_path: pathlib.Path) -> None:
+    generated = codegen.generate(tmp_path)
+    committed = sorted(codegen.PROTO_DIR.glob("*_pb2*.py*"))
+    assert [path.name for path in generated] == [path.name for path in committed]
+    assert len(generated) == 2 * 3  # two protos: _pb2.py, _pb2.pyi, _pb2_grpc.py each
+    for fresh in generated:
+        stale = codegen.PROTO_DIR / fresh.name
+        assert fresh.read_bytes() == stale.read_bytes(), (
+            f"{stale} is stale: run `python -m engine.api.codegen` and commit the result")
+
+
+def test_generated_code_is_kept_out_of_linting() -> None:
+    with open(REPOSITORY / "pyproject.toml", "rb") as handle:
+        project = tomllib.load(handle)
+    assert "engine/api/v1" in project["tool"]["ruff"]["extend-exclude"]
+    assert any("engine/api/v1" in entry for entry in project["tool"]["mypy"]["exclude"])
+
+
+def test_an_over_large_request_is_refused_and_the_daemon_keeps_serving(daemon: ApiDaemon
+                                                                       ) -> None:
+    huge = "BIG=" + "x" * (5 * 1024 * 1024)
+    request = pb.CreateRequest(config=pb.ContainerConfig(
+        image="busybox", cmd=["sleep", "1000"], name="huge", env=[huge]))
+    assert request.ByteSize() > MAX_MESSAGE_BYTES
+    # A client with no send limit of its own, so that the server is what refuses.
+    unlimited = grpc.insecure_channel(f"unix:{daemon.socket_path}",
+                                      options=[("grpc.max_send_message_length", -1)])
+    try:
+        stub = rpc.ContainersStub(unlimited)
+        error = failure(lambda: stub.Create(request, timeout=CALL_TIMEOUT))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # The same connection, and the daemon's usual client, are still served.
+        small = pb.CreateRequest(config=pb.ContainerConfig(
+            image="busybox", cmd=["sleep", "1000"], name="small", env=["SMALL=1"]))
+        assert stub.Create(small, timeout=CALL_TIMEOUT).container.name == "small"
+    finally:
+        unlimited.close()
+    # engine.client.connect refuses to send it at all.
+    error = failure(lambda: daemon.containers.Create(request, timeout=CALL_TIMEOUT))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert daemon.system.Version(spb.VersionRequest(), timeout=CALL_TIMEOUT).version
+    listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
+    assert [container.name for container in listed.containers] == ["small"]
+
+
+@pytest.mark.parametrize("size", [1024 * 1024, 3 * 1024 * 1024])
+def test_a_large_request_under_the_limit_is_served(daemon: ApiDaemon, size: int) -> None:
+    container = daemon.create("large", env=["LARGE=" + "y" * size])
+    assert len(container.config.env[0]) == size + len("LARGE=")
