@@ -135,3 +135,30 @@ def test_a_daemon_that_is_not_running_gets_a_one_line_hint(tmp_path: object) -> 
     assert result.returncode == 1
     assert one_line(result.stderr) == ("Cannot connect to the berth daemon at "
                                        "unix:///nonexistent/berth.sock. Is the daemon running?")
+
+
+def test_an_image_in_use_cannot_be_removed(session: Cli, tmp_path: object) -> None:
+    session.ok("create", "--name", "user", "busybox", "true")
+    refused = session("rmi", "busybox")
+    assert refused.returncode == 1
+    assert "is using its referenced image" in one_line(refused.stderr)
+    assert "busybox" in session.ok("images")
+    session.ok("rm", "user")
+
+
+def test_logs_follow_streams_until_the_container_exits(session: Cli) -> None:
+    session.ok("run", "-d", "--name", "talker", "busybox", "sh", "-c",
+               "for i in 1 2 3; do echo line $i; sleep 0.3; done")
+    followed = session("logs", "-f", "talker", timeout=30)
+    assert followed.returncode == 0
+    assert followed.stdout == "line 1\nline 2\nline 3\n"
+    session.ok("rm", "talker")
+
+
+def test_history_shows_the_journal(session: Cli) -> None:
+    session.ok("run", "--name", "journaled", "busybox", "true")
+    rows = json.loads(session.ok("history", "journaled", "--format", "json"))
+    events = [row["event"] for row in rows]
+    assert events[0] == "create" and "start" in events and events[-1] == "die"
+    assert [int(row["containerSeq"]) for row in rows] == list(range(1, len(rows) + 1))
+    session.ok("rm", "journaled")
