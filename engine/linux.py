@@ -50,10 +50,10 @@ def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "")
         raise _fail(f"mount {fstype} on {target}")
 
 
-def unmount(target: str) -> bool:
-    """Unmount ``target`` (lazily if it is busy); False if nothing was mounted there.
-    Raises System."""
-    if _libc.umount2(target.encode(), 0) == 0:
+def unmount(target: str, *, lazy: bool = False) -> bool:
+    """Unmount ``target`` (lazily if asked, or if it is busy); False if nothing was mounted
+    there. Raises System."""
+    if _libc.umount2(target.encode(), MNT_DETACH if lazy else 0) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOENT):  # not a mount point, or gone
