@@ -16,7 +16,7 @@ import threading
 
 from engine.api.server import Tls, build_server, listen, start
 from engine.composition import default_root, open_engine
-from engine.config import ConfigSnapshot
+from engine.config import ConfigSnapshot, parse_config
 from engine.errors import BerthError, InvalidParameter, NotFound
 from engine.event import ContainerEvent
 from engine.recovery import Recovery
@@ -69,6 +69,11 @@ class ExitMonitor:
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.root = pathlib.Path(args.root) if args.root else default_root()
+        if args.config and not args.root and "BERTH_ROOT" not in os.environ:
+            with open(args.config, encoding="utf-8") as handle:
+                data_root = parse_config(handle.read()).get("data-root")
+            if data_root:  # daemon.json's data-root, unless a flag or BERTH_ROOT says otherwise
+                self.root = pathlib.Path(str(data_root))
         self.engine, report = open_engine(self.root, db_path=args.db or None,
                                           backend=args.backend, recover=False)
         self.keeper = ConfigKeeper(path=args.config, root=self.root, store=self.engine.config,
