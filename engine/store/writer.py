@@ -48,7 +48,9 @@ _INSERT_OPERATION = insert_sql(
 )
 # Steps are upserted: an intent is inserted, its outcome later updates the same row; a NULL in
 # the new values keeps the stored one (the handle planned with the intent, its start time).
-_UPSERT_STEP = insert_sql(_steps) + (
+_STEP_COLUMNS = ("operation_id", "step_index", "kind", "name", "status", "handle", "started_at",
+                 "finished_at", "error_class", "error_message")
+_UPSERT_STEP = positional_insert_sql(_steps, _STEP_COLUMNS) + (
     " ON CONFLICT (operation_id, step_index) DO UPDATE SET status = excluded.status, "
     + ", ".join(f"{column} = coalesce(excluded.{column}, {column})"
                 for column in ("handle", "started_at", "finished_at", "error_class",
@@ -180,21 +182,10 @@ class Writer:
         """Insert each step, or update its status and non-NULL fields if it is recorded."""
         self._connection.executemany(
             _UPSERT_STEP,
-            [
-                {
-                    "operation_id": operation_id,
-                    "step_index": draft.step_index,
-                    "kind": draft.kind,
-                    "name": draft.name,
-                    "status": draft.status,
-                    "handle": to_json(draft.handle),
-                    "started_at": draft.started_at,
-                    "finished_at": draft.finished_at,
-                    "error_class": draft.error_class,
-                    "error_message": draft.error_message,
-                }
-                for draft in drafts
-            ],
+            [(operation_id, index, kind, name, status, to_json(handle), started, finished,
+              error_class, error_message)
+             for (index, kind, name, status, handle, started, finished, error_class,
+                  error_message) in drafts],
         )
 
     def put_image(self, reference: str, digest: str, size_bytes: int, at: int) -> None:
