@@ -243,11 +243,18 @@ class Engine:
         self.saga.events.publish(ContainerEvent(record.id, record.name, "kill", self.saga.clock(),
                                                 (("signal", str(signal)),)))
         if record.state is ContainerState.PAUSED:
-            # Deliver the signal: a frozen process cannot act on it.
+            # Deliver the signal: a frozen process cannot act on it. As in moby, the task is
+            # resumed after signalling, and the container is running again (unpause).
             try:
                 self.saga.runtime.resume(record.id, binary=binary)
             except Exception as exc:
                 log.debug("resume after signal: %s", exc)
+            else:
+                journal = OperationJournal(self.saga, record, context)
+                journal.transition(Event.UNPAUSE, attributes={"after_signal": signal})
+                record = journal.commit()
+                self.saga.events.publish(ContainerEvent(record.id, record.name, "unpause",
+                                                        self.saga.clock()))
         return record
 
     def _wait(self, record: ContainerRecord, timeout: float | None) -> TaskState | None:
