@@ -62,11 +62,13 @@ class Container(Base):
     resources_operation_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
+        # On removed_at, not state: a partial index whose condition reads a column SQLite
+        # rewrites whenever that column is set, and state is set on every state change.
         Index(
             "uq_containers_live_name",
             "name",
             unique=True,
-            sqlite_where=text("state != 'removed'"),
+            sqlite_where=text("removed_at IS NULL"),
         ),
     )
 

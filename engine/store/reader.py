@@ -34,12 +34,12 @@ _history = cast(Table, HistoryEntry.__table__)
 _operations = cast(Table, Operation.__table__)
 _steps = cast(Table, OperationStep.__table__)
 
-_REMOVED = ContainerState.REMOVED.value
 _CONTAINER_BY_ID = select_sql(_containers, {"id": "id"})
-_LIVE_BY_NAME = select_sql(_containers, {"name": "name"}) + " AND containers.state != :removed"
+# "Live" is removed_at IS NULL, the condition of the partial unique index on names.
+_LIVE_BY_NAME = select_sql(_containers, {"name": "name"}) + " AND containers.removed_at IS NULL"
 _LIVE_BY_PREFIX = (
     compile_sql(select(_containers))
-    + " WHERE substr(containers.id, 1, :length) = :prefix AND containers.state != :removed"
+    + " WHERE substr(containers.id, 1, :length) = :prefix AND containers.removed_at IS NULL"
     + " LIMIT :limit"
 )
 _ALL_CONTAINERS = compile_sql(
@@ -110,12 +110,12 @@ class Reader:
         return _container(rows[0]) if rows else None
 
     def live_container_by_name(self, name: str) -> ContainerRecord | None:
-        rows = self._rows(_LIVE_BY_NAME, {"name": name, "removed": _REMOVED})
+        rows = self._rows(_LIVE_BY_NAME, {"name": name})
         return _container(rows[0]) if rows else None
 
     def live_containers_with_prefix(self, prefix: str, limit: int = 2) -> list[ContainerRecord]:
         rows = self._rows(_LIVE_BY_PREFIX, {"prefix": prefix, "length": len(prefix),
-                                            "removed": _REMOVED, "limit": limit})
+                                            "limit": limit})
         return [_container(row) for row in rows]
 
     def containers(self, *, include_removed: bool = False) -> list[ContainerRecord]:

@@ -118,7 +118,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_containers'))
     )
     with op.batch_alter_table('containers', schema=None) as batch_op:
-        batch_op.create_index('uq_containers_live_name', ['name'], unique=True, sqlite_where=sa.text("state != 'removed'"))
+        batch_op.create_index('uq_containers_live_name', ['name'], unique=True, sqlite_where=sa.text('removed_at IS NULL'))
 
     op.create_table('operations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -196,7 +196,7 @@ def downgrade() -> None:
 
     op.drop_table('operations')
     with op.batch_alter_table('containers', schema=None) as batch_op:
-        batch_op.drop_index('uq_containers_live_name', sqlite_where=sa.text("state != 'removed'"))
+        batch_op.drop_index('uq_containers_live_name', sqlite_where=sa.text('removed_at IS NULL'))
 
     op.drop_table('containers')
     # ### end Alembic commands ###
