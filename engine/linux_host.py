@@ -81,7 +81,7 @@ class LinuxHost:
                 self._mount_rootfs(handle)
             elif resource is Resource.NETWORK:
                 path = str(handle["netns"])
-                if path not in linux.mounts_under(path):
+                if not os.path.ismount(path):
                     linux.create_network_namespace(path)
             elif resource is Resource.IPC:
                 self._tmpfs(str(handle["path"]), f"mode=1777,size={SHM_SIZE}")
@@ -103,14 +103,14 @@ class LinuxHost:
         for key in ("upper", "work", "path"):
             os.makedirs(str(handle[key]), exist_ok=True)
         target = str(handle["path"])
-        if target in linux.mounts_under(target):
+        if os.path.ismount(target):
             return
         linux.mount("overlay", target, "overlay", 0,
                     f"lowerdir={lower},upperdir={handle['upper']},workdir={handle['work']}")
 
     def _tmpfs(self, path: str, options: str) -> None:
         os.makedirs(path, exist_ok=True)
-        if path not in linux.mounts_under(path):
+        if not os.path.ismount(path):
             linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
 
     def _secrets(self, path: str, secrets: list[str]) -> None:

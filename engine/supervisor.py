@@ -2,7 +2,7 @@
 
 It is the child subreaper of every container init (it runs ``runc create``, so the init is
 re-parented to it), copies each container's stdout and stderr into its log file (one JSON
-object per line, like Docker's json-file driver), and records each exit durably in
+object per line, like Docker's json-file driver), and records each exit in
 ``<root>/exits/<container id>.json`` ({"exit_code", "exited_at" in ms}) before telling anyone.
 A daemon that was down when a container exited reads the exit there when it starts again.
 This is what containerd-shim and conmon do, with one process for all containers, started once
@@ -42,19 +42,16 @@ def exit_path(root: pathlib.Path, container_id: str) -> pathlib.Path:
     return root / EXITS / f"{container_id}.json"
 
 
-def write_durably(path: pathlib.Path, content: str) -> None:
-    """Write ``content`` to ``path`` atomically: temporary file, fsync, rename, fsync dir."""
+def write_atomically(path: pathlib.Path, content: str) -> None:
+    """Write ``content`` to ``path`` atomically (temporary file, rename).
+
+    Not fsynced, like the journal's commits (synchronous=NORMAL): the record survives a crash
+    of the daemon or of this process, which is what it is for; a power loss takes the
+    containers with it, and recovery then finds their tasks gone (exit 255)."""
     temporary = path.with_name(f".tmp-{path.name}")
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def _now_iso() -> str:
@@ -147,7 +144,7 @@ class Supervisor:
             exited_at = time.time_ns() // 1_000_000
             for copier in container.copiers:
                 copier.join(LOG_DRAIN_SECONDS)
-            write_durably(exit_path(self.root, container.container_id),
+            write_atomically(exit_path(self.root, container.container_id),
                           json.dumps({"exit_code": code, "exited_at": exited_at}))
             with self.lock:
                 self.children.pop(pid, None)
@@ -238,7 +235,7 @@ def serve(root: pathlib.Path) -> None:
     path.unlink(missing_ok=True)
     server = _Server(str(path), supervisor)
     os.chmod(path, 0o600)
-    write_durably(root / PID_FILE, str(os.getpid()))
+    write_atomically(root / PID_FILE, str(os.getpid()))
     threading.Thread(target=server.serve_forever, daemon=True, name="accept").start()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
