@@ -94,9 +94,13 @@ class FakeHost:
         return f"{self.root}/containers/{container_id}/{container_id}-json.log"
 
     def remove(self, container_id: str, *, volumes: bool) -> None:
+        """Like the Linux host's: everything under the container's directory goes, its
+        network namespace and its bundle too, whatever a failed cleanup left."""
         with self._lock:
             self.calls.append(("remove", "volumes" if volumes else "", container_id))
             self.faults.check("remove", container_id)
+            for resource in Resource:
+                self._forget(container_id, resource)
             self.removed.add(container_id)
 
     def acquired(self, container_id: str | None = None) -> dict[tuple[str, Resource], Handle]:
