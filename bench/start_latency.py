@@ -30,22 +30,7 @@ from engine.composition import open_engine
 from engine.container_config import ContainerConfig
 from engine.oci_spec import build_spec
 from engine.service import Engine
-
-
-def busybox_rootfs(target: pathlib.Path) -> pathlib.Path:
-    """A minimal rootfs from Debian's busybox-static."""
-    (target / "bin").mkdir(parents=True)
-    shutil.copy2("/bin/busybox", target / "bin" / "busybox")
-    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            (target / "bin" / applet).symlink_to("busybox")
-    for directory in ("proc", "dev", "sys", "tmp", "etc", "root"):
-        (target / directory).mkdir(exist_ok=True)
-    (target / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (target / "etc" / "group").write_text("root:x:0:\n")
-    return target
+from engine.testing.rootfs import build_busybox_rootfs
 
 
 def bare_runc(bundle: pathlib.Path, runc_root: pathlib.Path, index: int) -> float:
@@ -91,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rootfs", default=None, help="a rootfs dir (default: busybox-static)")
     args = parser.parse_args(argv)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="berth-latency-"))
-    rootfs = pathlib.Path(args.rootfs) if args.rootfs else busybox_rootfs(workdir / "rootfs")
+    rootfs = pathlib.Path(args.rootfs) if args.rootfs else build_busybox_rootfs(workdir / "rootfs")
     engine, _ = open_engine(workdir / "root", backend="runc")
     assert engine.images is not None
     engine.images.import_image(str(rootfs), "busybox")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from engine.state import ContainerState
+from engine.store import tables
 from engine.store.records import (
     ContainerRecord,
     GenerationRecord,
@@ -19,20 +20,11 @@ from engine.store.records import (
     StepRecord,
 )
 from engine.store.statement import compile_sql, from_json, select_sql
-from models import (
-    ApiRequest,
-    ConfigGeneration,
-    Container,
-    HistoryEntry,
-    Image,
-    Operation,
-    OperationStep,
-)
 
-_containers = cast(Table, Container.__table__)
-_history = cast(Table, HistoryEntry.__table__)
-_operations = cast(Table, Operation.__table__)
-_steps = cast(Table, OperationStep.__table__)
+_containers = tables.containers
+_history = tables.history
+_operations = tables.operations
+_steps = tables.steps
 
 _CONTAINER_BY_ID = select_sql(_containers, {"id": "id"})
 # "Live" is removed_at IS NULL, the condition of the partial unique index on names.
@@ -55,12 +47,12 @@ _OPERATIONS_OF = select_sql(_operations, {"container_id": "container_id"}, order
 _UNFINISHED = compile_sql(select(_operations)) + (
     " WHERE operations.finished_at IS NULL ORDER BY operations.id"
 )
-_images = cast(Table, Image.__table__)
+_images = tables.images
 _IMAGES = select_sql(_images, {}, order_by=["reference"])
 _IMAGE = select_sql(_images, {"reference": "reference"})
-_GENERATIONS = select_sql(cast(Table, ConfigGeneration.__table__), {},
+_GENERATIONS = select_sql(tables.config_generations, {},
                           order_by=["generation"])
-_REQUEST = select_sql(cast(Table, ApiRequest.__table__), {"request_id": "request_id"})
+_REQUEST = select_sql(tables.api_requests, {"request_id": "request_id"})
 _STEPS_OF = select_sql(_steps, {"operation_id": "operation_id"}, order_by=["step_index"])
 
 

@@ -10,37 +10,27 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, cast
-
-from sqlalchemy import Table
+from typing import Any, NamedTuple
 
 from engine.errors import ConcurrentUpdateConflict
+from engine.store import tables
 from engine.store.records import ContainerRecord, HistoryDraft, JournalContext
 from engine.store.statement import insert_sql, positional_insert_sql, to_json, update_sql
-from models import (
-    ApiRequest,
-    ConfigGeneration,
-    Container,
-    HistoryEntry,
-    Image,
-    Operation,
-    OperationStep,
-)
 
-_containers = cast(Table, Container.__table__)
-_operations = cast(Table, Operation.__table__)
-_steps = cast(Table, OperationStep.__table__)
+_containers = tables.containers
+_operations = tables.operations
+_steps = tables.steps
 
 _INSERT_CONTAINER = insert_sql(_containers)
-_images = cast(Table, Image.__table__)
+_images = tables.images
 _PUT_IMAGE = insert_sql(_images).replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
-_INSERT_GENERATION = insert_sql(cast(Table, ConfigGeneration.__table__))
-_INSERT_REQUEST = insert_sql(cast(Table, ApiRequest.__table__))
+_INSERT_GENERATION = insert_sql(tables.config_generations)
+_INSERT_REQUEST = insert_sql(tables.api_requests)
 _DELETE_IMAGE = f"DELETE FROM {_images.name} WHERE reference = :reference"
 _HISTORY_COLUMNS = ("container_id", "seq", "event", "from_state", "to_state", "step", "outcome",
                     "error_class", "error_message", "at", "request_id", "actor", "operation_id",
                     "attributes")
-_INSERT_HISTORY = positional_insert_sql(cast(Table, HistoryEntry.__table__), _HISTORY_COLUMNS)
+_INSERT_HISTORY = positional_insert_sql(tables.history, _HISTORY_COLUMNS)
 _INSERT_OPERATION = insert_sql(
     _operations,
     skip=("id", "finished_at", "failed_step", "error_class", "error_message", "exit_code",

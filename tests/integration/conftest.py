@@ -21,27 +21,12 @@ from engine.composition import open_engine
 from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.supervisor import PID_FILE
+from engine.testing.rootfs import build_busybox_rootfs
 
 REASON = "needs root and runc (.ci/setup installs runc and busybox-static)"
 available = os.geteuid() == 0 and shutil.which("runc") is not None and os.path.exists(
     "/bin/busybox")
 
-
-
-def build_busybox_rootfs(target: pathlib.Path) -> pathlib.Path:
-    (target / "bin").mkdir(parents=True)
-    shutil.copy2("/bin/busybox", target / "bin" / "busybox")
-    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            (target / "bin" / applet).symlink_to("busybox")
-    for directory in ("proc", "dev", "sys", "tmp", "etc", "root", "run"):
-        (target / directory).mkdir(exist_ok=True)
-    (target / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                           "nobody:x:65534:65534:nobody:/:/bin/false\n")
-    (target / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
-    return target
 
 
 @pytest.fixture(scope="session")
