@@ -15,13 +15,11 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -69,10 +67,8 @@ class Operation(Base):
     runtime_binary: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
-    __table_args__ = (
-        # Only unfinished operations are in this index: what recovery scans at start-up.
-        Index("ix_operations_unfinished", "id", sqlite_where=text("finished_at IS NULL")),
-    )
+    # No index on unfinished operations: it would cost two WAL frames of every operation, and
+    # only recovery asks, once, at start-up (a scan).
 
 
 class OperationStep(Base):
