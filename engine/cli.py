@@ -43,10 +43,18 @@ class Api:
         self.address = args.host or default_address()
         self.channel = connect(self.address, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
                                tls_key=args.tls_key)
-        from engine.api.v1 import containers_pb2_grpc, system_pb2_grpc
 
-        self.containers = containers_pb2_grpc.ContainersStub(self.channel)
-        self.system = system_pb2_grpc.SystemStub(self.channel)
+    @property
+    def containers(self) -> Any:
+        from engine.api.v1 import containers_pb2_grpc
+
+        return containers_pb2_grpc.ContainersStub(self.channel)
+
+    @property
+    def system(self) -> Any:
+        from engine.api.v1 import system_pb2_grpc
+
+        return system_pb2_grpc.SystemStub(self.channel)
 
     def call(self, method: Callable[..., Any], request: Any, **options: Any) -> Any:
         import grpc

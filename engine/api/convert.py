@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import events_pb2
 from engine.container_config import ContainerConfig, RestartPolicy
 from engine.state import docker_flags, docker_status
 from engine.store import ContainerRecord, HistoryRecord, ImageRecord
@@ -46,8 +47,8 @@ def container_message(record: ContainerRecord) -> pb.Container:
     )
 
 
-def history_message(row: HistoryRecord, name: str) -> pb.HistoryEvent:
-    return pb.HistoryEvent(
+def history_message(row: HistoryRecord, name: str) -> events_pb2.HistoryEvent:
+    return events_pb2.HistoryEvent(
         seq=row.event_seq, container_id=row.container_id, container_name=name,
         container_seq=row.seq, event=row.event, from_state=row.from_state or "",
         to_state=row.to_state, step=row.step or "", outcome=row.outcome,

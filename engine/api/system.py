@@ -17,7 +17,7 @@ import grpc
 
 from engine.api.convert import history_message
 from engine.api.idempotency import RequestLedger
-from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import events_pb2
 from engine.api.v1 import system_pb2 as spb
 from engine.api.v1 import system_pb2_grpc as rpc
 from engine.cli_version import API_VERSION, VERSION
@@ -70,7 +70,7 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
             lambda: spb.ReloadResponse(generation=self._reload().generation))
 
     def Events(self, request: spb.EventsRequest, context: grpc.ServicerContext
-               ) -> Iterator[pb.HistoryEvent]:
+               ) -> Iterator[events_pb2.HistoryEvent]:
         wake = threading.Event()
         unwatch = self._engine.saga.events.watch(wake.set)
         context.add_callback(wake.set)  # a client that goes away ends the wait at once

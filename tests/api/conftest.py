@@ -22,6 +22,7 @@ from engine.api.errors import ERROR_CLASS_KEY
 from engine.api.server import build_server, listen, secure_sockets
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
+from engine.api.v1 import events_pb2
 from engine.api.v1 import system_pb2_grpc as system_rpc
 from engine.client import connect
 from engine.composition import open_engine
@@ -111,9 +112,9 @@ def daemon(daemon_root: pathlib.Path) -> Iterator[ApiDaemon]:
     running.stop()
 
 
-def take(stream: Iterable[pb.HistoryEvent], count: int) -> list[pb.HistoryEvent]:
+def take(stream: Iterable[events_pb2.HistoryEvent], count: int) -> list[events_pb2.HistoryEvent]:
     """The next ``count`` messages of a (never-ending) event stream."""
-    taken: list[pb.HistoryEvent] = []
+    taken: list[events_pb2.HistoryEvent] = []
     iterator = iter(stream)
     while len(taken) < count:
         taken.append(next(iterator))

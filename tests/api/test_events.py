@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from engine.api.v1 import containers_pb2 as pb
+from engine.api.v1 import events_pb2
 from engine.api.v1 import system_pb2 as spb
 from engine.api.v1 import system_pb2_grpc as system_rpc
 from engine.client import connect
@@ -24,7 +25,7 @@ def rows_of(records: list[HistoryRecord]) -> list[Row]:
              row.request_id or "") for row in records]
 
 
-def events_of(messages: list[pb.HistoryEvent]) -> list[Row]:
+def events_of(messages: list[events_pb2.HistoryEvent]) -> list[Row]:
     return [(event.seq, event.container_id, event.container_seq, event.event, event.to_state,
              event.request_id) for event in messages]
 
@@ -139,7 +140,7 @@ def test_filters(daemon: ApiDaemon) -> None:
 def test_reconnect_after_a_daemon_restart_misses_nothing(daemon_root: pathlib.Path) -> None:
     first = start_daemon(daemon_root)
     client = connect(first.address)  # the client's own connection, not the daemon's
-    seen: list[pb.HistoryEvent] = []
+    seen: list[events_pb2.HistoryEvent] = []
     try:
         first.run("web")
         first.create("idle")

@@ -1,3 +1,4 @@
+from engine.api.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -220,43 +221,11 @@ class HistoryRequest(_message.Message):
     container: str
     def __init__(self, container: _Optional[str] = ...) -> None: ...
 
-class HistoryEvent(_message.Message):
-    __slots__ = ("seq", "container_id", "container_name", "container_seq", "event", "from_state", "to_state", "step", "outcome", "error", "error_class", "actor", "request_id", "at_ms")
-    SEQ_FIELD_NUMBER: _ClassVar[int]
-    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
-    CONTAINER_NAME_FIELD_NUMBER: _ClassVar[int]
-    CONTAINER_SEQ_FIELD_NUMBER: _ClassVar[int]
-    EVENT_FIELD_NUMBER: _ClassVar[int]
-    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
-    TO_STATE_FIELD_NUMBER: _ClassVar[int]
-    STEP_FIELD_NUMBER: _ClassVar[int]
-    OUTCOME_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
-    ACTOR_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    AT_MS_FIELD_NUMBER: _ClassVar[int]
-    seq: int
-    container_id: str
-    container_name: str
-    container_seq: int
-    event: str
-    from_state: str
-    to_state: str
-    step: str
-    outcome: str
-    error: str
-    error_class: str
-    actor: str
-    request_id: str
-    at_ms: int
-    def __init__(self, seq: _Optional[int] = ..., container_id: _Optional[str] = ..., container_name: _Optional[str] = ..., container_seq: _Optional[int] = ..., event: _Optional[str] = ..., from_state: _Optional[str] = ..., to_state: _Optional[str] = ..., step: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ..., error_class: _Optional[str] = ..., actor: _Optional[str] = ..., request_id: _Optional[str] = ..., at_ms: _Optional[int] = ...) -> None: ...
-
 class HistoryResponse(_message.Message):
     __slots__ = ("events",)
     EVENTS_FIELD_NUMBER: _ClassVar[int]
-    events: _containers.RepeatedCompositeFieldContainer[HistoryEvent]
-    def __init__(self, events: _Optional[_Iterable[_Union[HistoryEvent, _Mapping]]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_events_pb2.HistoryEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.HistoryEvent, _Mapping]]] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("reference", "digest", "size_bytes", "created_ms")

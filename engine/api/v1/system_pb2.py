@@ -22,32 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from engine.api.v1 import containers_pb2 as engine_dot_api_dot_v1_dot_containers__pb2
+from engine.api.v1 import events_pb2 as engine_dot_api_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65ngine/api/v1/system.proto\x12\x08\x62\x65rth.v1\x1a\x1e\x65ngine/api/v1/containers.proto\"\r\n\x0bInfoRequest\"7\n\x07Runtime\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62inary\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xf3\x01\n\x0cInfoResponse\x12\x12\n\ncontainers\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x0e\n\x06paused\x18\x03 \x01(\x05\x12\x0f\n\x07stopped\x18\x04 \x01(\x05\x12\x0e\n\x06images\x18\x05 \x01(\x05\x12\x11\n\tdata_root\x18\x06 \x01(\t\x12\x10\n\x08\x64\x61tabase\x18\x07 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_runtime\x18\x08 \x01(\t\x12#\n\x08runtimes\x18\t \x03(\x0b\x32\x11.berth.v1.Runtime\x12\x19\n\x11\x63onfig_generation\x18\n \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x0b \x01(\t\"\x10\n\x0eVersionRequest\"W\n\x0fVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0e\n\x06python\x18\x03 \x01(\t\x12\x0e\n\x06sqlite\x18\x04 \x01(\t\"#\n\rReloadRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"$\n\x0eReloadResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\"[\n\rEventsRequest\x12\x11\n\tsince_seq\x18\x01 \x01(\x03\x12\x12\n\ncontainers\x18\x02 \x03(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64ocker_only\x18\x04 \x01(\x08\x32\xf9\x01\n\x06System\x12\x35\n\x04Info\x12\x15.berth.v1.InfoRequest\x1a\x16.berth.v1.InfoResponse\x12>\n\x07Version\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12;\n\x06Reload\x12\x17.berth.v1.ReloadRequest\x1a\x18.berth.v1.ReloadResponse\x12;\n\x06\x45vents\x12\x17.berth.v1.EventsRequest\x1a\x16.berth.v1.HistoryEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65ngine/api/v1/system.proto\x12\x08\x62\x65rth.v1\x1a\x1a\x65ngine/api/v1/events.proto\"\r\n\x0bInfoRequest\"7\n\x07Runtime\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x62inary\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\"\xf3\x01\n\x0cInfoResponse\x12\x12\n\ncontainers\x18\x01 \x01(\x05\x12\x0f\n\x07running\x18\x02 \x01(\x05\x12\x0e\n\x06paused\x18\x03 \x01(\x05\x12\x0f\n\x07stopped\x18\x04 \x01(\x05\x12\x0e\n\x06images\x18\x05 \x01(\x05\x12\x11\n\tdata_root\x18\x06 \x01(\t\x12\x10\n\x08\x64\x61tabase\x18\x07 \x01(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_runtime\x18\x08 \x01(\t\x12#\n\x08runtimes\x18\t \x03(\x0b\x32\x11.berth.v1.Runtime\x12\x19\n\x11\x63onfig_generation\x18\n \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x0b \x01(\t\"\x10\n\x0eVersionRequest\"W\n\x0fVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x02 \x01(\t\x12\x0e\n\x06python\x18\x03 \x01(\t\x12\x0e\n\x06sqlite\x18\x04 \x01(\t\"#\n\rReloadRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"$\n\x0eReloadResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x03\"[\n\rEventsRequest\x12\x11\n\tsince_seq\x18\x01 \x01(\x03\x12\x12\n\ncontainers\x18\x02 \x03(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64ocker_only\x18\x04 \x01(\x08\x32\xf9\x01\n\x06System\x12\x35\n\x04Info\x12\x15.berth.v1.InfoRequest\x1a\x16.berth.v1.InfoResponse\x12>\n\x07Version\x12\x18.berth.v1.VersionRequest\x1a\x19.berth.v1.VersionResponse\x12;\n\x06Reload\x12\x17.berth.v1.ReloadRequest\x1a\x18.berth.v1.ReloadResponse\x12;\n\x06\x45vents\x12\x17.berth.v1.EventsRequest\x1a\x16.berth.v1.HistoryEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.system_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INFOREQUEST']._serialized_start=72
-  _globals['_INFOREQUEST']._serialized_end=85
-  _globals['_RUNTIME']._serialized_start=87
-  _globals['_RUNTIME']._serialized_end=142
-  _globals['_INFORESPONSE']._serialized_start=145
-  _globals['_INFORESPONSE']._serialized_end=388
-  _globals['_VERSIONREQUEST']._serialized_start=390
-  _globals['_VERSIONREQUEST']._serialized_end=406
-  _globals['_VERSIONRESPONSE']._serialized_start=408
-  _globals['_VERSIONRESPONSE']._serialized_end=495
-  _globals['_RELOADREQUEST']._serialized_start=497
-  _globals['_RELOADREQUEST']._serialized_end=532
-  _globals['_RELOADRESPONSE']._serialized_start=534
-  _globals['_RELOADRESPONSE']._serialized_end=570
-  _globals['_EVENTSREQUEST']._serialized_start=572
-  _globals['_EVENTSREQUEST']._serialized_end=663
-  _globals['_SYSTEM']._serialized_start=666
-  _globals['_SYSTEM']._serialized_end=915
+  _globals['_INFOREQUEST']._serialized_start=68
+  _globals['_INFOREQUEST']._serialized_end=81
+  _globals['_RUNTIME']._serialized_start=83
+  _globals['_RUNTIME']._serialized_end=138
+  _globals['_INFORESPONSE']._serialized_start=141
+  _globals['_INFORESPONSE']._serialized_end=384
+  _globals['_VERSIONREQUEST']._serialized_start=386
+  _globals['_VERSIONREQUEST']._serialized_end=402
+  _globals['_VERSIONRESPONSE']._serialized_start=404
+  _globals['_VERSIONRESPONSE']._serialized_end=491
+  _globals['_RELOADREQUEST']._serialized_start=493
+  _globals['_RELOADREQUEST']._serialized_end=528
+  _globals['_RELOADRESPONSE']._serialized_start=530
+  _globals['_RELOADRESPONSE']._serialized_end=566
+  _globals['_EVENTSREQUEST']._serialized_start=568
+  _globals['_EVENTSREQUEST']._serialized_end=659
+  _globals['_SYSTEM']._serialized_start=662
+  _globals['_SYSTEM']._serialized_end=911
 # @@protoc_insertion_point(module_scope)

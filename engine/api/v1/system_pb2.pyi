@@ -1,4 +1,4 @@
-from engine.api.v1 import containers_pb2 as _containers_pb2
+from engine.api.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

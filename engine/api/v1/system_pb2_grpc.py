@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from engine.api.v1 import containers_pb2 as engine_dot_api_dot_v1_dot_containers__pb2
+from engine.api.v1 import events_pb2 as engine_dot_api_dot_v1_dot_events__pb2
 from engine.api.v1 import system_pb2 as engine_dot_api_dot_v1_dot_system__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -53,7 +53,7 @@ class SystemStub:
         self.Events = channel.unary_stream(
                 '/berth.v1.System/Events',
                 request_serializer=engine_dot_api_dot_v1_dot_system__pb2.EventsRequest.SerializeToString,
-                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.HistoryEvent.FromString,
+                response_deserializer=engine_dot_api_dot_v1_dot_events__pb2.HistoryEvent.FromString,
                 _registered_method=True)
 
 
@@ -105,7 +105,7 @@ def add_SystemServicer_to_server(servicer, server):
             'Events': grpc.unary_stream_rpc_method_handler(
                     servicer.Events,
                     request_deserializer=engine_dot_api_dot_v1_dot_system__pb2.EventsRequest.FromString,
-                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.HistoryEvent.SerializeToString,
+                    response_serializer=engine_dot_api_dot_v1_dot_events__pb2.HistoryEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,7 +215,7 @@ class System:
             target,
             '/berth.v1.System/Events',
             engine_dot_api_dot_v1_dot_system__pb2.EventsRequest.SerializeToString,
-            engine_dot_api_dot_v1_dot_containers__pb2.HistoryEvent.FromString,
+            engine_dot_api_dot_v1_dot_events__pb2.HistoryEvent.FromString,
             options,
             channel_credentials,
             insecure,
