@@ -107,8 +107,10 @@ class StartSaga:
         actual = self._act(name, journal.record, planned)
         self._held.update(actual)
         self._saga.failpoints.hit(f"start.{name}.after")
+        # A handle equal to the planned one is not written again (None keeps the stored one).
+        done_handle = None if actual == planned else dict(actual)
         journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.DONE,
-                                       handle=dict(actual), finished_at=self._saga.clock()))
+                                       handle=done_handle, finished_at=self._saga.clock()))
 
     def _plan(self, name: str, record: ContainerRecord) -> dict[str, Handle]:
         if name in _RESOURCES:
