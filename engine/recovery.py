@@ -125,8 +125,8 @@ class Recovery:
             report.removals.append(record.id)
 
     def _remover(self, container_id: str) -> None:
-        record = self._engine._reload(container_id)
-        self._engine._remove_locked(record, force=True, volumes=True, context=RECOVERY)
+        record = self._engine.reload_record(container_id)
+        self._engine.remove_now(record, volumes=True, context=RECOVERY)
 
     def _roll_forward(self, journal: OperationJournal, forward: list[StepRecord],
                       held: Mapping[str, Mapping[str, object]]) -> bool:

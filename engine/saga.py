@@ -89,10 +89,6 @@ class OperationJournal:
         self._state = after
         self._changes.update(changes)
 
-    def change(self, **changes: Any) -> None:
-        """Record field changes that ride with the next transition."""
-        self._changes.update(changes)
-
     def record_steps(self, *drafts: StepDraft) -> None:
         """Record steps: new ones are inserted; for a recorded one, the status and every
         non-None field of the draft replace the stored ones."""
@@ -146,7 +142,3 @@ class OperationJournal:
         self._history = []
         self._steps = []
         self._operation_updates = {}
-
-
-def describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"

@@ -90,7 +90,8 @@ class Engine:
             raise ContainerNotFound(reference)
         return matches[0]
 
-    def _reload(self, container_id: str) -> ContainerRecord:
+    def reload_record(self, container_id: str) -> ContainerRecord:
+        """The stored container. Raises ContainerNotFound (also for a removed one)."""
         with self.saga.db.read(snapshot=False) as reader:
             record = reader.container(container_id)
         if record is None or record.state is ContainerState.REMOVED:
@@ -164,7 +165,7 @@ class Engine:
             advance(record.state, Event.BEGIN_START, container_id=record.id)
         snapshot.resolve_runtime(record.runtime)
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             if record.state in (ContainerState.RUNNING, ContainerState.RESTARTING):
                 return False  # a concurrent start won (moby's B2)
             if record.state in (ContainerState.REMOVING, ContainerState.DEAD):
@@ -177,8 +178,7 @@ class Engine:
         return True
 
     def _auto_remove(self, container_id: str, context: JournalContext) -> None:
-        self._remove_locked(self._reload(container_id), force=True, volumes=True,
-                            context=context)
+        self.remove_now(self.reload_record(container_id), volumes=True, context=context)
 
     # -- stop, kill, exits ---------------------------------------------------------------
     def stop(self, reference: str, *, timeout: int | None = None, signal: int | None = None,
@@ -189,7 +189,7 @@ class Engine:
         """
         record = self.resolve(reference)
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             if record.state not in _LIVE:
                 raise NotModified("Container is already stopped")
             stop_signal = signal or record.config.get("stop_signal") or signals.SIGTERM
@@ -223,7 +223,7 @@ class Engine:
             raise InvalidParameter(f"the linux daemon does not support signal {signal}")
         record = self.resolve(reference)
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             if record.state not in _LIVE:
                 advance(record.state, Event.KILL, container_id=record.id)
             record = self._signal(record, signal, context, manual_stop=False)
@@ -287,7 +287,7 @@ class Engine:
         if task is None:
             raise Deadline(f"container {record.id} still running after {timeout}s")
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             if record.state in _LIVE:
                 record = handle_exit(self.saga, record, self._exit_status(task), context)
         return record
@@ -303,7 +303,7 @@ class Engine:
         for candidate in live:
             with self._locked(candidate.id):
                 try:
-                    record = self._reload(candidate.id)
+                    record = self.reload_record(candidate.id)
                 except NotFound:
                     continue
                 if record.state not in _LIVE:
@@ -323,7 +323,7 @@ class Engine:
         if record.state in _LIVE:
             self.stop(record.id, timeout=timeout, context=context)
         self.start(record.id, context=context)
-        return self._reload(record.id)
+        return self.reload_record(record.id)
 
     # -- pause ---------------------------------------------------------------------------
     def pause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:
@@ -338,7 +338,7 @@ class Engine:
                 ) -> ContainerRecord:
         record = self.resolve(reference)
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             journal = OperationJournal(self.saga, record, context)
             journal.transition(event)
             binary = self._binary(record)
@@ -363,7 +363,7 @@ class Engine:
         """
         record = self.resolve(reference)
         with self._locked(record.id):
-            record = self._reload(record.id)
+            record = self.reload_record(record.id)
             if record.state in _LIVE and force:
                 self._signal(record, signals.SIGKILL, context, manual_stop=False)
                 status = self._wait(record, FORCE_REMOVE_TIMEOUT)
@@ -371,7 +371,7 @@ class Engine:
                     raise System(f"Could not kill running container {record.id}, cannot "
                                  "remove - tried to kill container, but did not receive an "
                                  "exit event")
-                record = handle_exit(self.saga, self._reload(record.id),
+                record = handle_exit(self.saga, self.reload_record(record.id),
                                      self._exit_status(status), context)
             journal = begin_removal(self.saga, record, volumes=volumes,
                                     journal_context=context)
@@ -383,8 +383,10 @@ class Engine:
             with self._locks_guard:
                 self._locks.pop(record.id, None)
 
-    def _remove_locked(self, record: ContainerRecord, *, force: bool, volumes: bool,
-                       context: JournalContext) -> None:
+    def remove_now(self, record: ContainerRecord, *, volumes: bool,
+                   context: JournalContext) -> None:
+        """Remove a container that is not running, the caller holding its lock (or alone, as
+        recovery is). Raises the removal's errors."""
         journal = begin_removal(self.saga, record, volumes=volumes, journal_context=context)
         finish_removal(journal, volumes=volumes)
 
