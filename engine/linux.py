@@ -69,6 +69,8 @@ def mounts_under(prefix: str) -> list[str]:
     base = prefix.rstrip("/")
     with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
         for line in mountinfo:
+            if base not in line and "\\" not in line:
+                continue  # cheap: most lines are other mounts (escapes: decode to be sure)
             point = line.split()[4].encode().decode("unicode_escape")
             if point == base or point.startswith(base + "/"):
                 found.append(point)
