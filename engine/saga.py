@@ -115,9 +115,7 @@ class OperationJournal:
             if self._history or self._changes:
                 changes = dict(self._changes)
                 if self._state is not self.record.state:
-                    # Only when it changes: setting a column SQLite indexes (the partial
-                    # name index depends on ``state``) rewrites index pages even if equal.
-                    changes["state"] = self._state
+                    changes["state"] = self._state  # only when it changes: less to write
                 record = writer.update_container(self.record, changes, self._history,
                                                  self.journal, at, self.operation_id)
             else:
