@@ -102,7 +102,9 @@ class Writer:
         values = dict(changes)
         values["version"] = current.version + 1
         values["last_seq"] = current.last_seq + len(history)
-        params = {name: _column_value(name, value) for name, value in values.items()}
+        params = dict(values)
+        if "config" in params:  # the one JSON column of containers
+            params["config"] = to_json(params["config"])
         params["_id"] = current.id
         params["_state"] = current.state
         params["_version"] = current.version
