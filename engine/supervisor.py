@@ -243,7 +243,8 @@ def serve(root: pathlib.Path) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.is_set():
+    while not stop.is_set() and (root / SOCKET).exists():
+        # A root that was deleted (a test's, a benchmark's) has nobody to serve any more.
         ready, _, _ = select.select([wake_read], [], [], 1.0)
         if ready:
             with contextlib.suppress(BlockingIOError):
