@@ -28,7 +28,6 @@ from engine.runtime import TaskStatus
 from engine.saga import OperationJournal
 from engine.service import MISSING_TASK_EXIT, Engine
 from engine.start import (
-    COMPENSATION_INDEX,
     STEP_INDEX,
     compensate,
     resume_compensation,
@@ -212,4 +211,4 @@ def _interrupted_step(forward: list[StepRecord]) -> tuple[str, bool]:
     return steps.EMIT_EVENT, True
 
 
-__all__ = ["COMPENSATION_INDEX", "RECOVERY", "Recovery", "RecoveryReport"]
+__all__ = ["RECOVERY", "Recovery", "RecoveryReport"]

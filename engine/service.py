@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine import steps
 from engine.config import ConfigStore
 from engine.container_config import (
     DEFAULT_STOP_TIMEOUT,
@@ -198,8 +197,6 @@ class Engine:
             wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
             try:
                 return self._stop_locked(record, stop_signal, wait_seconds, context)
-            except NotModified:
-                raise
             except Exception as exc:
                 raise System(f"cannot stop container: {record.name}: {exc}") from exc
 
@@ -408,4 +405,4 @@ class Engine:
             return reader.history(record.id)
 
 
-__all__ = ["API", "MONITOR", "Engine", "steps"]
+__all__ = ["API", "MONITOR", "Engine"]
