@@ -30,8 +30,10 @@ from engine.service import MISSING_TASK_EXIT, Engine
 from engine.start import (
     STEP_INDEX,
     compensate,
+    initial_health,
     resume_compensation,
     run_auto_remove,
+    running_fields,
 )
 from engine.state import (
     Actor,
@@ -151,13 +153,9 @@ class Recovery:
                 journal.record_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
                                             StepStatus.DONE, started_at=now, finished_at=now))
                 journal.transition(Event.START_STEP, step=name)
-        record = journal.record
-        journal.transition(
-            Event.START, error="", exit_code=0, pid=state.pid, oom_killed=False, started_at=now,
-            finished_at=None, has_been_started_before=True, has_been_manually_stopped=False,
-            resources_operation_id=journal.operation_id, runtime_binary=binary,
-            health_status="starting" if record.config.get("healthcheck") else None,
-        )
+        journal.transition(Event.START, runtime_binary=binary,
+                           health_status=initial_health(journal.record), **running_fields(
+            journal.record, pid=state.pid, started_at=now, operation_id=journal.operation_id))
         journal.update_operation(status=OperationStatus.SUCCEEDED.value, finished_at=now,
                                  runtime_binary=binary)
         journal.commit()

@@ -35,7 +35,8 @@ class OCIRuntime(Protocol):
         ...
 
     def start(self, container_id: str, *, binary: str) -> TaskState:
-        """Start the created task's process. Raises NotFound, or the start error."""
+        """Start the created task's process (``pid`` 0 if the driver does not know it again:
+        ``create`` reported it). Raises NotFound, or the start error."""
         ...
 
     def state(self, container_id: str, *, binary: str) -> TaskState:

@@ -26,6 +26,7 @@ from engine.event import ContainerEvent
 from engine.exit_code import EXIT_UNKNOWN, classify_start_error
 from engine.host import Handle, Resource
 from engine.lifecycle import Event
+from engine.runtime import TaskState
 from engine.saga import OperationJournal, SagaContext
 from engine.state import OperationKind, OperationStatus, Outcome, StepKind, StepStatus
 from engine.store import ContainerRecord, JournalContext, StepDraft
@@ -47,6 +48,22 @@ COMPENSATION_INDEX = {
 }
 
 Remover = Callable[[str], None]
+
+
+def running_fields(record: ContainerRecord, *, pid: int, started_at: int,
+                   operation_id: int | None) -> dict[str, Any]:
+    """moby's ``SetRunning`` (T2): the fields of a container that has just started. Used by
+    the saga and by recovery's roll-forward."""
+    return {
+        "error": "", "exit_code": 0, "pid": pid, "oom_killed": False, "started_at": started_at,
+        "finished_at": None, "has_been_started_before": True,
+        "has_been_manually_stopped": False, "resources_operation_id": operation_id,
+    }
+
+
+def initial_health(record: ContainerRecord) -> str | None:
+    """moby's ``initHealthMonitor``: ``starting`` when a healthcheck is configured."""
+    return "starting" if record.config.get("healthcheck") else None
 
 
 class StartFailure(Exception):
@@ -138,22 +155,22 @@ class StartSaga:
             return actual
         if name == steps.CREATE_RUNTIME_CONTAINER:
             bundle = str(self._held.get(Resource.SPEC.value, {}).get("bundle", ""))
-            self._replace_container(record.id, bundle)
+            self._task_pid = self._replace_container(record.id, bundle).pid
         else:
             task = self._saga.runtime.start(record.id, binary=self._binary)
-            self._task_pid = task.pid
+            self._task_pid = task.pid or self._task_pid  # the init's pid is known at create
         return planned
 
-    def _replace_container(self, container_id: str, bundle: str) -> None:
+    def _replace_container(self, container_id: str, bundle: str) -> TaskState:
         """moby's ReplaceContainer: a stale runtime container of the same id (left by a cleanup
         that failed) is force-deleted, then the container is created again."""
         runtime = self._saga.runtime
         try:
-            runtime.create(container_id, bundle, binary=self._binary)
+            return runtime.create(container_id, bundle, binary=self._binary)
         except Conflict:
             log.warning("%s: replacing a stale runtime container", container_id[:12])
             runtime.delete(container_id, binary=self._binary, force=True)
-            runtime.create(container_id, bundle, binary=self._binary)
+            return runtime.create(container_id, bundle, binary=self._binary)
 
     def _bookkeeping_step(self, journal: OperationJournal, name: str) -> None:
         started = self._saga.clock()
@@ -184,14 +201,11 @@ class StartSaga:
         running: dict[str, Any] = {}
 
         def mark_running() -> None:
-            running.update(
-                error="", exit_code=0, pid=self._task_pid, oom_killed=False,
-                started_at=saga.clock(), finished_at=None, has_been_started_before=True,
-                has_been_manually_stopped=False, resources_operation_id=journal.operation_id,
-            )
+            running.update(running_fields(record, pid=self._task_pid, started_at=saga.clock(),
+                                          operation_id=journal.operation_id))
 
         def init_health() -> None:
-            running["health_status"] = "starting" if record.config.get("healthcheck") else None
+            running["health_status"] = initial_health(record)
 
         for name, action in ((steps.MARK_RUNNING, mark_running),
                              (steps.INIT_HEALTH, init_health)):

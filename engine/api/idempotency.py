@@ -21,13 +21,13 @@ from engine.store import Database
 
 Reply = TypeVar("Reply", bound=Message)
 MAX_REQUEST_ID = 128
+LOCK_STRIPES = 64  # calls with one id are serialized; memory stays bounded
 
 
 class RequestLedger:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def once(self, method: str, request_id: str, reply_type: type[Reply],
              call: Callable[[], Reply]) -> Reply:
@@ -38,9 +38,7 @@ class RequestLedger:
             return call()
         if len(request_id) > MAX_REQUEST_ID:
             raise InvalidParameter(f"request id longer than {MAX_REQUEST_ID} characters")
-        with self._guard:
-            lock = self._locks.setdefault(request_id, threading.Lock())
-        with lock:
+        with self._locks[hash(request_id) % LOCK_STRIPES]:
             with self._db.read(snapshot=False) as reader:
                 stored = reader.request(request_id)
             if stored is not None:
