@@ -6,7 +6,9 @@ In one interleaved run (A, B, A, B ...), times:
       the init by pid, as conmon and containerd-shim do) + ``runc start`` + wait for the exit +
       ``runc delete``, on a bundle whose config.json is the engine's own spec for the image;
   (b) the engine's API in-process: create, start, wait, remove (overlay rootfs, network
-      namespace, /dev/shm tmpfs, journal, supervisor);
+      namespace, /dev/shm tmpfs, journal, supervisor); what the host defers to its
+      background thread (filesystem teardown, freeing the removed directory) is finished
+      after each run, outside the timed regions, and reported separately;
   (c) ``podman run --rm`` of the same rootfs, when podman is installed.
 Prints the median and p90 of each and the ratios to bare runc. Run as root.
 
@@ -50,13 +52,19 @@ def bare_runc(bundle: pathlib.Path, runc_root: pathlib.Path, index: int) -> floa
     return time.perf_counter() - began
 
 
-def engine_run(engine: Engine) -> float:
+def engine_run(engine: Engine, deferred: list[float]) -> float:
     began = time.perf_counter()
     record = engine.create(ContainerConfig(image="busybox", command=("true",)))
     engine.start(record.id)
     engine.wait(record.id, timeout=30)
     engine.remove(record.id)
-    return time.perf_counter() - began
+    elapsed = time.perf_counter() - began
+    # The host defers tearing down detached filesystems and freeing removed directories to a
+    # background thread. Finish that outside every timed region, so that it slows neither the
+    # bare runc run that follows nor the next engine run, and report it on its own.
+    engine.saga.host.drain()
+    deferred.append(time.perf_counter() - began - elapsed)
+    return elapsed
 
 
 def podman_run(rootfs: pathlib.Path) -> float:
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     linux.set_child_subreaper()
     podman = shutil.which("podman") is not None
     runners = {"bare runc": lambda i: bare_runc(bundle, workdir / "runc", i),
-               "engine": lambda i: engine_run(engine)}
+               "engine": lambda i: engine_run(engine, deferred)}
+    deferred: list[float] = []
     if podman:
         runners["podman run --rm"] = lambda i: podman_run(rootfs)
     samples: dict[str, list[float]] = {name: [] for name in runners}
@@ -119,11 +128,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{p90 / bare_p90:>14.2f}")
     if not podman:
         print("podman: not installed, skipped")
+    print(f"engine work deferred past rm (drained between runs, untimed): median "
+          f"{statistics.median(deferred) * 1000:.1f} ms")
     engine_median = summary(samples["engine"])[0]
     verdict = "met" if engine_median <= 1.15 * bare_median else "NOT met"
     print(f"target engine <= 1.15x bare runc (median): {verdict} "
           f"({engine_median / bare_median:.2f}x)")
-    engine.saga.db.close()
+    engine.close()
     stop_supervisor(workdir / "root")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0

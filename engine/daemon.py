@@ -111,7 +111,7 @@ class Daemon:
               f"(database {self.engine.saga.db.path})", flush=True)
         self.stopping.wait()
         server.stop(GRACE_SECONDS).wait()
-        self.engine.saga.db.close()
+        self.engine.close()
         return 0
 
     def _reload_on_signal(self) -> None:

@@ -41,7 +41,7 @@ def run_demo(root: str | None) -> int:
     engine.start(name)
     engine.stop(name, timeout=0)
     database = engine.saga.db.path
-    engine.saga.db.close()
+    engine.close()
     print(f"\ndatabase: {database}\n")
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     print(f"{'seq':>4} {'event':<17} {'from':<12} {'to':<12} {'step':<25} {'outcome':<8} error")

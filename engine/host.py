@@ -59,3 +59,8 @@ class Host(Protocol):
         """Delete the container's files (and its anonymous volumes if ``volumes``); idempotent.
         Raises System."""
         ...
+
+    def drain(self) -> None:
+        """Finish the deferred work submitted so far (freeing what releases moved out of
+        sight); the host stays usable."""
+        ...

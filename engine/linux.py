@@ -63,17 +63,50 @@ def unmount(target: str, *, lazy: bool = False) -> bool:
     raise System(f"unmount {target}: {os.strerror(code)}")
 
 
+def detach(target: str) -> int | None:
+    """Detach the mount on ``target`` from the mount table, keeping its filesystem alive.
+
+    Returns an O_PATH descriptor that holds the detached filesystem: closing it (on any
+    thread) tears the filesystem down, which for an overlay includes syncing its upper layer.
+    The mount is gone for everyone when this returns. Returns None if nothing was mounted on
+    ``target``. Raises System.
+    """
+    try:
+        descriptor = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise System(f"unmount {target}: {exc.strerror}") from exc
+    try:
+        detached = unmount(target, lazy=True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    if not detached:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
+def _plain(path: str) -> bool:
+    """True if /proc/self/mountinfo shows ``path`` as it is (no octal escapes)."""
+    return not any(character in path for character in " \t\n\\")
+
+
 def mounts_under(prefix: str) -> list[str]:
     """Mount points at or below ``prefix``, deepest first (from /proc/self/mountinfo)."""
-    found = []
     base = prefix.rstrip("/")
     with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        for line in mountinfo:
-            if base not in line and "\\" not in line:
-                continue  # cheap: most lines are other mounts (escapes: decode to be sure)
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == base or point.startswith(base + "/"):
-                found.append(point)
+        content = mountinfo.read()
+    if _plain(base) and base not in content:
+        return []  # the common case, decided without parsing a line
+    found = []
+    for line in content.splitlines():
+        if base not in line and "\\" not in line:
+            continue  # cheap: most lines are other mounts (escapes: decode to be sure)
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == base or point.startswith(base + "/"):
+            found.append(point)
     return sorted(found, key=len, reverse=True)
 
 

@@ -6,8 +6,12 @@ Satisfies ``engine.host.Host``. Under the data root:
 * ``netns/<id>``: the network namespace of ``none`` mode (loopback up), a bind mount;
 * ``containers/<id>/shm`` and ``containers/<id>/secrets``: tmpfs mounts;
 * ``volumes/<name>/_data``: named volumes (bind mounts are the user's own paths);
-* ``containers/<id>/bundle/config.json``: the OCI bundle.
-Every release is idempotent: releasing what is not there does nothing.
+* ``containers/<id>/bundle/config.json``: the OCI bundle;
+* ``trash/``: what releases and removals moved out of sight, freed in the background
+  (``engine.sweeper``).
+Every release is idempotent: releasing what is not there does nothing. A release has taken
+effect when it returns (the mount is out of the mount table, the directory out of the
+container's tree); tearing down the filesystem or freeing the blocks is deferred.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +29,7 @@ from engine.host import Handle, Resource
 from engine.image import ImageStore
 from engine.oci_spec import build_spec
 from engine.store import ContainerRecord
+from engine.sweeper import Sweeper
 
 SHM_SIZE = "65536k"
 
@@ -37,6 +41,11 @@ class LinuxHost:
         self.images = images
         for directory in ("containers", "netns", "volumes"):
             (root / directory).mkdir(parents=True, exist_ok=True)
+        self.sweeper = Sweeper(root / "trash")
+
+    def drain(self) -> None:
+        """Finish the deferred work (a daemon that stops, a test that checks for leaks)."""
+        self.sweeper.drain()
 
     def container_dir(self, container_id: str) -> pathlib.Path:
         return self.root / "containers" / container_id
@@ -101,17 +110,15 @@ class LinuxHost:
         lower = str(handle["lower"])
         if not os.path.isdir(lower):
             raise System(f"image layer {lower} is missing")
-        for key in ("upper", "work", "path"):
-            os.makedirs(str(handle[key]), exist_ok=True)
         target = str(handle["path"])
-        if os.path.ismount(target):
+        fresh = _make_directories(str(handle["upper"]), str(handle["work"]), target)
+        if not fresh and os.path.ismount(target):
             return
         linux.mount("overlay", target, "overlay", 0,
                     f"lowerdir={lower},upperdir={handle['upper']},workdir={handle['work']}")
 
     def _tmpfs(self, path: str, options: str) -> None:
-        os.makedirs(path, exist_ok=True)
-        if not os.path.ismount(path):
+        if _make_directories(path) or not os.path.ismount(path):
             linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
 
     def _secrets(self, path: str, secrets: list[str]) -> None:
@@ -136,17 +143,19 @@ class LinuxHost:
     # -- release -------------------------------------------------------------------------
     def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
         try:
-            # Detached (MNT_DETACH): the container's processes are gone, so nothing holds the
-            # mount, and a synchronous overlay unmount waits for its upper layer to be synced
-            # (measured: 6 ms of every exit).
+            # Detached: the container's processes are gone, so nothing uses the mount; the
+            # filesystem's teardown (for an overlay, syncing its upper layer: 6 ms when
+            # synchronous, 0.35 ms when lazy, both measured) is left to the sweeper.
             if resource in (Resource.ROOTFS, Resource.IPC, Resource.SECRETS):
-                linux.unmount(str(handle["path"]), lazy=True)
+                descriptor = linux.detach(str(handle["path"]))
+                if descriptor is not None:
+                    self.sweeper.close_later(descriptor)
             elif resource is Resource.NETWORK:
                 path = str(handle["netns"])
                 linux.unmount(path, lazy=True)
                 pathlib.Path(path).unlink(missing_ok=True)
             elif resource is Resource.SPEC:
-                shutil.rmtree(str(handle["bundle"]), ignore_errors=True)
+                self.sweeper.discard(str(handle["bundle"]))
             # VOLUMES: references only; their data stays.
         except OSError as exc:
             raise System(f"release {resource.value}: {exc}") from exc
@@ -164,8 +173,22 @@ class LinuxHost:
         linux.unmount(str(netns))
         netns.unlink(missing_ok=True)
         try:
-            shutil.rmtree(directory)
-        except FileNotFoundError:
-            pass
+            self.sweeper.discard(str(directory))  # gone from its path when this returns
         except OSError as exc:
             raise System(f"unable to remove {directory}: {exc}") from exc
+
+
+def _make_directories(*paths: str) -> bool:
+    """Create ``paths`` (and their parents); True if the last one is new. Cheaper than
+    ``os.makedirs`` for the directories a start creates again each time."""
+    created = False
+    for path in paths:
+        try:
+            os.mkdir(path)
+            created = True
+        except FileExistsError:
+            created = False
+        except FileNotFoundError:
+            os.makedirs(path)
+            created = True
+    return created

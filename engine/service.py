@@ -67,6 +67,13 @@ class Engine:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def close(self) -> None:
+        """Finish the host's deferred work and close the database."""
+        try:
+            self.saga.host.drain()
+        finally:
+            self.saga.db.close()
+
     # -- lookup and locking --------------------------------------------------------------
     def resolve(self, reference: str) -> ContainerRecord:
         """Find a live container by exact ID, exact name, then unique ID prefix.

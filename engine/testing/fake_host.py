@@ -103,6 +103,9 @@ class FakeHost:
                 self._forget(container_id, resource)
             self.removed.add(container_id)
 
+    def drain(self) -> None:
+        """Nothing is deferred here."""
+
     def acquired(self, container_id: str | None = None) -> dict[tuple[str, Resource], Handle]:
         with self._lock:
             return {
