@@ -1,9 +1,11 @@
 """The ``berth`` command line: Docker's verbs and conventions over the gRPC API.
 
-Each command imports only what it needs: client commands load grpc and the generated stubs,
-never the engine. Exit statuses follow Docker's CLI: an error prints ``Error response from
-daemon: <message>`` on stderr and exits 1; ``run`` exits with the container's exit code, 125
-when the daemon refused, 126/127 when the start classifier says so; a bad flag exits 125.
+Each command imports only what it needs, and only its own subparser is built. Client commands
+talk to the daemon through ``engine.api.channel`` (gRPC over HTTP/2 without grpc) and the
+generated messages; they never import grpc or the engine. Exit statuses follow Docker's CLI: an
+error prints ``Error response from daemon: <message>`` on stderr and exits 1; ``run`` exits with
+the container's exit code, 125 when the daemon refused, 126/127 when the start classifier says
+so; a bad flag exits 125.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
+import functools
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from engine.cli_version import VERSION
@@ -38,37 +40,52 @@ class Parser(argparse.ArgumentParser):
 
 class Api:
     def __init__(self, args: argparse.Namespace) -> None:
-        from engine.client import connect, default_address
+        from engine.client import default_address, open_channel
 
         self.address = args.host or default_address()
-        self.channel = connect(self.address, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
-                               tls_key=args.tls_key)
+        self.channel = open_channel(self.address, tls_ca=args.tls_ca, tls_cert=args.tls_cert,
+                                    tls_key=args.tls_key, user_agent=f"berth/{VERSION}")
 
-    @property
+    @functools.cached_property
     def containers(self) -> Any:
-        from engine.api.v1 import containers_pb2_grpc
+        from engine.api.stub import Stub
+        from engine.api.v1 import containers_pb2
 
-        return containers_pb2_grpc.ContainersStub(self.channel)
+        return Stub(self.channel, containers_pb2.DESCRIPTOR.services_by_name["Containers"])
 
-    @property
+    @functools.cached_property
     def system(self) -> Any:
-        from engine.api.v1 import system_pb2_grpc
+        from engine.api.stub import Stub
+        from engine.api.v1 import system_pb2
 
-        return system_pb2_grpc.SystemStub(self.channel)
+        return Stub(self.channel, system_pb2.DESCRIPTOR.services_by_name["System"])
 
     def call(self, method: Callable[..., Any], request: Any, **options: Any) -> Any:
-        import grpc
+        """``method(request)``; a streaming method's replies, as they come. Raises CliError,
+        for a stream while iterating."""
+        from engine.api.status import CallError
 
         try:
-            return method(request, **options)
-        except grpc.RpcError as error:
+            result = method(request, **options)
+        except CallError as error:
+            raise self.translate(error) from None
+        if getattr(method, "server_streaming", False):
+            return self._translated(result)
+        return result
+
+    def _translated(self, replies: Iterator[Any]) -> Iterator[Any]:
+        from engine.api.status import CallError
+
+        try:
+            yield from replies
+        except CallError as error:
             raise self.translate(error) from None
 
     def translate(self, error: Any) -> CliError:
-        import grpc
+        from engine.api.status import StatusCode
 
         code = error.code()
-        if code == grpc.StatusCode.UNAVAILABLE and "connect" in (error.details() or "").lower():
+        if code == StatusCode.UNAVAILABLE and "connect" in (error.details() or "").lower():
             return CliError(f"Cannot connect to the berth daemon at {self.address}. "
                             "Is the daemon running?")
         status = 1
@@ -153,6 +170,8 @@ def _table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> None:
 
 
 def _print_json(value: Any) -> None:
+    import json
+
     print(json.dumps(value, indent=4))
 
 
@@ -361,6 +380,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     try:
         for event in api.call(api.system.Events, request):
             if args.format == "json":
+                import json
+
                 from google.protobuf.json_format import MessageToDict
 
                 print(json.dumps(MessageToDict(event)), flush=True)
@@ -509,7 +530,123 @@ def _container_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER)
 
 
-def build_parser() -> Parser:
+def _containers(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("containers", nargs="+")
+
+
+def _format_flag(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def _run_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-d", "--detach", action="store_true")
+    _container_flags(sub)
+
+
+def _stop_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    _containers(sub)
+
+
+def _kill_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-s", "--signal", default="KILL")
+    _containers(sub)
+
+
+def _rm_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", "--force", action="store_true")
+    sub.add_argument("-v", "--volumes", action="store_true")
+    _containers(sub)
+
+
+def _ps_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-a", "--all", action="store_true")
+    _format_flag(sub)
+
+
+def _logs_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", "--follow", action="store_true")
+    sub.add_argument("container")
+
+
+def _events_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--since", type=int, default=0, help="global event seq to resume after")
+    sub.add_argument("--container", action="append", default=[])
+    sub.add_argument("--event", action="append", default=[])
+    sub.add_argument("--all", action="store_true", help="saga steps too")
+    _format_flag(sub)
+
+
+def _history_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("container")
+    _format_flag(sub)
+
+
+def _import_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("source")
+    sub.add_argument("reference")
+
+
+def _rmi_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("images", nargs="+")
+
+
+def _daemon_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--root", default=None, help="data root (default $BERTH_ROOT)")
+    sub.add_argument("--db", default=None, help="database file (default $BERTH_DB)")
+    sub.add_argument("--config", default=None, help="daemon.json")
+    sub.add_argument("--backend", choices=["runc", "fake"], default=None)
+    sub.add_argument("--tls-cert", dest="tls_cert")
+    sub.add_argument("--tls-key", dest="tls_key")
+    sub.add_argument("--tls-ca", dest="tls_ca", help="require client certificates")
+    sub.add_argument("--insecure-tcp", action="store_true",
+                     help="allow plain TCP listeners (unsafe)")
+    sub.add_argument("--debug", action="store_true")
+    sub.add_argument("--listen", dest="listen", action="append", default=[],
+                     help="listen address (repeatable); default $BERTH_HOST or the socket")
+
+
+def _demo_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--root", default=None)
+
+
+def _no_flags(_sub: argparse.ArgumentParser) -> None:
+    pass
+
+
+Handler = Callable[[argparse.Namespace], int]
+# verb: (handler, help, its flags), in the order ``berth --help`` lists them.
+COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "create": (cmd_create, "create a container", _container_flags),
+    "run": (cmd_run, "create and start a container", _run_flags),
+    "start": (cmd_start, "start containers", _containers),
+    "pause": (cmd_pause, "pause containers", _containers),
+    "unpause": (cmd_unpause, "unpause containers", _containers),
+    "wait": (cmd_wait, "wait for containers to stop", _containers),
+    "stop": (cmd_stop, "stop containers", _stop_flags),
+    "restart": (cmd_restart, "restart containers", _stop_flags),
+    "kill": (cmd_kill, "send a signal to containers", _kill_flags),
+    "rm": (cmd_rm, "remove containers", _rm_flags),
+    "ps": (cmd_ps, "list containers", _ps_flags),
+    "inspect": (cmd_inspect, "show containers as JSON", _containers),
+    "logs": (cmd_logs, "show a container's output", _logs_flags),
+    "events": (cmd_events, "stream events (replayed from --since)", _events_flags),
+    "history": (cmd_history, "show a container's journaled history", _history_flags),
+    "images": (cmd_images, "list images", _format_flag),
+    "import": (cmd_import, "import a rootfs tarball or directory as an image", _import_flags),
+    "rmi": (cmd_rmi, "remove images", _rmi_flags),
+    "reload": (cmd_reload, "reload the daemon's configuration", _no_flags),
+    "info": (cmd_info, "show system information", _format_flag),
+    "version": (cmd_version, "show versions", _format_flag),
+    "daemon": (cmd_daemon, "run the daemon in the foreground", _daemon_flags),
+    "failpoints": (cmd_failpoints, "list every failpoint name", _no_flags),
+    "demo": (cmd_demo, "journal demonstration on the in-process fake runtime", _demo_flags),
+}
+_VALUE_FLAGS = ("-H", "--host", "--tls-ca", "--tls-cert", "--tls-key")
+
+
+def build_parser(verb: str | None = None) -> Parser:
+    """The parser of every command, or of ``verb``'s alone (what its arguments need)."""
     parser = Parser(prog="berth", description="A durable, auditable container engine.")
     parser.add_argument("-H", "--host", help="daemon address (unix://PATH or tcp://HOST:PORT)")
     parser.add_argument("--tls-ca")
@@ -517,83 +654,34 @@ def build_parser() -> Parser:
     parser.add_argument("--tls-key")
     commands = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-
-    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str
-            ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    def format_flag(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--format", choices=["table", "json"], default="table")
-
-    _container_flags(add("create", cmd_create, "create a container"))
-    run = add("run", cmd_run, "create and start a container")
-    run.add_argument("-d", "--detach", action="store_true")
-    _container_flags(run)
-    for name, handler, text in (("start", cmd_start, "start containers"),
-                                ("pause", cmd_pause, "pause containers"),
-                                ("unpause", cmd_unpause, "unpause containers"),
-                                ("wait", cmd_wait, "wait for containers to stop")):
-        add(name, handler, text).add_argument("containers", nargs="+")
-    for name, handler, text in (("stop", cmd_stop, "stop containers"),
-                                ("restart", cmd_restart, "restart containers")):
-        sub = add(name, handler, text)
-        sub.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
-        sub.add_argument("containers", nargs="+")
-    kill = add("kill", cmd_kill, "send a signal to containers")
-    kill.add_argument("-s", "--signal", default="KILL")
-    kill.add_argument("containers", nargs="+")
-    remove = add("rm", cmd_rm, "remove containers")
-    remove.add_argument("-f", "--force", action="store_true")
-    remove.add_argument("-v", "--volumes", action="store_true")
-    remove.add_argument("containers", nargs="+")
-    ps = add("ps", cmd_ps, "list containers")
-    ps.add_argument("-a", "--all", action="store_true")
-    format_flag(ps)
-    add("inspect", cmd_inspect, "show containers as JSON").add_argument("containers",
-                                                                        nargs="+")
-    logs = add("logs", cmd_logs, "show a container's output")
-    logs.add_argument("-f", "--follow", action="store_true")
-    logs.add_argument("container")
-    events = add("events", cmd_events, "stream events (replayed from --since)")
-    events.add_argument("--since", type=int, default=0, help="global event seq to resume after")
-    events.add_argument("--container", action="append", default=[])
-    events.add_argument("--event", action="append", default=[])
-    events.add_argument("--all", action="store_true", help="saga steps too")
-    format_flag(events)
-    history = add("history", cmd_history, "show a container's journaled history")
-    history.add_argument("container")
-    format_flag(history)
-    format_flag(add("images", cmd_images, "list images"))
-    imported = add("import", cmd_import, "import a rootfs tarball or directory as an image")
-    imported.add_argument("source")
-    imported.add_argument("reference")
-    add("rmi", cmd_rmi, "remove images").add_argument("images", nargs="+")
-    add("reload", cmd_reload, "reload the daemon's configuration")
-    format_flag(add("info", cmd_info, "show system information"))
-    format_flag(add("version", cmd_version, "show versions"))
-    daemon = add("daemon", cmd_daemon, "run the daemon in the foreground")
-    daemon.add_argument("--root", default=None, help="data root (default $BERTH_ROOT)")
-    daemon.add_argument("--db", default=None, help="database file (default $BERTH_DB)")
-    daemon.add_argument("--config", default=None, help="daemon.json")
-    daemon.add_argument("--backend", choices=["runc", "fake"], default=None)
-    daemon.add_argument("--tls-cert", dest="tls_cert")
-    daemon.add_argument("--tls-key", dest="tls_key")
-    daemon.add_argument("--tls-ca", dest="tls_ca", help="require client certificates")
-    daemon.add_argument("--insecure-tcp", action="store_true",
-                        help="allow plain TCP listeners (unsafe)")
-    daemon.add_argument("--debug", action="store_true")
-    daemon.add_argument("--listen", dest="listen", action="append", default=[],
-                        help="listen address (repeatable); default $BERTH_HOST or the socket")
-    add("failpoints", cmd_failpoints, "list every failpoint name")
-    demo = add("demo", cmd_demo, "journal demonstration on the in-process fake runtime")
-    demo.add_argument("--root", default=None)
+    for name, (handler, text, flags) in COMMANDS.items():
+        if verb is None or name == verb:
+            sub = commands.add_parser(name, help=text, description=text)
+            sub.set_defaults(handler=handler)
+            flags(sub)
     return parser
 
 
+def verb_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when the global flags before it leave no doubt (exact
+    spellings, each with its value); None otherwise (help, an abbreviation, an unknown verb)."""
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument in _VALUE_FLAGS:
+            next(arguments, None)
+        elif argument.startswith(tuple(f"{flag}=" for flag in _VALUE_FLAGS[1:])) or (
+                argument.startswith("-H") and len(argument) > 2):
+            continue
+        elif argument.startswith("-"):
+            return None
+        else:
+            return argument if argument in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(verb_of(arguments)).parse_args(arguments)
     if args.verb == "daemon":
         args.host = args.listen or None
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -1,13 +1,20 @@
 """The client side of the API: where the daemon is and how to reach it.
 
-Imports only grpc and the generated stubs, so that CLI commands start fast.
+``open_channel`` is the CLI's way in: ``engine.api.channel``, which speaks gRPC over HTTP/2
+itself and never imports grpc, so that a CLI command starts fast. ``connect`` gives a grpc
+channel instead (imported on call), for the tests, the load generator and other Python clients.
+Both take the same addresses and TLS files, and both limit messages to MAX_MESSAGE_BYTES.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
+
+    from engine.api.channel import Channel
 
 DEFAULT_ROOT = "/var/lib/berth"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -21,8 +28,26 @@ def default_address() -> str:
     return f"unix://{os.environ.get('BERTH_ROOT', DEFAULT_ROOT)}/berth.sock"
 
 
+def open_channel(address: str, *, tls_ca: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, user_agent: str = "berth") -> Channel:
+    """A grpc-free channel to ``address`` (``unix://PATH`` or ``[tcp://]HOST:PORT``; TLS when a
+    CA or a client certificate is given). It connects at its first call.
+
+    Raises ValueError (malformed address), OSError or ssl.SSLError (unreadable TLS files)."""
+    from engine.api.channel import Channel
+
+    return Channel(address, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                   max_receive_bytes=MAX_MESSAGE_BYTES, max_send_bytes=MAX_MESSAGE_BYTES,
+                   user_agent=user_agent)
+
+
 def connect(address: str, *, tls_ca: str | None = None, tls_cert: str | None = None,
             tls_key: str | None = None) -> grpc.Channel:
+    """A grpc channel to ``address``, the same addresses and TLS files as ``open_channel``.
+
+    Raises OSError (unreadable TLS files)."""
+    import grpc
+
     options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     if address.startswith("unix://"):

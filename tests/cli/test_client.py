@@ -1,0 +1,164 @@
+"""The CLI's client side against a real daemon process (fake backend): client commands never
+import grpc (nor the engine), errors in a stream are one line, the TLS flags reach a mutual-TLS
+daemon, and only the named command's parser is built."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from engine.cli import COMMANDS, build_parser, verb_of
+from tests.api.test_access import _authority, _leaf
+from tests.cli.conftest import BERTH, Cli, start_daemon, stop_daemon
+
+# Runs one CLI command in a fresh interpreter, then names the modules it should not have loaded.
+PROBE = """
+import sys
+from engine.cli import main
+status = main(sys.argv[1:])
+loaded = sorted(name for name in sys.modules
+                if name.split(".")[0] in ("grpc", "grpc_health", "grpc_reflection", "sqlalchemy",
+                                          "alembic", "transitions")
+                or name in ("engine.service", "engine.api.server", "engine.api.v1.system_pb2_grpc",
+                            "engine.api.v1.containers_pb2_grpc"))
+print("LOADED", ",".join(loaded), file=sys.stderr)
+raise SystemExit(status)
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    root = tmp_path_factory.mktemp("client") / "root"
+    daemon = start_daemon(root, backend="fake")
+    try:
+        yield root
+    finally:
+        stop_daemon(daemon)
+
+
+def probe(root: pathlib.Path, *arguments: str) -> tuple[int, str, str]:
+    environment = {**os.environ, "BERTH_ROOT": str(root)}
+    environment.pop("BERTH_HOST", None)
+    result = subprocess.run([sys.executable, "-c", PROBE, *arguments], env=environment,
+                            capture_output=True, text=True, timeout=60, check=False)
+    loaded = [line for line in result.stderr.splitlines() if line.startswith("LOADED")]
+    assert len(loaded) == 1, result.stderr
+    return result.returncode, result.stdout, loaded[0].removeprefix("LOADED").strip()
+
+
+@pytest.mark.parametrize(("arguments", "status"), [
+    (("version",), 0), (("version", "--format", "json"), 0), (("ps", "-a"), 0),
+    (("ps", "--format", "json"), 0), (("info",), 0), (("images",), 0),
+    (("inspect", "ghost"), 1), (("logs", "ghost"), 1), (("history", "ghost"), 1),
+    (("create", "busybox", "true"), 0), (("rm", "-f", "ghost"), 1),
+    (("-H", "unix:///nonexistent/berth.sock", "version"), 1),
+])
+def test_client_commands_load_neither_grpc_nor_the_engine(daemon_root: pathlib.Path,
+                                                          arguments: tuple[str, ...],
+                                                          status: int) -> None:
+    returncode, _, loaded = probe(daemon_root, *arguments)
+    assert returncode == status
+    assert loaded == ""
+
+
+def test_berth_version_imports_no_grpc_module(daemon_root: pathlib.Path) -> None:
+    """The real console script, timed import by import (``-X importtime``)."""
+    environment = {**os.environ, "BERTH_ROOT": str(daemon_root)}
+    result = subprocess.run([sys.executable, "-X", "importtime", BERTH, "version"],
+                            env=environment, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Server:\n Version: " in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "engine.api.channel" in imported and "engine.api.v1.system_pb2" in imported
+    assert [name for name in imported if name == "grpc" or name.startswith("grpc")] == []
+
+
+def test_an_error_in_a_stream_is_one_line(daemon_root: pathlib.Path) -> None:
+    result = Cli(daemon_root)("logs", "ghost")
+    assert result.returncode == 1
+    assert result.stderr == "Error response from daemon: No such container: ghost\n"
+
+
+def test_the_tls_flags_reach_a_mutual_tls_daemon(tmp_path: pathlib.Path) -> None:
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    _authority(pki, "ca")
+    _leaf(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _leaf(pki, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    root = tmp_path / "root"
+    daemon = start_daemon(root, "--listen", f"unix://{root}/berth.sock",
+                          "--listen", "tcp://127.0.0.1:0", "--tls-cert", str(pki / "server.pem"),
+                          "--tls-key", str(pki / "server.key"), "--tls-ca", str(pki / "ca.pem"),
+                          backend="fake")
+    try:
+        assert daemon.stdout is not None
+        line = daemon.stdout.readline()
+        while "listening on" not in line:
+            line = daemon.stdout.readline()
+        address = next(word.rstrip(",") for word in line.split() if word.startswith("tcp://"))
+        cli = Cli(root)
+        served = cli("-H", address, "--tls-ca", str(pki / "ca.pem"), "--tls-cert",
+                     str(pki / "client.pem"), "--tls-key", str(pki / "client.key"), "version")
+        assert served.returncode == 0, served.stderr
+        assert "Server:\n Version: " in served.stdout
+        refused = cli("-H", address, "--tls-ca", str(pki / "ca.pem"), "version")
+        assert refused.returncode == 1
+        assert refused.stderr == (f"Cannot connect to the berth daemon at {address}. "
+                                  "Is the daemon running?\n")
+    finally:
+        stop_daemon(daemon)
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["version"], "version"),
+    (["-H", "unix:///x.sock", "ps", "-a"], "ps"),
+    (["--host=unix:///x.sock", "--tls-ca", "ca.pem", "logs", "-f", "web"], "logs"),
+    (["-Hunix:///x.sock", "info"], "info"),
+    (["-H", "version", "ps"], "ps"),  # "version" is -H's value
+    (["--ho", "x", "ps"], None),  # an abbreviation: the full parser decides
+    (["--help"], None),
+    (["frobnicate"], None),
+    ([], None),
+])
+def test_the_verb_is_found_only_when_nothing_is_in_doubt(argv: list[str],
+                                                         verb: str | None) -> None:
+    assert verb_of(argv) == verb
+
+
+def test_each_command_parses_alone_as_in_the_full_parser() -> None:
+    samples = {
+        "create": ["create", "busybox", "true"],
+        "run": ["run", "-d", "--rm", "--name", "n", "-e", "A=1", "-v", "d:/d", "busybox", "sh",
+                "-c", "exit 3"],
+        "stop": ["stop", "-t", "3", "a", "b"], "restart": ["restart", "a"],
+        "kill": ["kill", "-s", "TERM", "a"], "rm": ["rm", "-f", "-v", "a"],
+        "events": ["events", "--since", "7", "--all"], "logs": ["logs", "-f", "web"],
+        "history": ["history", "web", "--format", "json"],
+        "import": ["import", "rootfs.tar", "busybox"], "rmi": ["rmi", "busybox"],
+        "daemon": ["daemon", "--backend", "fake", "--listen", "tcp://127.0.0.1:0"],
+    }
+    for verb in COMMANDS:
+        argv = ["-H", "unix:///x.sock", *samples.get(verb, [verb])]
+        if verb in ("start", "pause", "unpause", "wait", "inspect"):
+            argv.append("web")
+        alone = build_parser(verb_of(argv)).parse_args(argv)
+        assert vars(alone) == vars(build_parser().parse_args(argv)), verb
+    single = build_parser("version")
+    assert single.parse_args(["version"]).verb == "version"
+    with pytest.raises(SystemExit):
+        single.parse_args(["ps"])  # only version's parser was built
+
+
+def test_help_still_lists_every_command() -> None:
+    result = subprocess.run([BERTH, "--help"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0
+    for verb in COMMANDS:
+        assert verb in result.stdout
