@@ -80,8 +80,8 @@ class LinkError(Exception):
 class Stream:
     """One request's stream: what arrived on it, and how much this side may still send."""
 
-    __slots__ = ("data", "ended", "header_blocks", "reset_code", "send_window", "stream_id",
-                 "unacknowledged")
+    __slots__ = ("data", "ended", "header_blocks", "reset_code", "send_window", "sent_end",
+                 "stream_id", "unacknowledged")
 
     def __init__(self, stream_id: int, send_window: int) -> None:
         self.stream_id = stream_id
@@ -89,6 +89,7 @@ class Stream:
         self.header_blocks: list[list[Header]] = []
         self.data = bytearray()
         self.ended = False  # END_STREAM received
+        self.sent_end = False  # END_STREAM sent
         self.reset_code: int | None = None  # RST_STREAM received (REFUSED_STREAM after GOAWAY)
         self.unacknowledged = 0  # DATA octets received and not yet given back
 
@@ -159,6 +160,7 @@ class Connection:
             if number == 0:
                 self._queue(HEADERS, flags | (END_STREAM if end_stream else 0),
                             stream.stream_id, piece)
+                stream.sent_end = end_stream
             else:
                 self._queue(CONTINUATION, flags, stream.stream_id, piece)
 
@@ -185,14 +187,16 @@ class Connection:
             stream.send_window -= size
             offset += size
             if last:
+                stream.sent_end = end_stream
                 self.flush(deadline)
                 return True
 
     def reset(self, stream: Stream, error_code: int = CANCEL) -> None:
-        """End ``stream`` from this side (RST_STREAM), unless it is finished already, and
+        """End ``stream`` from this side (RST_STREAM) unless it is closed both ways already, and
         forget it. Never raises: a broken connection has no stream left to reset anyway."""
         self.release(stream)
-        if stream.finished or self.failure is not None:
+        closed = stream.reset_code is not None or (stream.ended and stream.sent_end)
+        if closed or self.failure is not None:
             return
         stream.reset_code = error_code
         self._queue(RST_STREAM, 0, stream.stream_id, _WORD.pack(error_code))

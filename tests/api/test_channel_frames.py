@@ -243,6 +243,32 @@ def test_a_request_waits_for_a_tiny_window_and_long_headers_continue(
                                    metadata=[("x-long", "l" * 20_000)]) == b"done"
 
 
+def test_a_reply_before_the_whole_request_stops_the_sending(peer_address: Callable[..., str]
+                                                            ) -> None:
+    reset: list[tuple[int, bytes]] = []
+    done = threading.Event()
+
+    def script(peer: Peer) -> None:
+        peer.settings(initial_window_size=10)
+        echo(peer)  # the first call reads the tiny window
+        while (frame := peer.frame())[0] != DATA:
+            pass
+        stream = frame[2]
+        peer.headers(stream, [*OK_HEADERS, ("grpc-status", "8"), ("grpc-message", "too big")],
+                     end_stream=True)
+        _, _, stream_id, payload = peer.until(RST_STREAM)
+        reset.append((stream_id, payload))
+        done.set()
+
+    with Channel(peer_address(script)) as channel:
+        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
+        with pytest.raises(CallError) as caught:
+            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
+    assert caught.value.code() is StatusCode.RESOURCE_EXHAUSTED
+    assert done.wait(5)
+    assert reset == [(3, (0x8).to_bytes(4, "big"))]  # CANCEL: the rest is not coming
+
+
 def test_a_stream_refused_by_goaway_goes_again_on_a_new_connection(
         peer_address: Callable[..., str]) -> None:
     def refuse(peer: Peer) -> None:
