@@ -17,6 +17,7 @@ container's tree); tearing down the filesystem or freeing the blocks is deferred
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ from engine.store import ContainerRecord
 from engine.sweeper import Sweeper
 
 SHM_SIZE = "65536k"
+DRAIN_SECONDS = 60.0
+
+log = logging.getLogger("berth.host")
 
 
 class LinuxHost:
@@ -45,7 +49,8 @@ class LinuxHost:
 
     def drain(self) -> None:
         """Finish the deferred work (a daemon that stops, a test that checks for leaks)."""
-        self.sweeper.drain()
+        if not self.sweeper.drain(timeout=DRAIN_SECONDS):
+            log.warning("deferred releases still running after %.0f s", DRAIN_SECONDS)
 
     def container_dir(self, container_id: str) -> pathlib.Path:
         return self.root / "containers" / container_id
@@ -111,6 +116,9 @@ class LinuxHost:
         if not os.path.isdir(lower):
             raise System(f"image layer {lower} is missing")
         target = str(handle["path"])
+        # The overlay this container's last exit detached may still be alive (its teardown
+        # queued): it must be gone before another overlay uses the same upper directory.
+        self.sweeper.settle(target)
         fresh = _make_directories(str(handle["upper"]), str(handle["work"]), target)
         if not fresh and os.path.ismount(target):
             return
@@ -147,9 +155,10 @@ class LinuxHost:
             # filesystem's teardown (for an overlay, syncing its upper layer: 6 ms when
             # synchronous, 0.35 ms when lazy, both measured) is left to the sweeper.
             if resource in (Resource.ROOTFS, Resource.IPC, Resource.SECRETS):
-                descriptor = linux.detach(str(handle["path"]))
+                path = str(handle["path"])
+                descriptor = linux.detach(path)
                 if descriptor is not None:
-                    self.sweeper.close_later(descriptor)
+                    self.sweeper.close_later(descriptor, path)
             elif resource is Resource.NETWORK:
                 path = str(handle["netns"])
                 linux.unmount(path, lazy=True)

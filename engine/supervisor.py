@@ -18,13 +18,14 @@ Run: ``python -m engine.supervisor ROOT``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import datetime
+import errno
 import json
+import logging
 import os
 import pathlib
 import select
-import selectors
 import signal
 import socket
 import socketserver
@@ -34,10 +35,15 @@ import threading
 import time
 from typing import Any
 
+from engine.log_pump import LogPump
+
 SOCKET = "supervisor.sock"
 PID_FILE = "supervisor.pid"
 EXITS = "exits"
-LOG_DRAIN_SECONDS = 2.0
+LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
+EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
+
+log = logging.getLogger("berth.supervisor")
 
 
 def exit_path(root: pathlib.Path, container_id: str) -> pathlib.Path:
@@ -50,14 +56,10 @@ def write_atomically(path: pathlib.Path, content: str) -> None:
     Not fsynced, like the journal's commits (synchronous=NORMAL): the record survives a crash
     of the daemon or of this process, which is what it is for; a power loss takes the
     containers with it, and recovery then finds their tasks gone (exit 255)."""
-    temporary = path.with_name(f".tmp-{path.name}")
+    temporary = path.with_name(f".tmp-{path.name}-{os.urandom(4).hex()}")
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(content)
     os.replace(temporary, path)
-
-
-def _now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class _Container:
@@ -67,97 +69,17 @@ class _Container:
         self.drained = threading.Event()  # both streams copied to their end
 
 
-class _LogPump:
-    """One thread that copies every container's stdout and stderr into its json-file log,
-    multiplexed with a selector (two threads a container cost ~0.26 ms of every create, and
-    joining them at exit more)."""
-
-    def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._guard = threading.Lock()
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_write, False)
-        self._additions: list[tuple[int, _Stream]] = []
-        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
-        threading.Thread(target=self._run, name="log-pump", daemon=True).start()
-
-    def add(self, container: _Container, stdout: int, stderr: int, path: pathlib.Path) -> None:
-        """Copy ``stdout`` and ``stderr`` (read ends, owned from here on) into ``path``; set
-        ``container.drained`` when both reach their end."""
-        log = open(path, "ab")  # noqa: SIM115 - closed when both streams end
-        streams = _Streams(container, log)
-        with self._guard:
-            self._additions += [(stdout, _Stream("stdout", streams)),
-                                (stderr, _Stream("stderr", streams))]
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_write, b"x")
-
-    def _run(self) -> None:
-        while True:
-            for key, _ in self._selector.select():
-                if key.data is None:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_read, 4096)
-                    with self._guard:
-                        additions, self._additions = self._additions, []
-                    for descriptor, stream in additions:
-                        self._selector.register(descriptor, selectors.EVENT_READ, stream)
-                    continue
-                stream = key.data
-                try:
-                    chunk = os.read(key.fd, 65536)
-                except OSError:
-                    chunk = b""
-                if chunk:
-                    stream.write(chunk)
-                    continue
-                self._selector.unregister(key.fd)
-                os.close(key.fd)
-                stream.close()
-
-
-class _Streams:
-    """The log file of one container, shared by its two streams."""
-
-    def __init__(self, container: _Container, log: Any) -> None:
-        self.container = container
-        self.log = log
-        self.open_streams = 2
-
-    def stream_ended(self) -> None:
-        self.open_streams -= 1
-        if self.open_streams == 0:
-            self.log.close()
-            self.container.drained.set()
-
-
-class _Stream:
-    def __init__(self, name: str, streams: _Streams) -> None:
-        self.name = name
-        self.streams = streams
-        self.pending = b""
-
-    def write(self, chunk: bytes) -> None:
-        *lines, self.pending = (self.pending + chunk).split(b"\n")
-        log = self.streams.log
-        for line in lines:
-            log.write(_entry(line + b"\n", self.name))
-        log.flush()
-
-    def close(self) -> None:
-        if self.pending:
-            self.streams.log.write(_entry(self.pending, self.name))
-            self.pending = b""
-        self.streams.stream_ended()
-
-
 class Supervisor:
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
         self.children: dict[int, _Container] = {}
-        self.exits: dict[str, dict[str, int]] = {}  # recorded this run, also on disk
+        # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
+        self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
         self.lock = threading.Condition()
-        self.logs = _LogPump()
+        self.logs = LogPump()
+        # Written to wake the main loop (SIGCHLD does too, through the signal wakeup fd).
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
         (root / EXITS).mkdir(parents=True, exist_ok=True)
 
     # -- create --------------------------------------------------------------------------
@@ -202,16 +124,21 @@ class Supervisor:
                     f"runc create exited {process.returncode}"}
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
-        log_path = pathlib.Path(str(request["log"]))
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.logs.add(container, stdout_read, stderr_read, log_path)
+        self.logs.add(stdout_read, stderr_read, pathlib.Path(str(request["log"])),
+                      container.drained, container_id[:12])
         with self.lock:
             self.children[pid] = container
-        self.reap()  # in case it died already
+        self.wake()  # its SIGCHLD may have come before it was known: reap once more
         return {"ok": True, "pid": pid}
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self.wake_write, b"w")
 
     # -- exits ---------------------------------------------------------------------------
     def reap(self) -> None:
+        """Collect the containers that exited. Called by the main loop only: two reapers of
+        one pid would give it the wrong status."""
         with self.lock:
             candidates = list(self.children.items())
         for pid, container in candidates:
@@ -227,14 +154,31 @@ class Supervisor:
                 code = 128 + os.WTERMSIG(status)
             else:
                 code = os.WEXITSTATUS(status)
-            exited_at = time.time_ns() // 1_000_000
-            container.drained.wait(LOG_DRAIN_SECONDS)  # the log is complete before the exit
-            record = {"exit_code": code, "exited_at": exited_at}
-            write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
             with self.lock:
                 self.children.pop(pid, None)
-                self.exits[container.container_id] = record
-                self.lock.notify_all()
+            record = {"exit_code": code, "exited_at": time.time_ns() // 1_000_000}
+            if container.drained.is_set():
+                self._record(container, record)
+            else:  # its output is still coming (or a grandchild holds the pipe): wait apart
+                threading.Thread(target=self._record_when_drained, args=(container, record),
+                                 name=f"exit-{container.container_id[:12]}",
+                                 daemon=True).start()
+
+    def _record_when_drained(self, container: _Container, record: dict[str, int]) -> None:
+        if not container.drained.wait(LOG_DRAIN_SECONDS):
+            log.warning("%s: Logger didn't exit in time: logs may be truncated",
+                        container.container_id[:12])
+        self._record(container, record)
+
+    def _record(self, container: _Container, record: dict[str, int]) -> None:
+        """The exit is durable before anyone is told; the log is complete before the exit."""
+        write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
+        with self.lock:
+            self.exits[container.container_id] = record
+            self.exits.move_to_end(container.container_id)
+            while len(self.exits) > EXITS_KEPT:
+                self.exits.popitem(last=False)
+            self.lock.notify_all()
 
     def wait(self, request: dict[str, Any]) -> dict[str, Any]:
         container_id = str(request["id"])
@@ -263,11 +207,6 @@ def _runc_error(log: pathlib.Path) -> str:
                 if entry.get("level") in ("error", "fatal"):
                     message = str(entry.get("msg", ""))
     return message
-
-
-def _entry(line: bytes, stream: str) -> bytes:
-    text = line.decode("utf-8", errors="replace")
-    return (json.dumps({"log": text, "stream": stream, "time": _now_iso()}) + "\n").encode()
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -316,9 +255,8 @@ def serve(root: pathlib.Path) -> None:
     os.chmod(path, 0o600)
     write_atomically(root / PID_FILE, str(os.getpid()))
     threading.Thread(target=server.serve_forever, daemon=True, name="accept").start()
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
+    wake_read = supervisor.wake_read
+    signal.set_wakeup_fd(supervisor.wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -342,11 +280,16 @@ class SupervisorClient:
     def _connection(self) -> socket.socket:
         connection: socket.socket | None = getattr(self._local, "connection", None)
         if connection is not None:
-            # Between two replies nothing is due: a readable connection was closed by a
-            # supervisor that went away (or is out of step), so it is replaced before use.
-            readable, _, _ = select.select([connection], [], [], 0)
-            if not readable:
+            # Between two replies nothing is due: a connection with something to read was
+            # closed by a supervisor that went away (or is out of step); replace it.
+            connection.setblocking(False)  # with a timeout, recv would first wait for data
+            try:
+                connection.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
                 return connection
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return connection
             self._drop()
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

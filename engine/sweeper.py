@@ -3,20 +3,27 @@
 Contract: a release that the journal records as done has taken effect before it returns — the
 mount is gone from the mount table, the directory is gone from the container's tree — but the
 expensive remainder is left to one background thread, off the caller's latency:
-* ``close_later(fd)``: the descriptor holds a detached filesystem; closing it tears the
+* ``close_later(fd, key)``: the descriptor holds a detached filesystem; closing it tears the
   filesystem down (for an overlay: syncing its upper layer and freeing its inodes, ~0.35 ms of
-  every exit measured here, and more with dirty data);
-* ``discard(path)``: ``path`` is renamed atomically into ``<root>/trash`` and its tree freed
-  later (~0.8 ms a container directory).
+  every exit measured here, and more with dirty data). ``settle(key)`` closes it at once: a
+  start that mounts an overlay again on the same upper and work directories settles the old
+  one first, since the kernel must not see two overlays on one upper directory;
+* ``discard(path)``: ``path`` is renamed atomically into this sweeper's own directory under
+  ``<root>/trash`` and its tree freed later (~0.8 ms a container directory).
 What is queued can no longer be reached, so deferring it changes nothing anyone can observe
-except time. A crash loses nothing: the kernel closes descriptors when the process exits, and
-the trash left behind is emptied when the next host opens (``Sweeper(trash)`` queues it).
-Work runs in submission order (a filesystem is torn down before its directories are freed).
+except time. Work runs in submission order (a filesystem is torn down before its directories
+are freed); a task that fails is reported and never stops the ones after it.
+
+Crashes lose nothing: the kernel closes descriptors when the process exits, and each sweeper
+holds an ``flock`` on its trash directory for its lifetime, so the next sweeper to open frees
+every trash directory nobody holds (a dead daemon's) and none that a live one still fills.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import errno
+import fcntl
 import logging
 import os
 import pathlib
@@ -26,36 +33,56 @@ import threading
 
 log = logging.getLogger("berth.sweeper")
 
-_Task = tuple[str, int | str]
-
 
 class Sweeper:
     """One background thread that closes descriptors and frees discarded trees."""
 
     def __init__(self, trash: pathlib.Path) -> None:
-        self.trash = trash
         trash.mkdir(parents=True, exist_ok=True)
-        self._queue: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+        self.directory = trash / os.urandom(8).hex()
+        self.directory.mkdir()
+        self._lock_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._queue: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._descriptors: dict[str, int] = {}  # key -> descriptor waiting to be closed
         self._pending = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._names = itertools.count()
-        for leftover in sorted(os.listdir(trash)):  # a crashed daemon's
-            self._submit(("remove", str(trash / leftover)))
+        for leftover in sorted(os.listdir(trash)):
+            path = trash / leftover
+            if path != self.directory and _abandoned(path):
+                self._submit(("remove", str(path)))
 
-    def close_later(self, descriptor: int) -> None:
-        """Close ``descriptor`` on the background thread."""
-        self._submit(("close", descriptor))
+    def close_later(self, descriptor: int, key: str) -> None:
+        """Close ``descriptor`` on the background thread (or at ``settle(key)``)."""
+        with self._idle:
+            previous = self._descriptors.pop(key, None)
+            self._descriptors[key] = descriptor
+        if previous is not None:
+            os.close(previous)
+        self._submit(("close", key))
+
+    def settle(self, key: str) -> None:
+        """Close now the descriptor queued under ``key``, if it is still waiting."""
+        with self._idle:
+            descriptor = self._descriptors.pop(key, None)
+        if descriptor is not None:
+            os.close(descriptor)
 
     def discard(self, path: str) -> bool:
-        """Move ``path`` into the trash (atomically: it is gone when this returns) and free it
+        """Move ``path`` out of sight (atomically: it is gone when this returns) and free it
         in the background. Returns False if there was nothing at ``path``. Raises OSError if
-        it cannot be moved (then nothing happened)."""
-        target = self.trash / f"{os.getpid()}.{next(self._names)}.{os.path.basename(path)}"
+        it can be neither moved nor freed (then it is still there)."""
+        target = self.directory / f"{os.urandom(6).hex()}.{os.path.basename(path)}"
         try:
             os.rename(path, target)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _remove_tree(path)  # another filesystem than the trash: free it here and now
+            return True
         self._submit(("remove", str(target)))
         return True
 
@@ -64,7 +91,7 @@ class Sweeper:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
-    def _submit(self, task: _Task) -> None:
+    def _submit(self, task: tuple[str, str]) -> None:
         with self._idle:
             self._pending += 1
             if self._thread is None:
@@ -78,16 +105,67 @@ class Sweeper:
             kind, subject = self._queue.get()
             try:
                 if kind == "close":
-                    os.close(int(subject))
+                    self.settle(subject)
                 else:
-                    shutil.rmtree(str(subject), onerror=_report)
-            except OSError as exc:
+                    _remove_tree(subject)
+            except Exception as exc:  # reported; the next task still runs
                 log.warning("sweeper: %s %s: %s", kind, subject, exc)
             finally:
                 with self._idle:
                     self._pending -= 1
                     if self._pending == 0:
                         self._idle.notify_all()
+
+
+def _abandoned(path: pathlib.Path) -> bool:
+    """True unless a live sweeper holds ``path`` (its flock)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return True  # not a directory we can lock (a plain leftover): nobody holds it
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)  # the lock goes with it: what it guards is being freed
+    return True
+
+
+def _remove_tree(path: str) -> None:
+    """Delete ``path`` and everything under it; a tree deeper than Python's recursion limit
+    (a container can make one) is freed without recursion."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    try:
+        shutil.rmtree(path, onerror=_report)
+    except RecursionError:
+        _remove_deep(path)
+
+
+def _remove_deep(root: str) -> None:
+    stack = [root]
+    while stack:
+        path = stack[-1]
+        try:
+            entries = list(os.scandir(path))
+        except FileNotFoundError:
+            stack.pop()
+            continue
+        directories = [entry.path for entry in entries
+                       if entry.is_dir(follow_symlinks=False)]
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        if directories:
+            stack.extend(directories)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(path)
+        stack.pop()
 
 
 def _report(function: object, path: str, error: tuple[type[BaseException], BaseException, object]

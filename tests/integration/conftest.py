@@ -50,8 +50,11 @@ def leaks(root: pathlib.Path) -> dict[str, object]:
     bundles = [str(p) for p in (root / "containers").glob("*/bundle")]
     if bundles:
         found["bundles"] = bundles
-    trash = sorted(os.listdir(root / "trash")) if (root / "trash").exists() else []
-    if trash:  # what releases moved out of sight must be freed once the engines close
+    # What releases moved out of sight must be freed once the engines drained: only the
+    # sweepers' own (empty) directories may stay.
+    trash = sorted(str(path) for path in (root / "trash").rglob("*")
+                   if not (path.is_dir() and not any(path.iterdir())))
+    if trash:
         found["trash"] = trash
     return found
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import threading
 
 import pytest
 
 from engine import linux
+from engine import sweeper as sweeper_module
+from engine.container_config import ContainerConfig
+from engine.service import Engine
 from engine.sweeper import Sweeper
 from tests.integration.conftest import REASON, available
 
@@ -28,10 +32,11 @@ def test_detach_takes_the_mount_out_of_the_table_and_keeps_the_filesystem(
         assert not os.path.ismount(target)
         assert not (target / "kept").exists()  # the directory underneath is empty again
         # The detached filesystem is still alive behind the descriptor.
-        child = os.open("kept", os.O_RDONLY, dir_fd=os.open(f"/proc/self/fd/{descriptor}",
-                                                             os.O_RDONLY | os.O_DIRECTORY))
+        directory = os.open(f"/proc/self/fd/{descriptor}", os.O_RDONLY | os.O_DIRECTORY)
+        child = os.open("kept", os.O_RDONLY, dir_fd=directory)
         assert os.read(child, 100).startswith(b"still readable")
         os.close(child)
+        os.close(directory)
     finally:
         os.close(descriptor)
 
@@ -55,9 +60,56 @@ def test_an_overlay_released_through_the_sweeper_leaves_nothing(tmp_path: pathli
     (container / "rootfs" / "changed").write_text("a change in the upper layer")
     descriptor = linux.detach(str(container / "rootfs"))
     assert descriptor is not None
-    sweeper.close_later(descriptor)
+    sweeper.close_later(descriptor, str(container / "rootfs"))
     assert sweeper.discard(str(container))
     assert sweeper.drain(timeout=30)
     assert linux.mounts_under(str(tmp_path)) == []
-    assert os.listdir(tmp_path / "trash") == []
+    assert [path for path in (tmp_path / "trash").rglob("*") if path.is_file()] == []
     assert not container.exists()
+
+
+def test_a_tree_on_another_filesystem_than_the_trash_is_freed_at_once(
+        tmp_path: pathlib.Path) -> None:
+    """A data root whose containers directory is a mount of its own: no rename across."""
+    elsewhere = tmp_path / "containers"
+    elsewhere.mkdir()
+    linux.mount("tmpfs", str(elsewhere), "tmpfs", 0, "size=1024k")
+    try:
+        (elsewhere / "c1" / "upper").mkdir(parents=True)
+        (elsewhere / "c1" / "upper" / "file").write_text("x")
+        sweeper = Sweeper(tmp_path / "trash")
+        assert sweeper.discard(str(elsewhere / "c1")) is True
+        assert not (elsewhere / "c1").exists()  # freed synchronously, not moved
+    finally:
+        linux.unmount(str(elsewhere))
+
+
+def test_a_start_settles_the_overlay_its_last_exit_detached(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop then start at once: the old overlay on the same upper directory is torn down
+    before the new one is mounted, even while the sweeper is busy with something else."""
+    host = engine.saga.host
+    release = threading.Event()
+    real = sweeper_module._remove_tree
+
+    def remove(path: str) -> None:
+        if path.endswith(".hold"):
+            release.wait(30)
+        real(path)
+
+    monkeypatch.setattr(sweeper_module, "_remove_tree", remove)
+    record = engine.create(ContainerConfig(image="busybox", command=("sleep", "60")))
+    engine.start(record.id)
+    hold = host.root / "hold"
+    hold.mkdir()
+    host.sweeper.discard(str(hold))  # the sweeper's thread is now held
+    try:
+        engine.stop(record.id, timeout=0)
+        rootfs = str(host.container_dir(record.id) / "rootfs")
+        assert rootfs in host.sweeper._descriptors  # detached, its teardown still queued
+        engine.start(record.id)
+        assert rootfs not in host.sweeper._descriptors  # settled before the new mount
+        assert linux.mounts_under(rootfs) == [rootfs]
+    finally:
+        release.set()
+    engine.stop(record.id, timeout=0)

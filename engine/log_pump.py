@@ -1,0 +1,155 @@
+"""The supervisor's log pump: every container's stdout and stderr into its json-file log.
+
+Contract: one thread, multiplexing every container's two pipes with a selector (two threads a
+container cost ~0.26 ms of every create, and joining them at exit more). Each line becomes one
+JSON object ``{"log", "stream", "time"}`` like Docker's json-file driver. The pipes are always
+read to their end, whatever happens to the log: a log that cannot be opened or written (a full
+disk) loses that container's output from then on, is reported once, and never blocks the
+container or stops the pump for the others. ``drained`` is set when both streams have ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import pathlib
+import selectors
+import threading
+from typing import BinaryIO
+
+log = logging.getLogger("berth.logs")
+
+CHUNK = 65536
+
+
+class LogPump:
+    """The one thread that copies container output into logs."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._guard = threading.Lock()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._additions: list[tuple[int, _Stream]] = []
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        threading.Thread(target=self._run, name="log-pump", daemon=True).start()
+
+    def add(self, stdout: int, stderr: int, path: pathlib.Path, drained: threading.Event,
+            name: str) -> None:
+        """Copy the read ends ``stdout`` and ``stderr`` (owned from here on) into ``path``;
+        set ``drained`` when both have ended. ``name`` names the container in reports."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            target: BinaryIO | None = open(path, "ab")  # noqa: SIM115 - closed at the end
+        except OSError as exc:
+            log.error("%s: cannot open its log %s, its output is lost: %s", name, path, exc)
+            target = None
+        shared = _Log(target, drained, name)
+        with self._guard:
+            self._additions += [(stdout, _Stream("stdout", shared)),
+                                (stderr, _Stream("stderr", shared))]
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"x")
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                try:
+                    if key.data is None:
+                        self._register_additions()
+                    else:
+                        self._pump(key.fd, key.data)
+                except Exception:  # one stream's trouble never stops the others'
+                    log.exception("log pump")
+                    if key.data is not None:
+                        self._finish(key.fd, key.data)
+
+    def _pump(self, descriptor: int, stream: _Stream) -> None:
+        try:
+            chunk = os.read(descriptor, CHUNK)
+        except OSError:
+            chunk = b""
+        if chunk:
+            stream.write(chunk)
+        else:
+            self._finish(descriptor, stream)
+
+    def _finish(self, descriptor: int, stream: _Stream) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(descriptor)
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+        stream.end()
+
+    def _register_additions(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        with self._guard:
+            additions, self._additions = self._additions, []
+        for descriptor, stream in additions:
+            self._selector.register(descriptor, selectors.EVENT_READ, stream)
+
+
+class _Log:
+    """One container's log file, shared by its two streams; None once it failed."""
+
+    def __init__(self, target: BinaryIO | None, drained: threading.Event, name: str) -> None:
+        self.target = target
+        self.drained = drained
+        self.name = name
+        self.open_streams = 2
+
+    def append(self, entries: list[bytes]) -> None:
+        if self.target is None:
+            return  # failed before: drain and drop
+        try:
+            self.target.writelines(entries)
+            self.target.flush()
+        except (OSError, ValueError) as exc:
+            log.error("%s: cannot write its log, its output is lost from now on: %s",
+                      self.name, exc)
+            self._close()
+
+    def stream_ended(self) -> None:
+        self.open_streams -= 1
+        if self.open_streams == 0:
+            self._close()
+            self.drained.set()
+
+    def _close(self) -> None:
+        target, self.target = self.target, None
+        if target is not None:
+            with contextlib.suppress(OSError, ValueError):
+                target.close()
+
+
+class _Stream:
+    def __init__(self, name: str, shared: _Log) -> None:
+        self.name = name
+        self.shared = shared
+        self.pending = b""
+        self.ended = False
+
+    def write(self, chunk: bytes) -> None:
+        *lines, self.pending = (self.pending + chunk).split(b"\n")
+        if lines:
+            self.shared.append([entry(line + b"\n", self.name) for line in lines])
+
+    def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self.pending:
+            self.shared.append([entry(self.pending, self.name)])
+            self.pending = b""
+        self.shared.stream_ended()
+
+
+def entry(line: bytes, stream: str) -> bytes:
+    """One json-file line."""
+    moment = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = line.decode("utf-8", errors="replace")
+    return (json.dumps({"log": text, "stream": stream, "time": moment}) + "\n").encode()

@@ -1,0 +1,84 @@
+"""The log pump on real pipes: one thread for every container, and one container's broken log
+never stops the others' or blocks its own output."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import threading
+
+from engine.log_pump import CHUNK, LogPump
+
+
+class Container:
+    """Two pipes as a container's stdout and stderr, handed to the pump."""
+
+    def __init__(self, pump: LogPump, log: pathlib.Path) -> None:
+        out_read, self.stdout = os.pipe()
+        err_read, self.stderr = os.pipe()
+        self.drained = threading.Event()
+        pump.add(out_read, err_read, log, self.drained, log.name)
+
+    def exit(self) -> None:
+        os.close(self.stdout)
+        os.close(self.stderr)
+
+
+def entries(path: pathlib.Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_lines_of_both_streams_land_in_order_with_their_stream(tmp_path: pathlib.Path) -> None:
+    pump = LogPump()
+    container = Container(pump, tmp_path / "c1.log")
+    os.write(container.stdout, b"one\ntw")
+    os.write(container.stderr, b"oops\n")
+    os.write(container.stdout, b"o\nno newline at the end")
+    container.exit()
+    assert container.drained.wait(10)
+    got = [(entry["stream"], entry["log"]) for entry in entries(tmp_path / "c1.log")]
+    assert [line for stream, line in got if stream == "stdout"] == [
+        "one\n", "two\n", "no newline at the end"]
+    assert [line for stream, line in got if stream == "stderr"] == ["oops\n"]
+    assert all(entry["time"].endswith("Z") for entry in entries(tmp_path / "c1.log"))
+
+
+def test_a_log_that_cannot_be_written_loses_only_its_own_output(tmp_path: pathlib.Path
+                                                                ) -> None:
+    pump = LogPump()
+    broken = Container(pump, pathlib.Path("/dev/full"))  # every write: ENOSPC
+    healthy = Container(pump, tmp_path / "healthy.log")
+    # More than a pipe holds: a pump that stopped reading would block this writer.
+    for index in range(4 * 65536 // CHUNK + 64):
+        os.write(broken.stdout, b"x" * 1023 + b"\n")
+        os.write(healthy.stdout, f"line {index}\n".encode())
+    broken.exit()
+    healthy.exit()
+    assert broken.drained.wait(10)
+    assert healthy.drained.wait(10)
+    assert [entry["log"] for entry in entries(tmp_path / "healthy.log")] == [
+        f"line {index}\n" for index in range(4 * 65536 // CHUNK + 64)]
+
+
+def test_a_log_that_cannot_be_opened_still_drains(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    pump = LogPump()
+    container = Container(pump, tmp_path / "a-file" / "c1.log")
+    os.write(container.stdout, b"lost\n" * 20000)  # more than a pipe holds
+    container.exit()
+    assert container.drained.wait(10)
+
+
+def test_many_containers_one_thread(tmp_path: pathlib.Path) -> None:
+    before = threading.active_count()
+    pump = LogPump()
+    containers = [Container(pump, tmp_path / f"c{index}.log") for index in range(20)]
+    assert threading.active_count() == before + 1
+    for index, container in enumerate(containers):
+        os.write(container.stdout, f"hello from {index}\n".encode())
+        container.exit()
+    for index, container in enumerate(containers):
+        assert container.drained.wait(10)
+        assert [entry["log"] for entry in entries(tmp_path / f"c{index}.log")] == [
+            f"hello from {index}\n"]
