@@ -82,14 +82,20 @@ class Api:
             raise self.translate(error) from None
 
     def translate(self, error: Any) -> CliError:
-        from engine.api.status import StatusCode
+        """Docker's words for a failed call: why the daemon could not be reached, else what
+        it answered."""
+        from engine.api.status import Unreachable
 
-        code = error.code()
-        if code == StatusCode.UNAVAILABLE and "connect" in (error.details() or "").lower():
+        why = getattr(error, "unreachable", None)
+        if why is Unreachable.ABSENT:
             return CliError(f"Cannot connect to the berth daemon at {self.address}. "
                             "Is the daemon running?")
-        status = 1
-        return CliError(f"Error response from daemon: {error.details()}", status)
+        if why is Unreachable.DENIED:
+            return CliError("permission denied while trying to connect to the berth daemon "
+                            f"socket at {self.address}: {error.details()}")
+        if why is not None:
+            return CliError(f"error during connect: {error.details()}")
+        return CliError(f"Error response from daemon: {error.details()}")
 
 
 def _pb() -> Any:

@@ -19,6 +19,7 @@ metadata. One thread at a time.
 from __future__ import annotations
 
 import binascii
+import errno
 import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ from engine.api.status import (
     CallError,
     Metadata,
     StatusCode,
+    Unreachable,
     http_status_code,
     percent_decode,
     reset_status_code,
@@ -138,6 +140,9 @@ class Channel:
                             f"Sent message larger than max ({len(request)} vs. {self._max_send})")
         message = b"\x00" + len(request).to_bytes(4, "big") + request
         for attempt in (1, 2):
+            if deadline is not None and deadline <= time.monotonic():
+                # Before a stream is opened: one reset without its HEADERS is a protocol error.
+                raise CallError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
             connection = self._open()
             stream = connection.open_stream()
             replies = 0
@@ -158,9 +163,12 @@ class Channel:
         headers = [(b":method", b"POST"), (b":scheme", self._scheme), (b":path", path.encode()),
                    (b":authority", self._authority), (b"te", b"trailers"),
                    (b"content-type", b"application/grpc"), (b"user-agent", self._user_agent)]
+        if deadline is not None:
+            # At least 1 ms: the deadline was checked before the stream was opened, and a
+            # stream with no HEADERS must not be reset.
+            headers.append((b"grpc-timeout",
+                            _timeout_value(max(deadline - time.monotonic(), 0.001))))
         try:
-            if deadline is not None:
-                headers.append((b"grpc-timeout", _timeout_value(deadline - time.monotonic())))
             connection.send_headers(stream, [*headers, *extra])
             connection.send_data(stream, message, end_stream=True, deadline=deadline)
             initial = self._initial_headers(connection, stream, deadline)
@@ -173,7 +181,7 @@ class Channel:
                 if reply is None:
                     break
                 compressed, data = reply
-                yield _decompress(data, encoding) if compressed else data
+                yield _decompress(data, encoding, self._max_receive) if compressed else data
         except TimeoutError:
             raise CallError(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
         except LinkError as error:  # the next call opens a new connection
@@ -262,10 +270,11 @@ class Channel:
                 return _dial_unix(self._unix_path, self._connect_timeout)
             return _dial_tcp(self._host, self._port, self._connect_timeout, self._tls)
         except OSError as error:
-            raise self._unreachable(describe(error)) from None
+            raise self._unreachable(describe(error), _why_unreachable(error)) from None
 
-    def _unreachable(self, reason: str) -> CallError:
-        return CallError(StatusCode.UNAVAILABLE, f"failed to connect to {self.address}: {reason}")
+    def _unreachable(self, reason: str, why: Unreachable = Unreachable.OTHER) -> CallError:
+        return CallError(StatusCode.UNAVAILABLE, f"failed to connect to {self.address}: {reason}",
+                         unreachable=why)
 
     def _link_failure(self, error: LinkError) -> CallError:
         if not error.established:  # no HTTP/2 server answered: TLS refused us, or not HTTP/2
@@ -374,11 +383,28 @@ def _has_status(headers: list[Header]) -> bool:
     return any(field == b"grpc-status" for field, _ in headers)
 
 
-def _decompress(data: bytes, encoding: bytes) -> bytes:
+def _decompress(data: bytes, encoding: bytes, limit: int) -> bytes:
+    """A compressed message, inflated to at most ``limit`` bytes. Raises CallError (INTERNAL
+    for bad data or an unknown encoding, RESOURCE_EXHAUSTED beyond the limit)."""
     import zlib
 
-    if encoding == b"gzip":
-        return zlib.decompress(data, 16 + zlib.MAX_WBITS)
-    if encoding == b"deflate":
-        return zlib.decompress(data)
-    raise CallError(StatusCode.INTERNAL, f"a compressed message in encoding {encoding!r}")
+    if encoding not in (b"gzip", b"deflate"):
+        raise CallError(StatusCode.INTERNAL, f"a compressed message in encoding {encoding!r}")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise CallError(StatusCode.INTERNAL, f"a corrupt {encoding.decode()} message: {error}"
+                        ) from None
+    if len(inflated) > limit or inflater.unconsumed_tail:
+        raise CallError(StatusCode.RESOURCE_EXHAUSTED,
+                        f"Received message larger than max (more than {limit} inflated)")
+    return inflated
+
+
+def _why_unreachable(error: OSError) -> Unreachable:
+    if error.errno in (errno.ENOENT, errno.ECONNREFUSED) or isinstance(error, TimeoutError):
+        return Unreachable.ABSENT
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return Unreachable.DENIED
+    return Unreachable.OTHER

@@ -230,11 +230,12 @@ class Connection:
             raise self.failure
         if not self._output:
             return
+        timeout = _remaining(deadline)  # a deadline passed already: nothing sent, nothing lost
         output, self._output = self._output, bytearray()
         if self._unwritable:
             return
         try:
-            self._transport.settimeout(_remaining(deadline))
+            self._transport.settimeout(timeout)
             self._transport.sendall(output)
         except TimeoutError:
             self._fail(LinkError("timed out sending", established=self.established))

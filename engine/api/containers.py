@@ -17,12 +17,13 @@ from engine.api.convert import config_from, container_message, history_message, 
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
-from engine.errors import NotFound, NotModified, Unavailable
+from engine.errors import Deadline, NotFound, NotModified, Unavailable
 from engine.service import Engine
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
 
 LOG_POLL_SECONDS = 0.1
+WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
 
 
 def _context(request_id: str) -> JournalContext:
@@ -105,9 +106,22 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                                 volumes=request.volumes, context=ctx))
 
     def Wait(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> pb.WaitResponse:
+        """Waits in slices while the call is active: a client that goes away (or a server
+        that stops) frees this worker within one slice instead of never."""
         timeout = request.timeout if request.HasField("timeout") else None
-        record = self._engine.wait(request.container, timeout=timeout)
-        return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            try:
+                record = self._engine.wait(request.container,
+                                           timeout=max(0.0, min(left, WAIT_SLICE)))
+            except Deadline:
+                if left <= WAIT_SLICE:
+                    raise  # the caller's own timeout
+                if not context.is_active():
+                    return pb.WaitResponse()  # nobody is listening any more
+                continue
+            return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
 
     def Inspect(self, request: pb.InspectRequest, context: grpc.ServicerContext
                 ) -> pb.Container:

@@ -105,13 +105,23 @@ def percent_decode(text: bytes) -> str:
     return decoded.decode("utf-8", "replace")
 
 
+class Unreachable(enum.Enum):
+    """Why no server was reached (a call error's ``unreachable``)."""
+
+    ABSENT = "absent"  # no socket there, nobody listening, or no answer in time
+    DENIED = "denied"  # the socket's permissions refuse this user
+    OTHER = "other"  # anything else: TLS refused, not an HTTP/2 server, ...
+
+
 class CallError(Exception):
     """A call that ended with a status other than OK, or that never reached the server
     (UNAVAILABLE), or whose deadline passed (DEADLINE_EXCEEDED)."""
 
     def __init__(self, code: StatusCode, details: str, *, initial_metadata: Metadata = (),
-                 trailing_metadata: Metadata = ()) -> None:
+                 trailing_metadata: Metadata = (), unreachable: Unreachable | None = None
+                 ) -> None:
         super().__init__(f"{code.name}: {details}")
+        self.unreachable = unreachable  # set when no server was reached at all
         self._code = code
         self._details = details
         self._initial_metadata = initial_metadata

@@ -6,6 +6,7 @@ The peer is written with the ``hpack`` package and its own frame code, not the c
 
 from __future__ import annotations
 
+import gzip
 import pathlib
 import socket
 import struct
@@ -389,3 +390,41 @@ def test_an_undecodable_header_block_ends_the_connection(peer_address: Callable[
     assert "header block" in caught.value.details()
     assert answered.wait(5)
     assert int.from_bytes(goaway[0][4:8], "big") == 0x9  # COMPRESSION_ERROR
+
+
+def test_a_call_past_its_deadline_opens_no_stream(peer_address: Callable[..., str]) -> None:
+    """A reset for a stream whose HEADERS were never sent is a connection error (RFC 7540
+    5.1): a call whose deadline is spent fails before it opens one, and the connection
+    stays good for the next call."""
+    def script(peer: Peer) -> None:
+        stream, _headers, body = peer.request()
+        assert stream == 1 and body == b"\x00\x00\x00\x00\x02ok"
+        assert not any(kind == RST_STREAM for kind, *_ in peer.received)
+        peer.headers(1, OK_HEADERS)
+        peer.message(1, b"fine")
+        peer.trailers(1)
+
+    with Channel(peer_address(script)) as channel:
+        with pytest.raises(CallError) as refused:
+            channel.unary_unary("/pkg.Service/Method", b"late", timeout=0)
+        assert refused.value.code() is StatusCode.DEADLINE_EXCEEDED
+        assert channel.unary_unary("/pkg.Service/Method", b"ok", timeout=5) == b"fine"
+        assert channel.dials == 1
+
+
+@pytest.mark.parametrize(("payload", "code"), [
+    (b"\x1f\x8b this is not gzip", StatusCode.INTERNAL),
+    (gzip.compress(b"\x00" * (5 << 20)), StatusCode.RESOURCE_EXHAUSTED),
+])
+def test_a_bad_or_huge_compressed_message_is_a_call_error(
+        peer_address: Callable[..., str], payload: bytes, code: StatusCode) -> None:
+    """Inflated within the message limit (a small gzip body can hold gigabytes)."""
+    def script(peer: Peer) -> None:
+        peer.request()
+        peer.headers(1, [*OK_HEADERS, ("grpc-encoding", "gzip")])
+        peer.send(DATA, 0, 1, b"\x01" + len(payload).to_bytes(4, "big") + payload)  # compressed
+        peer.trailers(1)
+
+    with Channel(peer_address(script)) as channel, pytest.raises(CallError) as failed:
+        channel.unary_unary("/pkg.Service/Method", b"", timeout=5)
+    assert failed.value.code() is code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 import tomllib
 
 import grpc
@@ -98,3 +99,38 @@ def test_an_over_large_request_is_refused_and_the_daemon_keeps_serving(daemon: A
 def test_a_large_request_under_the_limit_is_served(daemon: ApiDaemon, size: int) -> None:
     container = daemon.create("large", env=["LARGE=" + "y" * size])
     assert len(container.config.env[0]) == size + len("LARGE=")
+
+
+def test_a_wait_whose_client_went_away_frees_its_worker(daemon: ApiDaemon) -> None:
+    """Otherwise one abandoned `berth wait` keeps a worker forever and a graceful stop never
+    ends (the pool joins its threads)."""
+    daemon.run("waited")
+    active = []
+    real = daemon.engine.wait
+
+    def wait(*arguments: object, **options: object) -> object:
+        active.append(1)
+        try:
+            return real(*arguments, **options)  # type: ignore[arg-type]
+        finally:
+            active.pop()
+
+    daemon.engine.wait = wait  # type: ignore[method-assign]
+    call = daemon.containers.Wait.future(pb.WaitRequest(container="waited"))
+    deadline = time.monotonic() + 5
+    while not active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert active, "the wait never reached the engine"
+    call.cancel()
+    deadline = time.monotonic() + 5
+    while active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not active, "the engine still waits for a client that is gone"
+
+
+def test_a_wait_with_a_timeout_still_times_out(daemon: ApiDaemon) -> None:
+    """The wait's own timeout, longer than one slice, still ends it with the deadline."""
+    daemon.run("slow")
+    with pytest.raises(grpc.RpcError) as failed:
+        daemon.containers.Wait(pb.WaitRequest(container="slow", timeout=1.5), timeout=30)
+    assert failed.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED

@@ -110,8 +110,9 @@ def test_the_tls_flags_reach_a_mutual_tls_daemon(tmp_path: pathlib.Path) -> None
         assert "Server:\n Version: " in served.stdout
         refused = cli("-H", address, "--tls-ca", str(pki / "ca.pem"), "version")
         assert refused.returncode == 1
-        assert refused.stderr == (f"Cannot connect to the berth daemon at {address}. "
-                                  "Is the daemon running?\n")
+        # The daemon runs: no "is it running?" hint, but Docker's line with the TLS reason.
+        assert refused.stderr.startswith("error during connect: "), refused.stderr
+        assert refused.stderr.count("\n") == 1 and "Is the daemon running" not in refused.stderr
     finally:
         stop_daemon(daemon)
 
@@ -162,3 +163,44 @@ def test_help_still_lists_every_command() -> None:
     assert result.returncode == 0
     for verb in COMMANDS:
         assert verb in result.stdout
+
+
+def test_no_daemon_gets_the_one_line_hint(tmp_path: pathlib.Path) -> None:
+    address = f"unix://{tmp_path}/berth.sock"
+    result = Cli(tmp_path)("-H", address, "version")
+    assert result.returncode == 1
+    assert result.stderr == (f"Cannot connect to the berth daemon at {address}. "
+                             "Is the daemon running?\n")
+
+
+# Runs the CLI in a child that becomes ``nobody`` after importing what it needs (the
+# interpreter lives under /root, which only root may enter).
+AS_NOBODY = """
+import os, pwd, sys
+import _socket, errno
+import engine.api.channel, engine.api.stub, engine.api.v1.system_pb2, engine.cli_version
+from engine.cli import main
+user = pwd.getpwnam("nobody")
+os.setgroups([])
+os.setgid(user.pw_gid)
+os.setuid(user.pw_uid)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_a_user_without_access_to_the_socket_gets_dockers_permission_line(
+        tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "root"
+    daemon = start_daemon(root, backend="fake")
+    try:
+        address = f"unix://{root}/berth.sock"
+        result = subprocess.run([sys.executable, "-c", AS_NOBODY, "-H", address, "version"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(
+            f"permission denied while trying to connect to the berth daemon socket at "
+            f"{address}: "), result.stderr
+        assert result.stderr.count("\n") == 1
+    finally:
+        stop_daemon(daemon)
