@@ -173,12 +173,15 @@ def test_no_daemon_gets_the_one_line_hint(tmp_path: pathlib.Path) -> None:
                              "Is the daemon running?\n")
 
 
-# Runs the CLI in a child that becomes ``nobody`` after importing what it needs (the
-# interpreter lives under /root, which only root may enter).
+# Runs the CLI in a child that becomes ``nobody`` after importing all that `version` loads:
+# neither the interpreter (under /root) nor a checkout in a private directory is readable
+# by nobody.
 AS_NOBODY = """
 import os, pwd, sys
-import _socket, errno
-import engine.api.channel, engine.api.stub, engine.api.v1.system_pb2, engine.cli_version
+import _socket, errno, zlib
+import engine.api.channel, engine.api.connection, engine.api.header_codec, engine.api.huffman
+import engine.api.status, engine.api.stub, engine.api.v1.events_pb2, engine.api.v1.system_pb2
+import engine.cli_version, engine.client
 from engine.cli import main
 user = pwd.getpwnam("nobody")
 os.setgroups([])
