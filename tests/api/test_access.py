@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import pwd
@@ -20,6 +19,7 @@ from engine.api.v1 import system_pb2_grpc as system_rpc
 from engine.client import connect
 from engine.errors import InvalidParameter
 from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, failure, make_traversable, start_daemon
+from tests.api.pki import Pki, make_pki
 
 # Runs as root until it has imported what it needs (the interpreter lives under /root, which
 # only root may enter), then becomes the given user before it opens any connection.
@@ -97,52 +97,9 @@ def test_a_user_without_access_to_the_socket_is_refused(daemon: ApiDaemon,
 
 # -- mutual TLS ---------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Pki:
-    ca: str
-    server_cert: str
-    server_key: str
-    client_cert: str
-    client_key: str
-    rogue_cert: str  # signed by another CA
-    rogue_key: str
-
-
-def _openssl(*arguments: str, cwd: pathlib.Path) -> None:
-    subprocess.run(["openssl", *arguments], cwd=cwd, check=True, capture_output=True,
-                   timeout=60)
-
-
-def _authority(directory: pathlib.Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "2", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-             "-out", f"{name}.pem", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-
-
-def _leaf(directory: pathlib.Path, name: str, ca: str, extensions: str) -> None:
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-             cwd=directory)
-    (directory / f"{name}.ext").write_text(extensions)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem",
-             "-extfile", f"{name}.ext", cwd=directory)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    _authority(directory, "ca")
-    _authority(directory, "rogue-ca")
-    _leaf(directory, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                     "extendedKeyUsage=serverAuth\n")
-    _leaf(directory, "client", "ca", "extendedKeyUsage=clientAuth\n")
-    _leaf(directory, "rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n")
-    path = lambda name: str(directory / name)  # noqa: E731
-    return Pki(ca=path("ca.pem"), server_cert=path("server.pem"), server_key=path("server.key"),
-               client_cert=path("client.pem"), client_key=path("client.key"),
-               rogue_cert=path("rogue.pem"), rogue_key=path("rogue.key"))
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 
 from engine.api import connection as h2
 from engine.api.channel import Channel
-from engine.api.errors import ErrorInterceptor
 from engine.api.server import Tls, build_server, listen
 from engine.api.status import CallError, StatusCode
 from engine.api.stub import Stub
@@ -26,8 +25,9 @@ from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import system_pb2 as spb
 from engine.errors import ErrorClass
 from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, start_daemon
-from tests.api.test_access import Pki, _authority, _leaf
-from tests.api.test_errors import EXPECTED, _raise
+from tests.api.pki import Pki, make_pki
+from tests.api.raiser import serve_raiser
+from tests.api.test_errors import EXPECTED
 
 
 def stubs(channel: Channel) -> tuple[Stub, Stub]:
@@ -149,23 +149,8 @@ def test_errors_come_as_trailers_only_replies(daemon: ApiDaemon, channel: Channe
 
 @pytest.fixture(scope="module")
 def raiser() -> Iterator[str]:
-    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-        raise _raise(request.decode())
-
-    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield b"first"
-        raise _raise(request.decode())
-
-    handler = grpc.method_handlers_generic_handler("test.Raiser", {
-        "Unary": grpc.unary_unary_rpc_method_handler(unary),
-        "Stream": grpc.unary_stream_rpc_method_handler(stream),
-    })
-    server = grpc.server(ThreadPoolExecutor(max_workers=4), interceptors=[ErrorInterceptor()])
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"tcp://127.0.0.1:{port}"
-    server.stop(None).wait()
+    with serve_raiser() as address:
+        yield f"tcp://{address}"
 
 
 @pytest.mark.parametrize("member", list(ErrorClass), ids=lambda member: member.value)
@@ -459,17 +444,7 @@ def test_a_server_that_never_answers_still_meets_the_deadline(short_dir: pathlib
 
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("channel-pki")
-    _authority(directory, "ca")
-    _authority(directory, "rogue-ca")
-    _leaf(directory, "server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                     "extendedKeyUsage=serverAuth\n")
-    _leaf(directory, "client", "ca", "extendedKeyUsage=clientAuth\n")
-    _leaf(directory, "rogue", "rogue-ca", "extendedKeyUsage=clientAuth\n")
-    path = lambda name: str(directory / name)  # noqa: E731
-    return Pki(ca=path("ca.pem"), server_cert=path("server.pem"), server_key=path("server.key"),
-               client_cert=path("client.pem"), client_key=path("client.key"),
-               rogue_cert=path("rogue.pem"), rogue_key=path("rogue.key"))
+    return make_pki(tmp_path_factory.mktemp("channel-pki"))
 
 
 @pytest.fixture(params=["tls", "mutual"])

@@ -17,9 +17,9 @@ import grpc
 import pytest
 
 from engine import errors
-from engine.api.errors import CODES, ErrorInterceptor, status_of
+from engine.api.errors import CODES, status_of
 from engine.api.v1 import containers_pb2 as pb
-from engine.errors import BerthError, ErrorClass
+from engine.errors import ErrorClass
 from engine.failpoint import Failpoints
 from tests.api.conftest import (
     CALL_TIMEOUT,
@@ -28,6 +28,7 @@ from tests.api.conftest import (
     failure,
     start_daemon,
 )
+from tests.api.raiser import CLASSES, serve_raiser
 
 Code = grpc.StatusCode
 
@@ -234,51 +235,13 @@ EXPECTED: dict[ErrorClass, grpc.StatusCode] = {
     ErrorClass.DATA_LOSS: Code.DATA_LOSS,
 }
 
-# One raisable class per ErrorClass member: the direct subclasses of BerthError.
-CLASSES: dict[ErrorClass, type[BerthError]] = {
-    cls.error_class: cls for cls in BerthError.__subclasses__()
-}
-
-CONCRETE: dict[str, Callable[[], BaseException]] = {
-    "NameInUse": lambda: errors.NameInUseConflict("web", owner_id="abc"),
-    "RemovalInProgress": lambda: errors.RemovalInProgressConflict("web"),
-    "ContainerNotFound": lambda: errors.ContainerNotFound("web"),
-    "Failpoint": lambda: errors.FailpointSystem("start.persist"),
-    "RuntimeError": lambda: RuntimeError("a bug"),
-    "KeyError": lambda: KeyError("missing"),
-}
-
-
-def _raise(key: str) -> BaseException:
-    if key in CONCRETE:
-        return CONCRETE[key]()
-    error_class = ErrorClass(key)
-    return CLASSES[error_class](f"raised {error_class.value}")
-
-
 @pytest.fixture(scope="module")
 def raiser() -> Iterator[grpc.Channel]:
-    """A server with only ``ErrorInterceptor`` and a servicer that raises what it is asked."""
-
-    def unary(request: bytes, context: grpc.ServicerContext) -> bytes:
-        raise _raise(request.decode())
-
-    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield b"first"
-        raise _raise(request.decode())
-
-    handler = grpc.method_handlers_generic_handler("test.Raiser", {
-        "Unary": grpc.unary_unary_rpc_method_handler(unary),
-        "Stream": grpc.unary_stream_rpc_method_handler(stream),
-    })
-    server = grpc.server(ThreadPoolExecutor(max_workers=4), interceptors=[ErrorInterceptor()])
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield channel
-    channel.close()
-    server.stop(None).wait()
+    """``tests.api.raiser``'s server, through grpc's own client."""
+    with serve_raiser() as address:
+        channel = grpc.insecure_channel(address)
+        yield channel
+        channel.close()
 
 
 def raise_unary(channel: grpc.Channel, key: str) -> grpc.RpcError:

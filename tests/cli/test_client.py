@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine.cli import COMMANDS, build_parser, verb_of
-from tests.api.test_access import _authority, _leaf
+from tests.api.pki import authority, leaf
 from tests.cli.conftest import BERTH, Cli, start_daemon, stop_daemon
 
 # Runs one CLI command in a fresh interpreter, then names the modules it should not have loaded.
@@ -89,9 +89,9 @@ def test_an_error_in_a_stream_is_one_line(daemon_root: pathlib.Path) -> None:
 def test_the_tls_flags_reach_a_mutual_tls_daemon(tmp_path: pathlib.Path) -> None:
     pki = tmp_path / "pki"
     pki.mkdir()
-    _authority(pki, "ca")
-    _leaf(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    _leaf(pki, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    authority(pki, "ca")
+    leaf(pki, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    leaf(pki, "client", "ca", "extendedKeyUsage=clientAuth\n")
     root = tmp_path / "root"
     daemon = start_daemon(root, "--listen", f"unix://{root}/berth.sock",
                           "--listen", "tcp://127.0.0.1:0", "--tls-cert", str(pki / "server.pem"),

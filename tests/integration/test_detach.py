@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import pathlib
-import threading
 
 import pytest
 
 from engine import linux
-from engine import sweeper as sweeper_module
 from engine.container_config import ContainerConfig
 from engine.service import Engine
 from engine.sweeper import Sweeper
 from tests.integration.conftest import REASON, available
+from tests.unit.test_sweeper import blocked
 
 pytestmark = pytest.mark.skipif(not available, reason=REASON)
 
@@ -89,20 +88,9 @@ def test_a_start_settles_the_overlay_its_last_exit_detached(
     """Stop then start at once: the old overlay on the same upper directory is torn down
     before the new one is mounted, even while the sweeper is busy with something else."""
     host = engine.saga.host
-    release = threading.Event()
-    real = sweeper_module._remove_tree
-
-    def remove(path: str) -> None:
-        if path.endswith(".hold"):
-            release.wait(30)
-        real(path)
-
-    monkeypatch.setattr(sweeper_module, "_remove_tree", remove)
     record = engine.create(ContainerConfig(image="busybox", command=("sleep", "60")))
     engine.start(record.id)
-    hold = host.root / "hold"
-    hold.mkdir()
-    host.sweeper.discard(str(hold))  # the sweeper's thread is now held
+    release = blocked(host.sweeper, monkeypatch)  # the sweeper's thread is now held
     try:
         engine.stop(record.id, timeout=0)
         rootfs = str(host.container_dir(record.id) / "rootfs")
