@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from engine.api import MAX_MESSAGE_BYTES
+
 if TYPE_CHECKING:
     import grpc
 
     from engine.api.channel import Channel
 
 DEFAULT_ROOT = "/var/lib/berth"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 def default_address() -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -285,11 +284,10 @@ class SupervisorClient:
             connection.setblocking(False)  # with a timeout, recv would first wait for data
             try:
                 connection.recv(1, socket.MSG_PEEK)
-            except BlockingIOError:
+            except BlockingIOError:  # nothing to read: healthy
                 return connection
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return connection
+            except OSError:
+                pass  # reset: replace it
             self._drop()
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from engine.api import MAX_MESSAGE_BYTES
 from engine.api.connection import (
     REFUSED_STREAM,
     Connection,
@@ -46,7 +47,6 @@ from engine.api.status import (
 if TYPE_CHECKING:
     import ssl
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the daemon's limit, each way
 RECEIVE_WINDOW = 16 * 1024 * 1024
 CONNECT_TIMEOUT = 20.0  # seconds, like grpc's minimum connect timeout
 USER_AGENT = "berth-channel"

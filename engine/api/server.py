@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from engine.api import MAX_MESSAGE_BYTES
 from engine.api.containers import ContainersService
 from engine.api.errors import ErrorInterceptor
 from engine.api.idempotency import RequestLedger
@@ -26,7 +27,6 @@ from engine.config import ConfigSnapshot
 from engine.errors import InvalidParameter
 from engine.service import Engine
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SOCKET_MODE = 0o660
 SERVICE_NAMES = (
     containers_pb2.DESCRIPTOR.services_by_name["Containers"].full_name,
