@@ -72,7 +72,7 @@ def detach(target: str) -> int | None:
     ``target``. Raises System.
     """
     try:
-        descriptor = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+        descriptor = os.open(target, os.O_PATH | os.O_NOFOLLOW)  # a directory or a file (a netns)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -96,8 +96,14 @@ def _plain(path: str) -> bool:
 def mounts_under(prefix: str) -> list[str]:
     """Mount points at or below ``prefix``, deepest first (from /proc/self/mountinfo)."""
     base = prefix.rstrip("/")
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        content = mountinfo.read()
+    descriptor = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(descriptor)
+    content = b"".join(chunks).decode(errors="surrogateescape")
     if _plain(base) and base not in content:
         return []  # the common case, decided without parsing a line
     found = []

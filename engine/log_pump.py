@@ -5,7 +5,8 @@ container cost ~0.26 ms of every create, and joining them at exit more). Each li
 JSON object ``{"log", "stream", "time"}`` like Docker's json-file driver. The pipes are always
 read to their end, whatever happens to the log: a log that cannot be opened or written (a full
 disk) loses that container's output from then on, is reported once, and never blocks the
-container or stops the pump for the others. ``drained`` is set when both streams have ended.
+container or stops the pump for the others. ``on_drained`` is called, on the pump's thread,
+when both streams have ended and the log is closed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import pathlib
 import selectors
 import threading
+from collections.abc import Callable
 from typing import BinaryIO
 
 log = logging.getLogger("berth.logs")
@@ -37,17 +39,17 @@ class LogPump:
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         threading.Thread(target=self._run, name="log-pump", daemon=True).start()
 
-    def add(self, stdout: int, stderr: int, path: pathlib.Path, drained: threading.Event,
-            name: str) -> None:
+    def add(self, stdout: int, stderr: int, path: pathlib.Path,
+            on_drained: Callable[[], None], name: str) -> None:
         """Copy the read ends ``stdout`` and ``stderr`` (owned from here on) into ``path``;
-        set ``drained`` when both have ended. ``name`` names the container in reports."""
+        call ``on_drained`` when both have ended. ``name`` names the container in reports."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             target: BinaryIO | None = open(path, "ab")  # noqa: SIM115 - closed at the end
         except OSError as exc:
             log.error("%s: cannot open its log %s, its output is lost: %s", name, path, exc)
             target = None
-        shared = _Log(target, drained, name)
+        shared = _Log(target, on_drained, name)
         with self._guard:
             self._additions += [(stdout, _Stream("stdout", shared)),
                                 (stderr, _Stream("stderr", shared))]
@@ -96,9 +98,10 @@ class LogPump:
 class _Log:
     """One container's log file, shared by its two streams; None once it failed."""
 
-    def __init__(self, target: BinaryIO | None, drained: threading.Event, name: str) -> None:
+    def __init__(self, target: BinaryIO | None, on_drained: Callable[[], None],
+                 name: str) -> None:
         self.target = target
-        self.drained = drained
+        self.on_drained = on_drained
         self.name = name
         self.open_streams = 2
 
@@ -117,7 +120,7 @@ class _Log:
         self.open_streams -= 1
         if self.open_streams == 0:
             self._close()
-            self.drained.set()
+            self.on_drained()
 
     def _close(self) -> None:
         target, self.target = self.target, None

@@ -8,6 +8,13 @@ A daemon that was down when a container exited reads the exit there when it star
 This is what containerd-shim and conmon do, with one process for all containers, started once
 (never a Python start per container).
 
+An exit is recorded once the init is reaped *and* its output has ended, whichever comes last
+(by the main loop or by the log pump, no thread per exit); output that has not ended
+``LOG_DRAIN_SECONDS`` after the exit (a grandchild holding the pipe) no longer delays it. A
+create is answered as soon as ``runc create`` returns; the container is adopted (its pipes
+handed to the pump, its pid to the reaper) right after the reply, off the caller's latency:
+its init can neither run nor exit before ``runc start``.
+
 Protocol: a unix socket ``<root>/supervisor.sock``; each JSON request line gets one JSON reply
 line, and a connection carries any number of them (clients keep one open per thread):
 * ``{"op": "create", "id", "bundle", "binary", "runc_root", "log"}`` -> ``{"ok", "pid"|"error"}``
@@ -32,8 +39,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from engine import spawn
 from engine.log_pump import LogPump
 
 SOCKET = "supervisor.sock"
@@ -65,13 +74,18 @@ class _Container:
     def __init__(self, container_id: str, pid: int) -> None:
         self.container_id = container_id
         self.pid = pid
-        self.drained = threading.Event()  # both streams copied to their end
+        self.drained = False  # both streams copied to their end
+        self.exit: dict[str, int] | None = None  # reaped, not recorded yet
+        self.drain_deadline = 0.0
+        self.recorded = False
 
 
 class Supervisor:
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
         self.children: dict[int, _Container] = {}
+        # Reaped while their output was still coming (a grandchild may hold the pipe).
+        self.undrained: dict[int, _Container] = {}
         # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
         self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
         self.lock = threading.Condition()
@@ -82,7 +96,9 @@ class Supervisor:
         (root / EXITS).mkdir(parents=True, exist_ok=True)
 
     # -- create --------------------------------------------------------------------------
-    def create(self, request: dict[str, Any]) -> dict[str, Any]:
+    def create(self, request: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None] | None]:
+        """Run ``runc create``; return the reply and what to do once it is sent (adopt the
+        container: its init cannot run, let alone exit or write, before ``runc start``)."""
         container_id = str(request["id"])
         bundle = pathlib.Path(str(request["bundle"]))
         runc_log = bundle / "runc.log"
@@ -95,20 +111,19 @@ class Supervisor:
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         try:
-            process = subprocess.run(
+            runc = spawn.spawn(
                 [str(request["binary"]), "--root", str(request["runc_root"]), "--log",
                  str(runc_log), "--log-format", "json", "create", "--bundle", str(bundle),
                  "--pid-file", str(pid_file), container_id],
-                stdin=subprocess.DEVNULL, stdout=stdout_write, stderr=stderr_write,
-                check=False,
-            )
+                stdout=stdout_write, stderr=stderr_write)
         except OSError as exc:
             for descriptor in (stdout_read, stdout_write, stderr_read, stderr_write):
                 os.close(descriptor)
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": str(exc)}, None
         os.close(stdout_write)
         os.close(stderr_write)
-        if process.returncode != 0:
+        returncode = spawn.exit_code(os.waitpid(runc, 0)[1])
+        if returncode != 0:
             # runc logs its errors to --log; one that dies parsing its flags writes to stderr,
             # which here is the container's stderr pipe: read what it said.
             os.set_blocking(stderr_read, False)
@@ -120,15 +135,18 @@ class Supervisor:
             os.close(stderr_read)
             first = next((line for line in said.splitlines() if line.strip()), "")
             return {"ok": False, "error": _runc_error(runc_log) or first or
-                    f"runc create exited {process.returncode}"}
+                    f"runc create exited {returncode}"}, None
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
-        self.logs.add(stdout_read, stderr_read, pathlib.Path(str(request["log"])),
-                      container.drained, container_id[:12])
-        with self.lock:
-            self.children[pid] = container
-        self.wake()  # its SIGCHLD may have come before it was known: reap once more
-        return {"ok": True, "pid": pid}
+
+        def adopt() -> None:
+            self.logs.add(stdout_read, stderr_read, pathlib.Path(str(request["log"])),
+                          lambda: self._drained(container), container_id[:12])
+            with self.lock:
+                self.children[pid] = container
+            self.wake()  # its SIGCHLD may have come before it was known: reap once more
+
+        return {"ok": True, "pid": pid}, adopt
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -155,23 +173,50 @@ class Supervisor:
                 code = os.WEXITSTATUS(status)
             with self.lock:
                 self.children.pop(pid, None)
-            record = {"exit_code": code, "exited_at": time.time_ns() // 1_000_000}
-            if container.drained.is_set():
-                self._record(container, record)
-            else:  # its output is still coming (or a grandchild holds the pipe): wait apart
-                threading.Thread(target=self._record_when_drained, args=(container, record),
-                                 name=f"exit-{container.container_id[:12]}",
-                                 daemon=True).start()
+                container.exit = {"exit_code": code, "exited_at": time.time_ns() // 1_000_000}
+                if not container.drained:  # its output is still coming: recorded when drained
+                    container.drain_deadline = time.monotonic() + LOG_DRAIN_SECONDS
+                    self.undrained[pid] = container
+                    continue
+            self._record(container)
 
-    def _record_when_drained(self, container: _Container, record: dict[str, int]) -> None:
-        if not container.drained.wait(LOG_DRAIN_SECONDS):
+    def _drained(self, container: _Container) -> None:
+        """Both streams ended (called by the log pump)."""
+        with self.lock:
+            container.drained = True
+            if container.exit is None:
+                return
+            self.undrained.pop(container.pid, None)
+        self._record(container)
+
+    def next_drain_deadline(self) -> float | None:
+        with self.lock:
+            return min((c.drain_deadline for c in self.undrained.values()), default=None)
+
+    def expire_drains(self) -> None:
+        """Record the exits whose output did not end in time (the main loop calls this)."""
+        now = time.monotonic()
+        with self.lock:
+            late = [c for c in self.undrained.values() if c.drain_deadline <= now]
+            for container in late:
+                del self.undrained[container.pid]
+        for container in late:
             log.warning("%s: Logger didn't exit in time: logs may be truncated",
                         container.container_id[:12])
-        self._record(container, record)
+            self._record(container)
 
-    def _record(self, container: _Container, record: dict[str, int]) -> None:
-        """The exit is durable before anyone is told; the log is complete before the exit."""
-        write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
+    def _record(self, container: _Container) -> None:
+        """The exit is durable before anyone is told; the log is complete before the exit
+        (unless it did not end in time). Recorded once, by whoever comes last."""
+        with self.lock:
+            if container.recorded or container.exit is None:
+                return
+            container.recorded = True
+            record = container.exit
+        try:
+            write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
+        except OSError as exc:  # a full disk: the live daemon still hears of it
+            log.error("%s: cannot record its exit durably: %s", container.container_id[:12], exc)
         with self.lock:
             self.exits[container.container_id] = record
             self.exits.move_to_end(container.container_id)
@@ -215,9 +260,14 @@ class _Handler(socketserver.StreamRequestHandler):
         # A connection carries any number of requests, one line each, answered in turn:
         # clients keep theirs open (a connection and its thread cost ~0.25 ms a request).
         for line in self.rfile:
-            self.wfile.write((json.dumps(self._reply(line)) + "\n").encode())
+            reply, then = self._reply(line)
+            try:
+                self.wfile.write((json.dumps(reply) + "\n").encode())
+            finally:
+                if then is not None:  # after the reply: off the client's latency
+                    then()
 
-    def _reply(self, line: bytes) -> dict[str, Any]:
+    def _reply(self, line: bytes) -> tuple[dict[str, Any], Callable[[], None] | None]:
         try:
             request = json.loads(line)
             operation = request.get("op")
@@ -225,12 +275,12 @@ class _Handler(socketserver.StreamRequestHandler):
             if operation == "create":
                 return supervisor.create(request)
             if operation == "wait":
-                return supervisor.wait(request)
+                return supervisor.wait(request), None
             if operation == "ping":
-                return {"ok": True, "pid": os.getpid()}
-            return {"ok": False, "error": f"unknown op {operation!r}"}
+                return {"ok": True, "pid": os.getpid()}, None
+            return {"ok": False, "error": f"unknown op {operation!r}"}, None
         except Exception as exc:  # a bad request never kills the supervisor
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}, None
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -261,11 +311,14 @@ def serve(root: pathlib.Path) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set() and (root / SOCKET).exists():
         # A root that was deleted (a test's, a benchmark's) has nobody to serve any more.
-        ready, _, _ = select.select([wake_read], [], [], 1.0)
+        deadline = supervisor.next_drain_deadline()
+        timeout = 1.0 if deadline is None else min(1.0, max(0.0, deadline - time.monotonic()))
+        ready, _, _ = select.select([wake_read], [], [], timeout)
         if ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
         supervisor.reap()
+        supervisor.expire_drains()
     server.shutdown()
 
 

@@ -18,7 +18,7 @@ class Container:
         out_read, self.stdout = os.pipe()
         err_read, self.stderr = os.pipe()
         self.drained = threading.Event()
-        pump.add(out_read, err_read, log, self.drained, log.name)
+        pump.add(out_read, err_read, log, self.drained.set, log.name)
 
     def exit(self) -> None:
         os.close(self.stdout)

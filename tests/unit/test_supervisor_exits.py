@@ -1,0 +1,81 @@
+"""The supervisor records an exit once the container is both reaped and drained, whichever
+comes last, without a thread per exit; and a log that never ends delays it only so long."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Callable
+
+import pytest
+
+from engine import spawn, supervisor
+from engine.supervisor import Supervisor, _Container, exit_path
+
+
+def adopt(sup: Supervisor, tmp_path: pathlib.Path, script: str) -> _Container:
+    """Run ``script`` as a container init would be: its streams into the log pump, its pid
+    known to the supervisor (this test process is its parent, so the supervisor reaps it)."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    pid = spawn.spawn(["sh", "-c", script], stdout=out_write, stderr=err_write)
+    os.close(out_write)
+    os.close(err_write)
+    container = _Container(f"c{pid}", pid)
+    sup.logs.add(out_read, err_read, tmp_path / f"{container.container_id}.log",
+                 lambda: sup._drained(container), container.container_id)
+    with sup.lock:
+        sup.children[pid] = container
+    return container
+
+
+def reap_until(sup: Supervisor, done: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        sup.reap()
+        sup.expire_drains()
+        time.sleep(0.01)
+
+
+def test_an_exit_reaped_before_its_output_ended_is_recorded_after_it(
+        tmp_path: pathlib.Path) -> None:
+    sup = Supervisor(tmp_path)
+    # The init exits at once; a grandchild keeps its stdout open and writes later.
+    container = adopt(sup, tmp_path, "(sleep 0.3; echo late) & exit 3")
+    reap_until(sup, lambda: container.exit is not None)
+    assert container.exit is not None and container.exit["exit_code"] == 3
+    assert not container.recorded  # reaped, but its log is not complete yet
+    assert not exit_path(tmp_path, container.container_id).exists()
+    reply = sup.wait({"id": container.container_id, "timeout": 10})
+    assert (reply["exited"], reply["exit_code"]) == (True, 3)
+    log = tmp_path / f"{container.container_id}.log"
+    assert [json.loads(line)["log"] for line in log.read_text().splitlines()] == ["late\n"]
+    assert json.loads(exit_path(tmp_path, container.container_id).read_text())[
+        "exit_code"] == 3
+    assert sup.undrained == {}
+
+
+def test_output_that_never_ends_delays_the_exit_only_until_the_drain_deadline(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(supervisor, "LOG_DRAIN_SECONDS", 0.2)
+    sup = Supervisor(tmp_path)
+    container = adopt(sup, tmp_path, "sleep 3 & exit 5")  # the sleep holds the pipes
+    reap_until(sup, lambda: container.recorded)
+    assert container.recorded and not container.drained
+    assert sup.wait({"id": container.container_id, "timeout": 0})["exit_code"] == 5
+    assert "Logger didn't exit in time" in caplog.text
+
+
+def test_an_exit_that_cannot_be_written_still_reaches_the_waiters(
+        tmp_path: pathlib.Path) -> None:
+    sup = Supervisor(tmp_path)
+    (tmp_path / supervisor.EXITS).rmdir()
+    (tmp_path / supervisor.EXITS).write_text("not a directory: every exit file fails")
+    container = adopt(sup, tmp_path, "exit 9")
+    reap_until(sup, lambda: container.recorded)
+    assert container.exit is not None
+    assert sup.wait({"id": container.container_id, "timeout": 5}) == {
+        "exited": True, "exit_code": 9, "exited_at": container.exit["exited_at"]}
