@@ -339,6 +339,9 @@ class Connection:
                     self._protocol_error(FLOW_CONTROL_ERROR, f"initial window {value}")
                 for stream in self._streams.values():
                     stream.send_window += value - self._peer_initial_window
+                    if stream.send_window > MAX_WINDOW:
+                        self._protocol_error(FLOW_CONTROL_ERROR,
+                                             f"stream {stream.stream_id} window overflow")
                 self._peer_initial_window = value
             elif setting == MAX_FRAME_SIZE:
                 if not DEFAULT_FRAME_SIZE <= value <= LARGEST_FRAME_SIZE:
@@ -372,7 +375,20 @@ class Connection:
                 self._protocol_error(FLOW_CONTROL_ERROR, f"connection window + {increment}")
             self._send_window += increment
         elif (stream := self._streams.get(stream_id)) is not None:
-            stream.send_window += increment
+            # A stream error (RFC 7540 6.9): that stream is reset, the connection lives on.
+            if increment == 0:
+                self._reset_by_peer_error(stream, PROTOCOL_ERROR)
+            elif stream.send_window + increment > MAX_WINDOW:
+                self._reset_by_peer_error(stream, FLOW_CONTROL_ERROR)
+            else:
+                stream.send_window += increment
+
+    def _reset_by_peer_error(self, stream: Stream, error_code: int) -> None:
+        """The peer broke the rules on ``stream`` only: reset it (sent with the next flush);
+        its caller sees ``reset_code``."""
+        if stream.reset_code is None:
+            stream.reset_code = error_code
+            self._queue(RST_STREAM, 0, stream.stream_id, _WORD.pack(error_code))
 
     def _on_push_promise(self, _flags: int, _stream_id: int, _payload: bytes) -> None:
         self._protocol_error(PROTOCOL_ERROR, "PUSH_PROMISE, which this side disabled")

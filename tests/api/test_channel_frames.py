@@ -428,3 +428,31 @@ def test_a_bad_or_huge_compressed_message_is_a_call_error(
     with Channel(peer_address(script)) as channel, pytest.raises(CallError) as failed:
         channel.unary_unary("/pkg.Service/Method", b"", timeout=5)
     assert failed.value.code() is code
+
+
+@pytest.mark.parametrize(("increment", "error_code"), [(0, 0x1), (0x7FFF_FFFF, 0x3)])
+def test_a_bad_stream_window_update_resets_that_stream_only(
+        peer_address: Callable[..., str], increment: int, error_code: int) -> None:
+    """RFC 7540 6.9: a zero increment (PROTOCOL_ERROR) or one past 2^31-1 (FLOW_CONTROL_ERROR)
+    on a stream is an error of that stream: it is reset, the connection carries on."""
+    reset: list[tuple[int, bytes]] = []
+
+    def script(peer: Peer) -> None:
+        peer.settings(initial_window_size=10)
+        echo(peer)  # the first call reads the tiny window
+        while (frame := peer.frame())[0] != DATA:
+            pass
+        # Twice: whatever the channel sends in between, the second one passes 2^31-1.
+        for _ in range(1 if increment == 0 else 2):
+            peer.send(WINDOW_UPDATE, 0, frame[2], increment.to_bytes(4, "big"))
+        _, _, stream_id, payload = peer.until(RST_STREAM)
+        reset.append((stream_id, payload))
+        echo(peer)
+
+    with Channel(peer_address(script)) as channel:
+        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
+        with pytest.raises(CallError):
+            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
+        assert channel.unary_unary("/pkg.Service/Method", b"z", timeout=5) == b"z!"
+        assert channel.dials == 1
+    assert reset == [(3, error_code.to_bytes(4, "big"))]
