@@ -456,3 +456,30 @@ def test_a_bad_stream_window_update_resets_that_stream_only(
         assert channel.unary_unary("/pkg.Service/Method", b"z", timeout=5) == b"z!"
         assert channel.dials == 1
     assert reset == [(3, error_code.to_bytes(4, "big"))]
+
+
+def test_settings_that_overflow_a_stream_window_end_the_connection(
+        peer_address: Callable[..., str]) -> None:
+    goaway: list[bytes] = []
+    answered = threading.Event()
+
+    def script(peer: Peer) -> None:
+        peer.settings(initial_window_size=10)
+        echo(peer)
+        while (frame := peer.frame())[0] != DATA:
+            pass
+        peer.send(WINDOW_UPDATE, 0, frame[2], (0x7FFF_FFF0).to_bytes(4, "big"))
+        peer.settings(initial_window_size=0x7FFF_FFFF)  # + 2^31-11 on that stream: too far
+        try:
+            goaway.append(peer.until(GOAWAY)[3])
+        finally:
+            answered.set()
+
+    with Channel(peer_address(script)) as channel:
+        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
+        with pytest.raises(CallError) as caught:
+            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
+    assert caught.value.code() is StatusCode.INTERNAL
+    assert "window overflow" in caught.value.details()
+    assert answered.wait(5)
+    assert int.from_bytes(goaway[0][4:8], "big") == 0x3  # FLOW_CONTROL_ERROR
