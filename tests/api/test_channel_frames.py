@@ -244,6 +244,16 @@ def test_a_request_waits_for_a_tiny_window_and_long_headers_continue(
                                    metadata=[("x-long", "l" * 20_000)]) == b"done"
 
 
+def warm_then_fail(address: str) -> CallError:
+    """A first call (it reads the peer's tiny window), then a 1000-byte one, which must fail:
+    its error."""
+    with Channel(address) as channel:
+        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
+        with pytest.raises(CallError) as caught:
+            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
+    return caught.value
+
+
 def test_a_reply_before_the_whole_request_stops_the_sending(peer_address: Callable[..., str]
                                                             ) -> None:
     reset: list[tuple[int, bytes]] = []
@@ -261,11 +271,8 @@ def test_a_reply_before_the_whole_request_stops_the_sending(peer_address: Callab
         reset.append((stream_id, payload))
         done.set()
 
-    with Channel(peer_address(script)) as channel:
-        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
-        with pytest.raises(CallError) as caught:
-            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
-    assert caught.value.code() is StatusCode.RESOURCE_EXHAUSTED
+    failure = warm_then_fail(peer_address(script))
+    assert failure.code() is StatusCode.RESOURCE_EXHAUSTED
     assert done.wait(5)
     assert reset == [(3, (0x8).to_bytes(4, "big"))]  # CANCEL: the rest is not coming
 
@@ -475,11 +482,8 @@ def test_settings_that_overflow_a_stream_window_end_the_connection(
         finally:
             answered.set()
 
-    with Channel(peer_address(script)) as channel:
-        assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
-        with pytest.raises(CallError) as caught:
-            channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
-    assert caught.value.code() is StatusCode.INTERNAL
-    assert "window overflow" in caught.value.details()
+    failure = warm_then_fail(peer_address(script))
+    assert failure.code() is StatusCode.INTERNAL
+    assert "window overflow" in failure.details()
     assert answered.wait(5)
     assert int.from_bytes(goaway[0][4:8], "big") == 0x3  # FLOW_CONTROL_ERROR
