@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import logging
 import os
 import queue
 import socket
@@ -17,6 +18,8 @@ import struct
 import threading
 
 from engine.errors import System
+
+log = logging.getLogger("berth.linux")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -130,24 +133,36 @@ class _NamespaceWorker:
     def __init__(self) -> None:
         self.requests: queue.SimpleQueue[_NamespaceRequest] = queue.SimpleQueue()
         self.alive = True
-        # Where to return after each namespace: the starting thread's, which the worker's
-        # thread starts in too.
-        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        # Where to return after each namespace: the daemon's (its main thread's), whichever
+        # thread starts the worker.
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         threading.Thread(target=self._run, name="berth-netns", daemon=True).start()
 
     def _run(self) -> None:
+        # The starting thread (and so this one) may be in another namespace than the daemon.
+        if not self._go_home():
+            return
         while True:
             request = self.requests.get()
             try:
                 _make_network_namespace(request.path)
             except BaseException as exc:
                 request.failure = exc
-            if _libc.setns(self.home, CLONE_NEWNET) != 0:
-                request.failure = request.failure or _fail("setns back to the daemon's")
-                self._retire()
-                request.done.set()
-                return
+            home = self._go_home()
+            if not home:
+                request.failure = request.failure or System(
+                    "cannot return to the daemon's network namespace")
             request.done.set()
+            if not home:
+                return
+
+    def _go_home(self) -> bool:
+        """Back to the daemon's namespace; if that fails, retire (False)."""
+        if _libc.setns(self.home, CLONE_NEWNET) == 0:
+            return True
+        log.error("network namespace worker: %s", _fail("setns to the daemon's namespace"))
+        self._retire()
+        return False
 
     def _retire(self) -> None:
         """Stop taking requests and fail those already queued (the next caller starts a
@@ -175,6 +190,14 @@ class _NamespaceRequest:
 
 _worker: _NamespaceWorker | None = None
 _worker_guard = threading.Lock()
+
+
+def _forget_worker() -> None:
+    global _worker
+    _worker = None  # a forked child has the object, not the thread
+
+
+os.register_at_fork(after_in_child=_forget_worker)
 
 
 def _make_network_namespace(path: str) -> None:

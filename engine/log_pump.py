@@ -80,6 +80,8 @@ class LogPump:
             self._finish(descriptor, stream)
 
     def _finish(self, descriptor: int, stream: _Stream) -> None:
+        if stream.ended:
+            return  # finished already (its end's callback failed): the number may be reused
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(descriptor)
         with contextlib.suppress(OSError):

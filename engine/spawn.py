@@ -17,21 +17,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
+import select
 import signal
+import threading
+import time
 from collections.abc import Sequence
 
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP, signal.SIGINT)
+# Once the child has exited, how long its pipes may stay open (a grandchild a wrapper script
+# left behind, holding them) before they are closed: Go's exec.Cmd WaitDelay, here fixed.
+WAIT_DELAY = 1.0
 _devnull: int | None = None
+_guard = threading.Lock()
 
 
 def devnull() -> int:
     """A descriptor of /dev/null, opened once (read-write, close-on-exec)."""
     global _devnull
-    if _devnull is None:
-        _seal_inherited()
-        _devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    return _devnull
+    with _guard:
+        if _devnull is None:
+            _seal_inherited()
+            _devnull = _high(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+        return _devnull
 
 
 def _seal_inherited() -> None:
@@ -43,9 +52,27 @@ def _seal_inherited() -> None:
                 os.set_inheritable(descriptor, False)
 
 
+def _high(descriptor: int) -> int:
+    """``descriptor``, moved above 2 if it is one of them (a process started with its
+    standard descriptors closed gets pipes there, which the child's dup2s would overwrite)."""
+    if descriptor > 2:
+        return descriptor
+    try:
+        return fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(descriptor)
+
+
+def pipe() -> tuple[int, int]:
+    """``os.pipe()``, both ends above 2."""
+    read, write = os.pipe()
+    return _high(read), _high(write)
+
+
 def spawn(argv: Sequence[str], *, stdout: int, stderr: int) -> int:
     """Start ``argv`` (looked up in PATH) with stdin from /dev/null and the given descriptors
-    as its stdout and stderr; return its pid. Raises OSError if it cannot be executed."""
+    (above 2: see ``pipe``) as its stdout and stderr; return its pid. Raises OSError if it
+    cannot be executed."""
     null = devnull()
     return os.posix_spawnp(
         argv[0], list(argv), os.environ,
@@ -69,61 +96,66 @@ class Completed:
 
 def run(argv: Sequence[str], *, capture_stdout: bool = False) -> Completed:
     """Run ``argv`` to its end; its stderr is captured, and its stdout if asked (else it goes
-    to /dev/null). Raises OSError if it cannot be executed."""
-    err_read, err_write = os.pipe()
-    out_read, out_write = os.pipe() if capture_stdout else (-1, devnull())
+    to /dev/null). Output still coming ``WAIT_DELAY`` after the exit is not waited for.
+    Raises OSError if it cannot be executed."""
+    err_read, err_write = pipe()
+    out_read, out_write = pipe() if capture_stdout else (-1, -1)
     try:
-        pid = spawn(argv, stdout=out_write, stderr=err_write)
+        pid = spawn(argv, stdout=out_write if capture_stdout else devnull(), stderr=err_write)
     except BaseException:
-        for descriptor in (err_read, err_write, out_read, out_write):
-            if descriptor not in (-1, _devnull):
+        for descriptor in (err_read, out_read):
+            if descriptor != -1:
                 os.close(descriptor)
         raise
-    os.close(err_write)
-    if capture_stdout:
-        os.close(out_write)
-        stdout, stderr = _read_both(out_read, err_read)
-    else:
-        stdout, stderr = b"", _read_all(err_read)
-    _, status = _wait(pid)
-    return Completed(exit_code(status), stdout.decode(errors="replace"),
-                     stderr.decode(errors="replace"))
-
-
-def _wait(pid: int) -> tuple[int, int]:
-    try:
-        return os.waitpid(pid, 0)
-    except ChildProcessError:  # reaped by another waiter of this process: status unknown
-        return pid, 255 << 8
-
-
-def _read_all(descriptor: int) -> bytes:
-    chunks = []
-    try:
-        while chunk := os.read(descriptor, 65536):
-            chunks.append(chunk)
     finally:
-        os.close(descriptor)
-    return b"".join(chunks)
+        for descriptor in (err_write, out_write):
+            if descriptor != -1:
+                os.close(descriptor)
+    try:
+        output = _collect(pid, [descriptor for descriptor in (out_read, err_read)
+                                if descriptor != -1])
+    finally:
+        status = _wait(pid)  # never a zombie, whatever happened while reading
+    stdout = output.get(out_read, b"") if capture_stdout else b""
+    return Completed(exit_code(status), stdout.decode(errors="replace"),
+                     output[err_read].decode(errors="replace"))
 
 
-def _read_both(out_read: int, err_read: int) -> tuple[bytes, bytes]:
-    """Read two pipes to their ends at once (either one may fill while the other is read)."""
-    import selectors
+def _wait(pid: int) -> int:
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # reaped by another waiter of this process: status unknown
+        return 255 << 8
 
-    chunks: dict[int, list[bytes]] = {out_read: [], err_read: []}
-    with selectors.DefaultSelector() as selector:
-        for descriptor in chunks:
-            selector.register(descriptor, selectors.EVENT_READ)
-        try:
-            while selector.get_map():
-                for key, _ in selector.select():
-                    chunk = os.read(key.fd, 65536)
-                    if chunk:
-                        chunks[key.fd].append(chunk)
-                    else:
-                        selector.unregister(key.fd)
-        finally:
-            os.close(out_read)
-            os.close(err_read)
-    return b"".join(chunks[out_read]), b"".join(chunks[err_read])
+
+def _collect(pid: int, pipes: list[int]) -> dict[int, bytes]:
+    """Read ``pipes`` to their ends, or until ``WAIT_DELAY`` after ``pid`` exited; closes
+    them."""
+    chunks: dict[int, list[bytes]] = {descriptor: [] for descriptor in pipes}
+    poller = select.poll()
+    for descriptor in pipes:
+        poller.register(descriptor, select.POLLIN)
+    exited = os.pidfd_open(pid)
+    poller.register(exited, select.POLLIN)
+    deadline: float | None = None
+    open_pipes = len(pipes)
+    try:
+        while open_pipes:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = poller.poll(None if timeout is None else timeout * 1000)
+            if not ready:
+                break  # the child is gone and something else still holds its pipes
+            for descriptor, _ in ready:
+                if descriptor == exited:
+                    poller.unregister(exited)
+                    deadline = time.monotonic() + WAIT_DELAY
+                elif chunk := os.read(descriptor, 65536):
+                    chunks[descriptor].append(chunk)
+                else:
+                    poller.unregister(descriptor)
+                    open_pipes -= 1
+    finally:
+        os.close(exited)
+        for descriptor in pipes:
+            os.close(descriptor)
+    return {descriptor: b"".join(parts) for descriptor, parts in chunks.items()}

@@ -99,8 +99,11 @@ class Supervisor:
     def create(self, request: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None] | None]:
         """Run ``runc create``; return the reply and what to do once it is sent (adopt the
         container: its init cannot run, let alone exit or write, before ``runc start``)."""
+        # Every field is read before anything runs: nothing after the reply may fail on one.
         container_id = str(request["id"])
         bundle = pathlib.Path(str(request["bundle"]))
+        binary, runc_root = str(request["binary"]), str(request["runc_root"])
+        log_path = pathlib.Path(str(request["log"]))
         runc_log = bundle / "runc.log"
         pid_file = bundle / "init.pid"
         with contextlib.suppress(FileNotFoundError):
@@ -108,11 +111,11 @@ class Supervisor:
         exit_path(self.root, container_id).unlink(missing_ok=True)
         with self.lock:
             self.exits.pop(container_id, None)
-        stdout_read, stdout_write = os.pipe()
-        stderr_read, stderr_write = os.pipe()
+        stdout_read, stdout_write = spawn.pipe()
+        stderr_read, stderr_write = spawn.pipe()
         try:
             runc = spawn.spawn(
-                [str(request["binary"]), "--root", str(request["runc_root"]), "--log",
+                [binary, "--root", runc_root, "--log",
                  str(runc_log), "--log-format", "json", "create", "--bundle", str(bundle),
                  "--pid-file", str(pid_file), container_id],
                 stdout=stdout_write, stderr=stderr_write)
@@ -140,11 +143,13 @@ class Supervisor:
         container = _Container(container_id, pid)
 
         def adopt() -> None:
-            self.logs.add(stdout_read, stderr_read, pathlib.Path(str(request["log"])),
-                          lambda: self._drained(container), container_id[:12])
-            with self.lock:
+            with self.lock:  # first: whatever happens next, it is reaped and its exit told
                 self.children[pid] = container
-            self.wake()  # its SIGCHLD may have come before it was known: reap once more
+            try:
+                self.logs.add(stdout_read, stderr_read, log_path,
+                              lambda: self._drained(container), container_id[:12])
+            finally:
+                self.wake()  # its SIGCHLD may have come before it was known: reap once more
 
         return {"ok": True, "pid": pid}, adopt
 
@@ -186,7 +191,8 @@ class Supervisor:
             container.drained = True
             if container.exit is None:
                 return
-            self.undrained.pop(container.pid, None)
+            if self.undrained.get(container.pid) is container:  # not a reused pid's
+                del self.undrained[container.pid]
         self._record(container)
 
     def next_drain_deadline(self) -> float | None:
@@ -215,7 +221,7 @@ class Supervisor:
             record = container.exit
         try:
             write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
-        except OSError as exc:  # a full disk: the live daemon still hears of it
+        except Exception as exc:  # a full disk: the live daemon still hears of it
             log.error("%s: cannot record its exit durably: %s", container.container_id[:12], exc)
         with self.lock:
             self.exits[container.container_id] = record

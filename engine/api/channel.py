@@ -247,6 +247,10 @@ class Channel:
             return
         if stream.reset_code == REFUSED_STREAM:
             raise _Refused
+        if stream.peer_error is not None:
+            raise CallError(StatusCode.INTERNAL,
+                            f"HTTP/2 protocol error on the stream: {stream.peer_error}",
+                            initial_metadata=initial)
         if stream.reset_code is not None:
             raise CallError(reset_status_code(stream.reset_code),
                             f"the server reset the stream (HTTP/2 error {stream.reset_code})",

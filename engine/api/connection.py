@@ -80,8 +80,8 @@ class LinkError(Exception):
 class Stream:
     """One request's stream: what arrived on it, and how much this side may still send."""
 
-    __slots__ = ("data", "ended", "header_blocks", "reset_code", "send_window", "sent_end",
-                 "stream_id", "unacknowledged")
+    __slots__ = ("data", "ended", "header_blocks", "peer_error", "reset_code", "send_window",
+                 "sent_end", "stream_id", "unacknowledged")
 
     def __init__(self, stream_id: int, send_window: int) -> None:
         self.stream_id = stream_id
@@ -91,6 +91,7 @@ class Stream:
         self.ended = False  # END_STREAM received
         self.sent_end = False  # END_STREAM sent
         self.reset_code: int | None = None  # RST_STREAM received (REFUSED_STREAM after GOAWAY)
+        self.peer_error: str | None = None  # what the peer broke on it (this side reset it)
         self.unacknowledged = 0  # DATA octets received and not yet given back
 
     @property
@@ -377,18 +378,21 @@ class Connection:
         elif (stream := self._streams.get(stream_id)) is not None:
             # A stream error (RFC 7540 6.9): that stream is reset, the connection lives on.
             if increment == 0:
-                self._reset_by_peer_error(stream, PROTOCOL_ERROR)
+                self._stream_error(stream, PROTOCOL_ERROR, "a zero WINDOW_UPDATE")
             elif stream.send_window + increment > MAX_WINDOW:
-                self._reset_by_peer_error(stream, FLOW_CONTROL_ERROR)
+                self._stream_error(stream, FLOW_CONTROL_ERROR, "a window past 2^31-1")
             else:
                 stream.send_window += increment
 
-    def _reset_by_peer_error(self, stream: Stream, error_code: int) -> None:
-        """The peer broke the rules on ``stream`` only: reset it (sent with the next flush);
-        its caller sees ``reset_code``."""
-        if stream.reset_code is None:
-            stream.reset_code = error_code
-            self._queue(RST_STREAM, 0, stream.stream_id, _WORD.pack(error_code))
+    def _stream_error(self, stream: Stream, error_code: int, message: str) -> None:
+        """The peer broke the rules on ``stream`` only: reset it now (unless it is closed
+        both ways already); its caller sees ``peer_error``."""
+        if stream.reset_code is not None or (stream.ended and stream.sent_end):
+            return
+        stream.reset_code = error_code
+        stream.peer_error = message
+        self._queue(RST_STREAM, 0, stream.stream_id, _WORD.pack(error_code))
+        self._flush_quietly()
 
     def _on_push_promise(self, _flags: int, _stream_id: int, _payload: bytes) -> None:
         self._protocol_error(PROTOCOL_ERROR, "PUSH_PROMISE, which this side disabled")

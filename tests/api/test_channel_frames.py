@@ -443,6 +443,7 @@ def test_a_bad_stream_window_update_resets_that_stream_only(
     """RFC 7540 6.9: a zero increment (PROTOCOL_ERROR) or one past 2^31-1 (FLOW_CONTROL_ERROR)
     on a stream is an error of that stream: it is reset, the connection carries on."""
     reset: list[tuple[int, bytes]] = []
+    reset_seen = threading.Event()
 
     def script(peer: Peer) -> None:
         peer.settings(initial_window_size=10)
@@ -454,15 +455,19 @@ def test_a_bad_stream_window_update_resets_that_stream_only(
             peer.send(WINDOW_UPDATE, 0, frame[2], increment.to_bytes(4, "big"))
         _, _, stream_id, payload = peer.until(RST_STREAM)
         reset.append((stream_id, payload))
+        reset_seen.set()
         echo(peer)
 
     with Channel(peer_address(script)) as channel:
         assert channel.unary_unary("/pkg.Service/Method", b"x", timeout=5) == b"x!"
-        with pytest.raises(CallError):
+        with pytest.raises(CallError) as caught:
             channel.unary_unary("/pkg.Service/Method", b"y" * 1000, timeout=5)
+        assert reset_seen.wait(2)  # sent at once, not with the next call
+        assert reset == [(3, error_code.to_bytes(4, "big"))]
         assert channel.unary_unary("/pkg.Service/Method", b"z", timeout=5) == b"z!"
         assert channel.dials == 1
-    assert reset == [(3, error_code.to_bytes(4, "big"))]
+    assert caught.value.code() is StatusCode.INTERNAL
+    assert caught.value.details().startswith("HTTP/2 protocol error on the stream: a ")
 
 
 def test_settings_that_overflow_a_stream_window_end_the_connection(

@@ -57,7 +57,7 @@ def test_a_worker_that_cannot_return_fails_and_the_next_call_gets_a_fresh_one(
     linux.create_network_namespace(str(tmp_path / "before"))
     first = linux._worker
     monkeypatch.setattr(linux._libc, "setns", lambda *_: -1)
-    with pytest.raises(System, match="setns back"):
+    with pytest.raises(System, match="cannot return"):
         linux.create_network_namespace(str(tmp_path / "stuck"))
     monkeypatch.undo()
     assert first is not None and not first.alive
@@ -66,3 +66,28 @@ def test_a_worker_that_cannot_return_fails_and_the_next_call_gets_a_fresh_one(
     assert worker_namespace() == os.readlink("/proc/thread-self/ns/net")
     for name in ("before", "stuck", "after"):
         linux.unmount(str(tmp_path / name))
+
+
+def test_the_worker_returns_to_the_daemons_namespace_whoever_starts_it(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started from a thread that is itself elsewhere, the worker still goes home to the
+    process's namespace, and keeps the starter's alive no more than any other."""
+    monkeypatch.setattr(linux, "_worker", None)
+    daemon = os.readlink("/proc/self/ns/net")
+    failures: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            assert linux._libc.unshare(linux.CLONE_NEWNET) == 0
+            linux.create_network_namespace(str(tmp_path / "made"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    try:
+        assert failures == []
+        assert worker_namespace() == daemon
+    finally:
+        linux.unmount(str(tmp_path / "made"))

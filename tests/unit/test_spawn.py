@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -57,3 +60,29 @@ def test_only_the_three_standard_descriptors_reach_the_child() -> None:
         os.close(kept)
     # ls's own directory descriptor is the fourth.
     assert sorted(int(name) for name in listing) == [0, 1, 2, 3]
+
+
+def test_a_process_without_standard_descriptors_still_keeps_the_streams_apart(
+        tmp_path: pathlib.Path) -> None:
+    """Started with 0-2 closed, its pipes get those numbers: the child's dup2s must not
+    overwrite one with another."""
+    result = tmp_path / "result"
+    code = ("from engine import spawn; d = spawn.run(['sh', '-c', 'echo out; echo err >&2'], "
+            f"capture_stdout=True); open({str(result)!r}, 'w').write(repr((d.stdout, d.stderr)))")
+    subprocess.run(["sh", "-c", f'exec "{sys.executable}" -c "{code}" 0<&- 1>&- 2>&-'],
+                   check=True, cwd=pathlib.Path(__file__).parents[2])
+    assert result.read_text() == repr(("out\n", "err\n"))
+
+
+def test_a_grandchild_holding_the_pipes_is_not_waited_for(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """A wrapper script that leaves a process behind: the call ends WAIT_DELAY after the
+    script's exit, with what it wrote, while that process lives on."""
+    monkeypatch.setattr(spawn, "WAIT_DELAY", 0.1)
+    done = spawn.run(["sh", "-c", "sleep 30 & echo $! >&2"])
+    left = int(done.stderr)
+    try:
+        os.kill(left, 0)  # still alive: not waited for
+    finally:
+        os.kill(left, signal.SIGKILL)
+    assert done.returncode == 0

@@ -79,3 +79,16 @@ def test_an_exit_that_cannot_be_written_still_reaches_the_waiters(
     assert container.exit is not None
     assert sup.wait({"id": container.container_id, "timeout": 5}) == {
         "exited": True, "exit_code": 9, "exited_at": container.exit["exited_at"]}
+
+
+def test_a_create_missing_a_field_fails_before_anything_runs(tmp_path: pathlib.Path) -> None:
+    """Nothing after the reply may fail: a request without its log path is refused up front,
+    not adopted half-way after an "ok"."""
+    sup = Supervisor(tmp_path)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    with pytest.raises(KeyError):
+        sup.create({"id": "c1", "bundle": str(bundle), "binary": "runc",
+                    "runc_root": str(tmp_path / "runc")})
+    assert sup.children == {}
+    assert list(bundle.iterdir()) == []  # runc never ran (no log, no pid file)
