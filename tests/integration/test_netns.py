@@ -54,18 +54,21 @@ def test_each_namespace_is_new_with_loopback_up_and_the_worker_returns_home(
 
 def test_a_worker_that_cannot_return_fails_and_the_next_call_gets_a_fresh_one(
         tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    linux.create_network_namespace(str(tmp_path / "before"))
-    first = linux._worker
-    monkeypatch.setattr(linux._libc, "setns", lambda *_: -1)
-    with pytest.raises(System, match="cannot return"):
-        linux.create_network_namespace(str(tmp_path / "stuck"))
-    monkeypatch.undo()
-    assert first is not None and not first.alive
-    linux.create_network_namespace(str(tmp_path / "after"))
-    assert linux._worker is not first
-    assert worker_namespace() == os.readlink("/proc/thread-self/ns/net")
-    for name in ("before", "stuck", "after"):
-        linux.unmount(str(tmp_path / name))
+    try:
+        linux.create_network_namespace(str(tmp_path / "before"))
+        first = linux._worker
+        monkeypatch.setattr(linux._libc, "setns", lambda *_: -1)
+        with pytest.raises(System, match="cannot return"):
+            linux.create_network_namespace(str(tmp_path / "stuck"))
+        monkeypatch.undo()
+        assert first is not None and not first.alive
+        linux.create_network_namespace(str(tmp_path / "after"))
+        assert linux._worker is not first
+        assert worker_namespace() == os.readlink("/proc/thread-self/ns/net")
+    finally:
+        monkeypatch.undo()
+        for name in ("before", "stuck", "after"):
+            linux.unmount(str(tmp_path / name))
 
 
 def test_the_worker_returns_to_the_daemons_namespace_whoever_starts_it(
