@@ -244,6 +244,16 @@ def test_a_request_waits_for_a_tiny_window_and_long_headers_continue(
                                    metadata=[("x-long", "l" * 20_000)]) == b"done"
 
 
+def tiny_window_then_data(peer: Peer) -> int:
+    """Announce a 10-byte window, answer the warm-up call (which reads it), and read up to
+    the next call's first DATA frame: its stream."""
+    peer.settings(initial_window_size=10)
+    echo(peer)
+    while (frame := peer.frame())[0] != DATA:
+        pass
+    return frame[2]
+
+
 def warm_then_fail(address: str) -> CallError:
     """A first call (it reads the peer's tiny window), then a 1000-byte one, which must fail:
     its error."""
@@ -260,11 +270,7 @@ def test_a_reply_before_the_whole_request_stops_the_sending(peer_address: Callab
     done = threading.Event()
 
     def script(peer: Peer) -> None:
-        peer.settings(initial_window_size=10)
-        echo(peer)  # the first call reads the tiny window
-        while (frame := peer.frame())[0] != DATA:
-            pass
-        stream = frame[2]
+        stream = tiny_window_then_data(peer)
         peer.headers(stream, [*OK_HEADERS, ("grpc-status", "8"), ("grpc-message", "too big")],
                      end_stream=True)
         _, _, stream_id, payload = peer.until(RST_STREAM)
@@ -446,13 +452,10 @@ def test_a_bad_stream_window_update_resets_that_stream_only(
     reset_seen = threading.Event()
 
     def script(peer: Peer) -> None:
-        peer.settings(initial_window_size=10)
-        echo(peer)  # the first call reads the tiny window
-        while (frame := peer.frame())[0] != DATA:
-            pass
+        stream = tiny_window_then_data(peer)
         # Twice: whatever the channel sends in between, the second one passes 2^31-1.
         for _ in range(1 if increment == 0 else 2):
-            peer.send(WINDOW_UPDATE, 0, frame[2], increment.to_bytes(4, "big"))
+            peer.send(WINDOW_UPDATE, 0, stream, increment.to_bytes(4, "big"))
         _, _, stream_id, payload = peer.until(RST_STREAM)
         reset.append((stream_id, payload))
         reset_seen.set()
@@ -476,11 +479,8 @@ def test_settings_that_overflow_a_stream_window_end_the_connection(
     answered = threading.Event()
 
     def script(peer: Peer) -> None:
-        peer.settings(initial_window_size=10)
-        echo(peer)
-        while (frame := peer.frame())[0] != DATA:
-            pass
-        peer.send(WINDOW_UPDATE, 0, frame[2], (0x7FFF_FFF0).to_bytes(4, "big"))
+        stream = tiny_window_then_data(peer)
+        peer.send(WINDOW_UPDATE, 0, stream, (0x7FFF_FFF0).to_bytes(4, "big"))
         peer.settings(initial_window_size=0x7FFF_FFFF)  # + 2^31-11 on that stream: too far
         try:
             goaway.append(peer.until(GOAWAY)[3])
