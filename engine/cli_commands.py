@@ -1,0 +1,347 @@
+"""The CLI's commands: one ``cmd_<verb>(args) -> exit status`` each, Docker's behaviour."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
+from engine.cli_output import ago, docker_inspect, iso, print_json, status_text, table
+from engine.cli_version import VERSION
+
+
+def _config(args: argparse.Namespace) -> Any:
+    pb = messages()
+    name, _, retries = (args.restart or "no").partition(":")
+    try:
+        max_retries = int(retries) if retries else 0
+    except ValueError:
+        raise CliError(f"invalid restart policy format: {args.restart}",
+                       EXIT_REFUSED) from None
+    for variable in args.env:
+        if not variable or variable.startswith("="):
+            raise CliError(f"invalid environment variable: {variable}", EXIT_REFUSED)
+    return pb.ContainerConfig(
+        image=args.image, cmd=args.command, name=args.name or "", env=args.env,
+        working_dir=args.workdir or "", user=args.user or "", network_mode=args.network,
+        mounts=args.volume, restart_policy=name, restart_max_retries=max_retries,
+        auto_remove=args.rm, runtime=args.runtime or "", secrets=args.secret,
+    )
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    api = Api(args)
+    reply = api.call(api.containers.Create, messages().CreateRequest(config=_config(args)))
+    print(reply.container.id)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    pb = messages()
+    api = Api(args)
+    try:
+        created = api.call(api.containers.Create, pb.CreateRequest(config=_config(args)))
+    except CliError as error:
+        raise CliError(str(error), EXIT_REFUSED) from None
+    container_id = created.container.id
+    try:
+        api.call(api.containers.Start, pb.StartRequest(container=container_id))
+    except CliError as error:
+        # moby's start classifier decides 126/127 from the message; the container may be
+        # gone already (--rm), so read the verdict from the message, as the daemon did.
+        from engine.exit_code import classify_start_error
+
+        code, _ = classify_start_error(Exception(str(error)))
+        raise CliError(str(error), code if code in (126, 127) else EXIT_REFUSED) from None
+    if args.detach:
+        print(container_id)
+        return 0
+    for entry in api.call(api.containers.Logs, pb.LogsRequest(container=container_id,
+                                                              follow=True)):
+        stream = sys.stdout if entry.stream == "stdout" else sys.stderr
+        stream.write(entry.line)
+        stream.flush()
+    result = api.call(api.containers.Wait, pb.WaitRequest(container=container_id))
+    if args.rm:
+        with contextlib.suppress(CliError):  # auto-removed already
+            api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,
+                                                             force=True, volumes=True))
+    return int(result.exit_code)
+
+
+def _each(args: argparse.Namespace, action: Callable[[Api, str], None]) -> int:
+    api = Api(args)
+    status = 0
+    for container in args.containers:
+        try:
+            action(api, container)
+            print(container)
+        except CliError as error:
+            print(error, file=sys.stderr)
+            status = error.status
+    return status
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, c: api.call(api.containers.Start,
+                                               messages().StartRequest(container=c)))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    def stop(api: Api, container: str) -> None:
+        request = messages().StopRequest(container=container)
+        if args.time is not None:
+            request.timeout = args.time
+        api.call(api.containers.Stop, request)
+
+    return _each(args, stop)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    def restart(api: Api, container: str) -> None:
+        request = messages().StopRequest(container=container)
+        if args.time is not None:
+            request.timeout = args.time
+        api.call(api.containers.Restart, request)
+
+    return _each(args, restart)
+
+
+SIGNALS = {"KILL": 9, "TERM": 15, "INT": 2, "HUP": 1, "QUIT": 3, "USR1": 10, "USR2": 12,
+           "STOP": 19, "CONT": 18}
+
+
+def _signal(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    name = text.upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise CliError(f"invalid signal: {text}", EXIT_REFUSED)
+    return SIGNALS[name]
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    signal = _signal(args.signal)
+    return _each(args, lambda api, c: api.call(
+        api.containers.Kill, messages().KillRequest(container=c, signal=signal)))
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, c: api.call(api.containers.Pause,
+                                               messages().ContainerRequest(container=c)))
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, c: api.call(api.containers.Unpause,
+                                               messages().ContainerRequest(container=c)))
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, c: api.call(api.containers.Remove, messages().RemoveRequest(
+        container=c, force=args.force, volumes=args.volumes)))
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    api = Api(args)
+    status = 0
+    for container in args.containers:
+        try:
+            print(api.call(api.containers.Wait, messages().WaitRequest(container=container))
+                  .exit_code)
+        except CliError as error:
+            print(error, file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    api = Api(args)
+    containers = api.call(api.containers.List, messages().ListRequest(all=args.all)).containers
+    if args.format == "json":
+        print_json([docker_inspect(container) for container in containers])
+        return 0
+    rows = []
+    for container in reversed(list(containers)):
+        command = " ".join(container.config.cmd)
+        command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
+        rows.append((container.id[:12], container.image, command,
+                     f"{ago(container.created_ms)} ago", status_text(container),
+                     container.name))
+    table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    api = Api(args)
+    found, status = [], 0
+    for container in args.containers:
+        try:
+            found.append(docker_inspect(api.call(api.containers.Inspect,
+                                                 messages().InspectRequest(container=container))))
+        except CliError as error:
+            print(error, file=sys.stderr)
+            status = 1
+    print_json(found)
+    return status
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    api = Api(args)
+    for entry in api.call(api.containers.Logs, messages().LogsRequest(container=args.container,
+                                                                 follow=args.follow)):
+        stream = sys.stdout if entry.stream == "stdout" else sys.stderr
+        stream.write(entry.line)
+        stream.flush()
+    return 0
+
+
+def _event_line(event: Any) -> str:
+    detail = f" step={event.step}" if event.step else ""
+    error = f" error={event.error!r}" if event.error else ""
+    return (f"{iso(event.at_ms)} seq={event.seq} container {event.event} "
+            f"{event.container_id[:12]} (name={event.container_name}, "
+            f"{event.from_state or '-'}->{event.to_state}{detail}, actor={event.actor}{error})")
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from engine.api.v1 import system_pb2
+
+    api = Api(args)
+    request = system_pb2.EventsRequest(since_seq=args.since, containers=args.container,
+                                       events=args.event, docker_only=not args.all)
+    try:
+        for event in api.call(api.system.Events, request):
+            if args.format == "json":
+                import json
+
+                from google.protobuf.json_format import MessageToDict
+
+                print(json.dumps(MessageToDict(event)), flush=True)
+            else:
+                print(_event_line(event), flush=True)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    api = Api(args)
+    events = api.call(api.containers.History,
+                      messages().HistoryRequest(container=args.container)).events
+    if args.format == "json":
+        from google.protobuf.json_format import MessageToDict
+
+        print_json([MessageToDict(event) for event in events])
+        return 0
+    table(((str(e.container_seq), iso(e.at_ms), e.event, e.from_state or "-", e.to_state,
+             e.step or "-", e.outcome, e.actor, e.error) for e in events),
+           ("SEQ", "AT", "EVENT", "FROM", "TO", "STEP", "OUTCOME", "ACTOR", "ERROR"))
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    api = Api(args)
+    images = api.call(api.containers.Images, messages().ImagesRequest()).images
+    if args.format == "json":
+        from google.protobuf.json_format import MessageToDict
+
+        print_json([MessageToDict(image) for image in images])
+        return 0
+    rows = []
+    for image in images:
+        repository, _, tag = image.reference.rpartition(":")
+        rows.append((repository, tag, image.digest.removeprefix("sha256:")[:12],
+                     f"{ago(image.created_ms)} ago", f"{image.size_bytes / 1e6:.1f}MB"))
+    table(rows, ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import os
+
+    api = Api(args)
+    image = api.call(api.containers.Import, messages().ImportRequest(
+        source=os.path.abspath(args.source), reference=args.reference))
+    print(image.digest)
+    return 0
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    api = Api(args)
+    status = 0
+    for reference in args.images:
+        try:
+            api.call(api.containers.RemoveImage, messages().RemoveImageRequest(reference=reference))
+            print(f"Untagged: {reference}")
+        except CliError as error:
+            print(error, file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from engine.api.v1 import system_pb2
+
+    api = Api(args)
+    reply = api.call(api.system.Reload, system_pb2.ReloadRequest())
+    print(f"configuration generation {reply.generation}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    from engine.api.v1 import system_pb2
+
+    api = Api(args)
+    info = api.call(api.system.Info, system_pb2.InfoRequest())
+    if args.format == "json":
+        print_json(MessageToDict(info, always_print_fields_with_no_presence=True))
+        return 0
+    print(f"Containers: {info.containers}\n Running: {info.running}\n Paused: {info.paused}\n"
+          f" Stopped: {info.stopped}\nImages: {info.images}\nBackend: {info.backend}\n"
+          f"Data root: {info.data_root}\nDatabase: {info.database}\n"
+          f"Default runtime: {info.default_runtime}\n"
+          f"Configuration generation: {info.config_generation}\nRuntimes:")
+    for runtime in info.runtimes:
+        digest = f" (sha256 {runtime.digest})" if runtime.digest else ""
+        print(f" {runtime.name}: {runtime.binary}{digest}")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from engine.api.v1 import system_pb2
+
+    api = Api(args)
+    server = api.call(api.system.Version, system_pb2.VersionRequest())
+    if args.format == "json":
+        print_json({"Client": {"Version": VERSION},
+                     "Server": {"Version": server.version, "ApiVersion": server.api_version,
+                                "Python": server.python, "SQLite": server.sqlite}})
+        return 0
+    print(f"Client:\n Version: {VERSION}\nServer:\n Version: {server.version}\n"
+          f" API version: {server.api_version}\n Python: {server.python}\n"
+          f" SQLite: {server.sqlite}")
+    return 0
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from engine.daemon import run_daemon
+
+    return run_daemon(args)
+
+
+def cmd_failpoints(_args: argparse.Namespace) -> int:
+    from engine.steps import failpoint_names
+
+    print("\n".join(failpoint_names()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    return run_demo(args.root)
