@@ -36,6 +36,8 @@ _guard = threading.Lock()
 def devnull() -> int:
     """A descriptor of /dev/null, opened once (read-write, close-on-exec)."""
     global _devnull
+    if _devnull is not None:  # every call after the first: no lock
+        return _devnull
     with _guard:
         if _devnull is None:
             _seal_inherited()
@@ -82,14 +84,9 @@ def spawn(argv: Sequence[str], *, stdout: int, stderr: int) -> int:
     )
 
 
-def exit_code(status: int) -> int:
-    """A wait status as subprocess reports it: the exit code, or minus the signal."""
-    return os.waitstatus_to_exitcode(status)
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completed:
-    returncode: int
+    returncode: int  # as subprocess reports it: the exit code, or minus the signal
     stdout: str
     stderr: str
 
@@ -117,7 +114,7 @@ def run(argv: Sequence[str], *, capture_stdout: bool = False) -> Completed:
     finally:
         status = _wait(pid)  # never a zombie, whatever happened while reading
     stdout = output.get(out_read, b"") if capture_stdout else b""
-    return Completed(exit_code(status), stdout.decode(errors="replace"),
+    return Completed(os.waitstatus_to_exitcode(status), stdout.decode(errors="replace"),
                      output[err_read].decode(errors="replace"))
 
 

@@ -125,7 +125,7 @@ class Supervisor:
             return {"ok": False, "error": str(exc)}, None
         os.close(stdout_write)
         os.close(stderr_write)
-        returncode = spawn.exit_code(os.waitpid(runc, 0)[1])
+        returncode = os.waitstatus_to_exitcode(os.waitpid(runc, 0)[1])
         if returncode != 0:
             # runc logs its errors to --log; one that dies parsing its flags writes to stderr,
             # which here is the container's stderr pipe: read what it said.
@@ -342,11 +342,11 @@ class SupervisorClient:
             # closed by a supervisor that went away (or is out of step); replace it.
             connection.setblocking(False)  # with a timeout, recv would first wait for data
             try:
-                connection.recv(1, socket.MSG_PEEK)
+                connection.recv(1, socket.MSG_PEEK)  # data or end of file: out of step
             except BlockingIOError:  # nothing to read: healthy
                 return connection
-            except OSError:
-                pass  # reset: replace it
+            except OSError as exc:
+                log.debug("supervisor connection reset: %s", exc)
             self._drop()
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
