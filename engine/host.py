@@ -43,6 +43,12 @@ class Host(Protocol):
         Raises System (or the classified error of the failing layer)."""
         ...
 
+    def attach_network(self, container_id: str, handle: Handle, pid: int) -> None:
+        """Bind the network namespace the runtime made for the task (its init is ``pid``) to
+        the network handle's path: libnetwork's SetKey, which Docker runs from runc's prestart
+        hook, run here once ``create`` returns. Raises System."""
+        ...
+
     def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
         """Release ``resource``; idempotent. Raises System on failure."""
         ...

@@ -9,24 +9,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
-import logging
 import os
-import queue
-import socket
-import struct
-import threading
 
 from engine.errors import System
-
-log = logging.getLogger("berth.linux")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]
 
@@ -36,11 +26,7 @@ MS_NODEV = 0x4
 MS_NOEXEC = 0x8
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
-CLONE_NEWNET = 0x40000000
 PR_SET_CHILD_SUBREAPER = 36
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
 
 
 def _fail(what: str) -> System:
@@ -127,107 +113,8 @@ def set_child_subreaper() -> None:
         raise _fail("prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-class _NamespaceWorker:
-    """The one thread that makes network namespaces (see ``create_network_namespace``)."""
-
-    def __init__(self) -> None:
-        self.requests: queue.SimpleQueue[_NamespaceRequest] = queue.SimpleQueue()
-        self.alive = True
-        # Where to return after each namespace: the daemon's (its main thread's), whichever
-        # thread starts the worker.
-        self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        threading.Thread(target=self._run, name="berth-netns", daemon=True).start()
-
-    def _run(self) -> None:
-        # The starting thread (and so this one) may be in another namespace than the daemon.
-        if not self._go_home():
-            return
-        while True:
-            request = self.requests.get()
-            try:
-                _make_network_namespace(request.path)
-            except BaseException as exc:
-                request.failure = exc
-            home = self._go_home()
-            if not home:
-                request.failure = request.failure or System(
-                    "cannot return to the daemon's network namespace")
-            request.done.set()
-            if not home:
-                return
-
-    def _go_home(self) -> bool:
-        """Back to the daemon's namespace; if that fails, retire (False)."""
-        if _libc.setns(self.home, CLONE_NEWNET) == 0:
-            return True
-        log.error("network namespace worker: %s", _fail("setns to the daemon's namespace"))
-        self._retire()
-        return False
-
-    def _retire(self) -> None:
-        """Stop taking requests and fail those already queued (the next caller starts a
-        fresh worker)."""
-        with _worker_guard:
-            self.alive = False
-            os.close(self.home)
-            while True:
-                try:
-                    waiting = self.requests.get_nowait()
-                except queue.Empty:
-                    return
-                waiting.failure = System("the network namespace worker stopped")
-                waiting.done.set()
-
-
-class _NamespaceRequest:
-    __slots__ = ("done", "failure", "path")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.failure: BaseException | None = None
-        self.done = threading.Event()
-
-
-_worker: _NamespaceWorker | None = None
-_worker_guard = threading.Lock()
-
-
-def _forget_worker() -> None:
-    global _worker
-    _worker = None  # a forked child has the object, not the thread
-
-
-os.register_at_fork(after_in_child=_forget_worker)
-
-
-def _make_network_namespace(path: str) -> None:
-    if _libc.unshare(CLONE_NEWNET) != 0:
-        raise _fail("unshare(CLONE_NEWNET)")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        request = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(probe, SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(probe, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
-    mount("/proc/thread-self/ns/net", path, "none", MS_BIND)
-
-
-def create_network_namespace(path: str) -> None:
-    """Create a network namespace with loopback up, kept alive by a bind mount on ``path``.
-
-    unshare(CLONE_NEWNET) moves only the calling thread, so it never runs on a caller's: one
-    long-lived worker thread makes every namespace (a thread each cost ~0.15 ms of every
-    start) and returns to the daemon's namespace after each, so that it keeps none of them
-    alive. A worker that cannot return fails its request and stops; the next call starts
-    another. The daemon never leaves its own namespace and no process is forked. Raises
-    System.
-    """
-    global _worker
-    with open(path, "a"):
-        pass
-    request = _NamespaceRequest(path)
-    with _worker_guard:
-        if _worker is None or not _worker.alive:
-            _worker = _NamespaceWorker()
-        _worker.requests.put(request)
-    request.done.wait()
-    if request.failure is not None:
-        raise System(f"network namespace {path}: {request.failure}")
+def pin_network_namespace(pid: int, path: str) -> None:
+    """Keep the network namespace of process ``pid`` alive with a bind mount on ``path``
+    (an existing file), as libnetwork's SetKey does with the namespace runc made for a
+    container's init. Raises System (also if ``pid`` is gone)."""
+    mount(f"/proc/{pid}/ns/net", path, "none", MS_BIND)

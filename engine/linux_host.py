@@ -3,7 +3,8 @@
 Satisfies ``engine.host.Host``. Under the data root:
 * ``containers/<id>/rootfs``: an overlay mount (the image as lower layer; ``upper`` and ``work``
   per container, kept across stop/start, deleted by removal);
-* ``netns/<id>``: the network namespace of ``none`` mode (loopback up), a bind mount;
+* ``netns/<id>``: the network namespace of ``none`` mode, made by the runtime (loopback up)
+  and bound there once the task is created;
 * ``containers/<id>/shm`` and ``containers/<id>/secrets``: tmpfs mounts;
 * ``volumes/<name>/_data``: named volumes (bind mounts are the user's own paths);
 * ``containers/<id>/bundle/config.json``: the OCI bundle;
@@ -95,9 +96,7 @@ class LinuxHost:
             if resource is Resource.ROOTFS:
                 self._mount_rootfs(handle)
             elif resource is Resource.NETWORK:
-                path = str(handle["netns"])
-                if not os.path.ismount(path):
-                    linux.create_network_namespace(path)
+                self._allocate_sandbox(str(handle["netns"]))
             elif resource is Resource.IPC:
                 self._tmpfs(str(handle["path"]), f"mode=1777,size={SHM_SIZE}")
             elif resource is Resource.SECRETS:
@@ -110,6 +109,20 @@ class LinuxHost:
         except OSError as exc:
             raise System(f"{resource.value}: {exc}") from exc
         return handle
+
+    def _allocate_sandbox(self, path: str) -> None:
+        """The file the container's network namespace is bound on once the runtime made it
+        (``attach_network``). A namespace still bound there (a cleanup that failed) goes."""
+        if os.path.ismount(path):
+            linux.unmount(path, lazy=True)
+        with open(path, "a"):
+            pass
+
+    def attach_network(self, container_id: str, handle: Handle, pid: int) -> None:
+        try:
+            linux.pin_network_namespace(pid, str(handle["netns"]))
+        except System as exc:
+            raise System(f"network: {exc}") from exc
 
     def _mount_rootfs(self, handle: Handle) -> None:
         lower = str(handle["lower"])

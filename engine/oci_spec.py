@@ -1,7 +1,7 @@
 """The OCI runtime spec (config.json) of a container: what the ``create_spec`` step writes.
 
 Built from the container's stored configuration and the handles the earlier steps acquired
-(rootfs mount, network namespace, /dev/shm tmpfs, secrets tmpfs, volumes). Defaults follow
+(rootfs mount, /dev/shm tmpfs, secrets tmpfs, volumes). Defaults follow
 ``runc spec`` and Docker's: Docker's default capabilities, masked and read-only paths, the
 usual /proc, /dev, /sys mounts; rlimits never above the host's hard limit (no
 CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the tests.
@@ -83,9 +83,9 @@ def build_spec(container_id: str, config: Mapping[str, Any],
     namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
     if not host_network:
         namespaces.append({"type": "uts"})
-        network = acquired.get("network")
-        namespaces.append({"type": "network", "path": str(network["netns"])} if network
-                          else {"type": "network"})
+        # A new one, made by the runtime (which brings loopback up) and bound to the network
+        # handle's path once the task is created (``Host.attach_network``).
+        namespaces.append({"type": "network"})
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},

@@ -156,6 +156,9 @@ class StartSaga:
         if name == steps.CREATE_RUNTIME_CONTAINER:
             bundle = str(self._held.get(Resource.SPEC.value, {}).get("bundle", ""))
             self._task_pid = self._replace_container(record.id, bundle).pid
+            network = self._held.get(Resource.NETWORK.value)
+            if network is not None:  # the namespace the runtime made, bound to the sandbox
+                self._saga.host.attach_network(record.id, network, self._task_pid)
         else:
             task = self._saga.runtime.start(record.id, binary=self._binary)
             self._task_pid = task.pid or self._task_pid  # the init's pid is known at create

@@ -2,8 +2,8 @@
 
 ``acquired()`` lists what is held right now; ``calls`` records every acquire and release. With a
 ``state_dir`` each held resource is a file there, so a restarted process sees what a crashed one
-left behind. ``faults`` injects errors into ``acquire:<resource>``, ``release:<resource>``,
-``release_all`` and ``remove``.
+left behind. ``faults`` injects errors into ``acquire:<resource>``, ``attach:network``,
+``release:<resource>``, ``release_all`` and ``remove``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ class FakeHost:
             if path is not None:
                 path.write_text(json.dumps(dict(handle)))
             return handle
+
+    def attach_network(self, container_id: str, handle: Handle, pid: int) -> None:
+        with self._lock:
+            self.calls.append(("attach", Resource.NETWORK.value, container_id))
+            self.faults.check("attach:network", container_id)
 
     def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
         with self._lock:

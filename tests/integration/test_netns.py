@@ -1,96 +1,79 @@
-"""Network namespaces of ``none`` mode: made by one worker thread that keeps none alive."""
+"""Network namespaces of ``none`` mode: made by runc, bound under the data root once created."""
 
 from __future__ import annotations
 
 import os
 import pathlib
-import subprocess
-import sys
-import threading
 
 import pytest
 
 from engine import linux
-from engine.errors import System
+from engine.container_config import ContainerConfig
+from engine.service import Engine
+from engine.state import ContainerState
+from tests.integration.conftest import REASON, RealEngines, available
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (unshare, mount)")
-
-
-def worker_namespace() -> str:
-    thread = next(t for t in threading.enumerate() if t.name == "berth-netns")
-    return os.readlink(f"/proc/self/task/{thread.native_id}/ns/net")
+pytestmark = pytest.mark.skipif(not available, reason=REASON)
 
 
-PROBE = """
-import fcntl, socket, struct
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-    answer = fcntl.ioctl(probe, 0x8913, struct.pack("16sH", b"lo", 0))  # SIOCGIFFLAGS
-print(struct.unpack("16sH", answer)[1])
-"""
+def sleeper(engine: Engine, name: str, **fields: object) -> str:
+    record = engine.create(ContainerConfig(image="busybox", command=("sleep", "1000"),
+                                           name=name, **fields))  # type: ignore[arg-type]
+    engine.start(name)
+    return record.id
 
 
-def loopback_is_up(namespace: pathlib.Path) -> bool:
-    """Asked from inside the namespace (sysfs would answer for the host's)."""
-    flags = subprocess.run(["nsenter", f"--net={namespace}", sys.executable, "-c", PROBE],
-                           capture_output=True, text=True, check=True).stdout
-    return int(flags) & linux.IFF_UP == linux.IFF_UP
+def netns_path(engine_root: pathlib.Path, container_id: str) -> pathlib.Path:
+    return engine_root / "netns" / container_id
 
 
-def test_each_namespace_is_new_with_loopback_up_and_the_worker_returns_home(
-        tmp_path: pathlib.Path) -> None:
-    ours = os.readlink("/proc/thread-self/ns/net")
-    made = [tmp_path / "ns1", tmp_path / "ns2"]
-    try:
-        for path in made:
-            linux.create_network_namespace(str(path))
-            assert worker_namespace() == ours  # it keeps none of them alive
-        inodes = {os.stat(path).st_ino for path in made}
-        assert len(inodes) == 2 and os.stat("/proc/self/ns/net").st_ino not in inodes
-        assert all(loopback_is_up(path) for path in made)
-    finally:
-        for path in made:
-            linux.unmount(str(path))
+@pytest.fixture
+def data_root(engines: RealEngines) -> pathlib.Path:
+    return engines.root
 
 
-def test_a_worker_that_cannot_return_fails_and_the_next_call_gets_a_fresh_one(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        linux.create_network_namespace(str(tmp_path / "before"))
-        first = linux._worker
-        monkeypatch.setattr(linux._libc, "setns", lambda *_: -1)
-        with pytest.raises(System, match="cannot return"):
-            linux.create_network_namespace(str(tmp_path / "stuck"))
-        monkeypatch.undo()
-        assert first is not None and not first.alive
-        linux.create_network_namespace(str(tmp_path / "after"))
-        assert linux._worker is not first
-        assert worker_namespace() == os.readlink("/proc/thread-self/ns/net")
-    finally:
-        monkeypatch.undo()
-        for name in ("before", "stuck", "after"):
-            linux.unmount(str(tmp_path / name))
+def test_the_bound_namespace_is_the_containers_own(engine: Engine, data_root: pathlib.Path
+                                                   ) -> None:
+    container_id = sleeper(engine, "pinned")
+    pid = engine.inspect("pinned").pid
+    path = netns_path(data_root, container_id)
+    assert linux.mounts_under(str(path)) == [str(path)]
+    ours = os.stat(path).st_ino
+    assert ours == os.stat(f"/proc/{pid}/ns/net").st_ino
+    assert ours != os.stat("/proc/self/ns/net").st_ino
+    engine.stop("pinned", timeout=0)
+    assert engine.inspect("pinned").state is ContainerState.EXITED
+    assert not path.exists()  # released with the exit (Cleanup's release_network)
 
 
-def test_the_worker_returns_to_the_daemons_namespace_whoever_starts_it(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Started from a thread that is itself elsewhere, the worker still goes home to the
-    process's namespace, and keeps the starter's alive no more than any other."""
-    monkeypatch.setattr(linux, "_worker", None)
-    daemon = os.readlink("/proc/self/ns/net")
-    failures: list[BaseException] = []
+def test_each_start_gets_a_new_namespace(engine: Engine, data_root: pathlib.Path) -> None:
+    container_id = sleeper(engine, "again")
+    first = os.stat(netns_path(data_root, container_id)).st_ino
+    engine.stop("again", timeout=0)
+    engine.start("again")
+    second = os.stat(netns_path(data_root, container_id)).st_ino
+    assert second != first
+    assert second == os.stat(f"/proc/{engine.inspect('again').pid}/ns/net").st_ino
+    engine.remove("again", force=True)
 
-    def elsewhere() -> None:
-        try:
-            assert linux._libc.unshare(linux.CLONE_NEWNET) == 0
-            linux.create_network_namespace(str(tmp_path / "made"))
-        except BaseException as exc:
-            failures.append(exc)
 
-    thread = threading.Thread(target=elsewhere)
-    thread.start()
-    thread.join()
-    try:
-        assert failures == []
-        assert worker_namespace() == daemon
-    finally:
-        linux.unmount(str(tmp_path / "made"))
+def test_a_namespace_a_failed_cleanup_left_bound_is_replaced(engine: Engine,
+                                                              data_root: pathlib.Path) -> None:
+    record = engine.create(ContainerConfig(image="busybox", command=("sleep", "1000"),
+                                           name="stale"))
+    path = netns_path(data_root, record.id)
+    path.touch()
+    linux.mount("/proc/self/ns/net", str(path), "none", linux.MS_BIND)  # the daemon's own
+    engine.start("stale")
+    assert linux.mounts_under(str(path)) == [str(path)]
+    assert os.stat(path).st_ino == os.stat(f"/proc/{engine.inspect('stale').pid}/ns/net").st_ino
+    engine.remove("stale", force=True)
+    assert not path.exists()
+
+
+def test_host_mode_binds_nothing(engine: Engine, data_root: pathlib.Path) -> None:
+    container_id = sleeper(engine, "hostnet", network_mode="host")
+    pid = engine.inspect("hostnet").pid
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
+    assert not netns_path(data_root, container_id).exists()
+    engine.remove("hostnet", force=True)

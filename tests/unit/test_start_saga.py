@@ -187,6 +187,20 @@ def test_first_start_failing_in_network_stays_created(engine: Engine, fake_host:
     assert_nothing_held(fake_host, fake_runtime, record.id)
 
 
+def test_a_namespace_that_cannot_be_bound_fails_the_create_step(
+        engine: Engine, fake_host: FakeHost, fake_runtime: FakeRuntime) -> None:
+    record = engine.create(make_config("web"))
+    fake_host.faults.add("attach:network", RuntimeError("no such process"))
+    with pytest.raises(Unknown, match=r"^no such process$"):
+        engine.start("web")
+    steps_run = last_start_steps(engine, record.id)
+    assert ("forward", "create_runtime_container", "failed") in steps_run
+    assert ("compensation", "delete_runtime_container", "compensated") in steps_run
+    assert "network" in fake_host.released(record.id)
+    assert_nothing_held(fake_host, fake_runtime, record.id)
+    assert engine.inspect("web").state is ContainerState.CREATED
+
+
 def test_exited_container_keeps_its_exit_code_when_a_restart_fails(
         engine: Engine, fake_host: FakeHost) -> None:
     running(engine)
