@@ -117,4 +117,6 @@ def pin_network_namespace(pid: int, path: str) -> None:
     """Keep the network namespace of process ``pid`` alive with a bind mount on ``path``
     (an existing file), as libnetwork's SetKey does with the namespace runc made for a
     container's init. Raises System (also if ``pid`` is gone)."""
-    mount(f"/proc/{pid}/ns/net", path, "none", MS_BIND)
+    source = f"/proc/{pid}/ns/net"
+    if _libc.mount(source.encode(), path.encode(), b"none", MS_BIND, None) != 0:
+        raise _fail(f"bind {source} on {path}")

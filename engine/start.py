@@ -75,6 +75,15 @@ class StartFailure(Exception):
         self.cause = cause
 
 
+class _HostFailure(Exception):
+    """Internal: a host call inside a runtime step failed; not the runtime's error, so not
+    read by the start-error classifier (an unbound namespace is no missing command)."""
+
+    def __init__(self, error: BerthError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class StartSaga:
     """One run of phase C for one container, under that container's lock."""
 
@@ -158,7 +167,11 @@ class StartSaga:
             self._task_pid = self._replace_container(record.id, bundle).pid
             network = self._held.get(Resource.NETWORK.value)
             if network is not None:  # the namespace the runtime made, bound to the sandbox
-                self._saga.host.attach_network(record.id, network, self._task_pid)
+                self._saga.failpoints.hit(f"start.{name}.{steps.ATTACH_NETWORK}")
+                try:
+                    self._saga.host.attach_network(record.id, network, self._task_pid)
+                except Exception as exc:
+                    raise _HostFailure(as_berth_error(exc)) from exc
         else:
             task = self._saga.runtime.start(record.id, binary=self._binary)
             self._task_pid = task.pid or self._task_pid  # the init's pid is known at create
@@ -265,10 +278,12 @@ class StartSaga:
 
     def _classify(self, step: str, error: BaseException, record: ContainerRecord
                   ) -> tuple[BerthError, int]:
-        if step in _CLASSIFIED_STEPS:
+        if step in _CLASSIFIED_STEPS and not isinstance(error, _HostFailure):
             exit_code, classified = classify_start_error(error)
             return classified, exit_code
         exit_code = record.exit_code if record.exit_code != 0 else EXIT_UNKNOWN
+        if isinstance(error, _HostFailure):
+            return error.error, exit_code
         return as_berth_error(error), exit_code
 
 

@@ -2,7 +2,8 @@
 
 Step names are stable journal keys (stored in ``operation_steps.name``, ``history.step`` and
 failpoint names); renaming one is a schema change. A failpoint ``<operation>.<step>`` fires
-before each step's side effect and ``<operation>.<step>.after`` after it.
+before each step's side effect and ``<operation>.<step>.after`` after it (and
+``INNER_FAILPOINTS`` between two side effects of one step).
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ COMPENSATION_STEPS: tuple[str, ...] = (PERSIST_ERROR, *CLEANUP_STEPS, AUTO_REMOV
 REMOVE_FILES = "remove_files"
 REMOVE_STEPS: tuple[str, ...] = (DELETE_RUNTIME_CONTAINER, UNMOUNT_RECURSIVE, REMOVE_FILES)
 
+# Failpoints between two side effects of one step: (operation, step, point), fired as
+# ``<operation>.<step>.<point>``. The network namespace the runtime made is bound after
+# ``runc create`` returns, inside the create step.
+ATTACH_NETWORK = "attach_network"
+INNER_FAILPOINTS: tuple[tuple[str, str, str], ...] = (
+    ("start", CREATE_RUNTIME_CONTAINER, ATTACH_NETWORK),
+)
+
 # Failpoint operations and their steps.
 FAILPOINT_OPERATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start", START_STEPS),
@@ -93,5 +102,7 @@ def failpoint_names() -> list[str]:
     for operation, steps in FAILPOINT_OPERATIONS:
         for step in steps:
             names.append(f"{operation}.{step}")
+            names.extend(f"{operation}.{step}.{point}" for inner_operation, inner_step, point
+                         in INNER_FAILPOINTS if (inner_operation, inner_step) == (operation, step))
             names.append(f"{operation}.{step}.after")
     return names

@@ -14,6 +14,7 @@ import pathlib
 import threading
 from collections.abc import Mapping
 
+from engine.errors import System
 from engine.host import Handle, Resource
 from engine.store import ContainerRecord
 from engine.testing.fault import FaultPlan
@@ -75,6 +76,8 @@ class FakeHost:
         with self._lock:
             self.calls.append(("attach", Resource.NETWORK.value, container_id))
             self.faults.check("attach:network", container_id)
+            if pid <= 0 or (container_id, Resource.NETWORK) not in self._held:
+                raise System(f"bind network of {container_id}: no init or no sandbox")
 
     def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
         with self._lock:

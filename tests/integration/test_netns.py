@@ -48,12 +48,16 @@ def test_the_bound_namespace_is_the_containers_own(engine: Engine, data_root: pa
 
 def test_each_start_gets_a_new_namespace(engine: Engine, data_root: pathlib.Path) -> None:
     container_id = sleeper(engine, "again")
-    first = os.stat(netns_path(data_root, container_id)).st_ino
-    engine.stop("again", timeout=0)
-    engine.start("again")
-    second = os.stat(netns_path(data_root, container_id)).st_ino
-    assert second != first
-    assert second == os.stat(f"/proc/{engine.inspect('again').pid}/ns/net").st_ino
+    # Held open: a freed namespace's inode number can be given to the next one.
+    first = os.open(netns_path(data_root, container_id), os.O_RDONLY)
+    try:
+        engine.stop("again", timeout=0)
+        engine.start("again")
+        second = os.stat(netns_path(data_root, container_id)).st_ino
+        assert second != os.fstat(first).st_ino
+        assert second == os.stat(f"/proc/{engine.inspect('again').pid}/ns/net").st_ino
+    finally:
+        os.close(first)
     engine.remove("again", force=True)
 
 

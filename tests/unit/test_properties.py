@@ -84,7 +84,8 @@ CONFIGS: Mapping[str, Mapping[str, Any]] = {
 
 # -- faults ---------------------------------------------------------------------------------
 HOST_CALLS = ("acquire:rootfs", "acquire:network", "acquire:ipc", "acquire:spec",
-              "release:network", "release:rootfs", "release:ipc", "release_all", "remove")
+              "attach:network", "release:network", "release:rootfs", "release:ipc", "release_all",
+              "remove")
 RUNTIME_CALLS = ("create", "start", "delete", "kill", "pause", "resume")
 # Calls whose failure may leave a resource behind (recorded ``compensation_failed``).
 RELEASE_CALLS = frozenset({"release:network", "release:rootfs", "release:ipc", "release_all",
@@ -102,7 +103,7 @@ FAILED_STEP_OF_CALL: Mapping[str, frozenset[str]] = {
 }
 RELEASES = ("release:network", "release:rootfs", "release:ipc", "release_all", "delete")
 START_CALLS = ("acquire:rootfs", "acquire:network", "acquire:ipc", "acquire:spec", "create",
-               "start", *RELEASES, "remove")
+               "attach:network", "start", *RELEASES, "remove")
 EXIT_CALLS = ("kill", "resume", *RELEASES)
 FREEZE_CALLS = ("pause", "resume")
 REMOVE_CALLS = ("kill", "delete", "release_all", "remove", *RELEASES)

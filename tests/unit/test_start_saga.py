@@ -190,9 +190,12 @@ def test_first_start_failing_in_network_stays_created(engine: Engine, fake_host:
 def test_a_namespace_that_cannot_be_bound_fails_the_create_step(
         engine: Engine, fake_host: FakeHost, fake_runtime: FakeRuntime) -> None:
     record = engine.create(make_config("web"))
-    fake_host.faults.add("attach:network", RuntimeError("no such process"))
-    with pytest.raises(Unknown, match=r"^no such process$"):
+    # The text would read as a missing command (127) if it were the runtime's error.
+    failure = System("bind /proc/7/ns/net on /x: No such file or directory")
+    fake_host.faults.add("attach:network", failure)
+    with pytest.raises(System, match=r"^bind /proc/7/ns/net on /x: No such file"):
         engine.start("web")
+    assert engine.inspect("web").exit_code == 128
     steps_run = last_start_steps(engine, record.id)
     assert ("forward", "create_runtime_container", "failed") in steps_run
     assert ("compensation", "delete_runtime_container", "compensated") in steps_run
