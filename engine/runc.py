@@ -126,6 +126,8 @@ def _message(stderr: str) -> str:
 
 def _classified(message: str) -> System | NotFound | Conflict:
     lowered = message.lower()
+    if "container with given id already exists" in lowered:
+        return Conflict(message)  # runc's create of a stale id: ReplaceContainer replaces it
     if any(marker in lowered for marker in _NOT_FOUND) and "executable" not in lowered \
             and "file" not in lowered:
         return NotFound(message)

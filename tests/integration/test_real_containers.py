@@ -130,6 +130,21 @@ def test_network_none_has_only_loopback_and_host_sees_host(engine: Engine) -> No
     assert len(log_lines(engine, shared.id)) == len(host_links) > 1
 
 
+def test_a_stale_runtime_container_left_by_a_failed_cleanup_is_replaced(
+        engines: RealEngines) -> None:
+    failing = engines.open(Failpoints({"cleanup.delete_runtime_container": "error"}))
+    record = failing.create(config("sleep", "1000", name="stale"))
+    failing.start("stale")
+    failing.kill("stale")  # the exit's Cleanup cannot delete the runc container
+    listed = subprocess.run(["runc", "--root", str(engines.root / "runc"), "list", "-q"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert record.id in listed
+    engine = engines.open()
+    engine.start("stale")  # moby's ReplaceContainer: force-delete the stale one, create again
+    assert engine.inspect("stale").state is ContainerState.RUNNING
+    engine.remove("stale", force=True)
+
+
 PHASE_C = list(steps.START_STEPS[: steps.START_STEPS.index(steps.MARK_RUNNING) + 1])
 
 
