@@ -26,6 +26,7 @@ from engine.container_config import (
     validate,
 )
 from engine.errors import (
+    Conflict,
     ContainerNotFound,
     Deadline,
     Forbidden,
@@ -243,10 +244,18 @@ class Engine:
         journal.transition(Event.KILL, attributes={"signal": signal}, **changes)
         record = journal.commit()
         binary = self._binary(record)
-        self.saga.runtime.kill(record.id, signal, binary=binary)
+        finished = False
+        try:
+            self.saga.runtime.kill(record.id, signal, binary=binary)
+        except (Conflict, NotFound) as exc:
+            # The task ended before its exit was recorded (runc: "container not running"; in
+            # moby containerd's NotFound, "process already finished"): the signal counts as
+            # sent, the exit is on its way to the wait that follows, and nothing is resumed.
+            log.debug("%s: kill: the task has already finished: %s", record.id[:12], exc)
+            finished = True
         self.saga.events.publish(ContainerEvent(record.id, record.name, "kill", self.saga.clock(),
                                                 (("signal", str(signal)),)))
-        if record.state is ContainerState.PAUSED:
+        if record.state is ContainerState.PAUSED and not finished:
             # Deliver the signal: a frozen process cannot act on it. As in moby, the task is
             # resumed after signalling, and the container is running again (unpause).
             try:

@@ -18,6 +18,7 @@ from engine.errors import BerthError, InvalidParameter
 from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.state import ContainerState
+from engine.supervisor import exit_path
 from tests.integration.conftest import REASON, RealEngines, available, leaks
 
 pytestmark = pytest.mark.skipif(not available, reason=REASON)
@@ -128,6 +129,25 @@ def test_network_none_has_only_loopback_and_host_sees_host(engine: Engine) -> No
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
                                 check=True).stdout.splitlines()
     assert len(log_lines(engine, shared.id)) == len(host_links) > 1
+
+
+@pytest.mark.parametrize("operation", ["kill", "stop", "rm -f"])
+def test_signalling_a_container_that_exited_unrecorded_succeeds(engines: RealEngines,
+                                                                operation: str) -> None:
+    engine = engines.open()
+    record = engine.create(config("sh", "-c", "exit 3", name="gone"))
+    engine.start("gone")
+    deadline = time.monotonic() + 10
+    while not exit_path(engines.root, record.id).exists():  # the supervisor reaped it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert engine.inspect("gone").state is ContainerState.RUNNING  # nobody recorded it
+    if operation == "rm -f":
+        engine.remove("gone", force=True)
+        assert engine.list_containers(all=True) == []
+        return
+    after = engine.kill("gone") if operation == "kill" else engine.stop("gone", timeout=1)
+    assert (after.state, after.exit_code) == (ContainerState.EXITED, 3)
 
 
 def test_a_stale_runtime_container_left_by_a_failed_cleanup_is_replaced(
