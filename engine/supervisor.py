@@ -136,9 +136,10 @@ class Supervisor:
                 said = ""
             os.close(stdout_read)
             os.close(stderr_read)
+            # It writes its JSON lines there too when it cannot open the log file.
             first = next((line for line in said.splitlines() if line.strip()), "")
-            return {"ok": False, "error": _runc_error(runc_log) or first or
-                    f"runc create exited {returncode}"}, None
+            return {"ok": False, "error": _runc_error(runc_log) or _last_error(said) or first
+                    or f"runc create exited {returncode}"}, None
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
 
@@ -249,13 +250,20 @@ class Supervisor:
 
 def _runc_error(log: pathlib.Path) -> str:
     """The last error runc logged (``--log-format json``)."""
+    try:
+        return _last_error(log.read_text(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _last_error(text: str) -> str:
+    """The ``msg`` of the last error or fatal line among runc's JSON log lines."""
     message = ""
-    with contextlib.suppress(OSError):
-        for line in log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if entry.get("level") in ("error", "fatal"):
-                    message = str(entry.get("msg", ""))
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            entry = json.loads(line)
+            if entry.get("level") in ("error", "fatal"):
+                message = str(entry.get("msg", ""))
     return message
 
 

@@ -92,3 +92,19 @@ def test_a_create_missing_a_field_fails_before_anything_runs(tmp_path: pathlib.P
                     "runc_root": str(tmp_path / "runc")})
     assert sup.children == {}
     assert list(bundle.iterdir()) == []  # runc never ran (no log, no pid file)
+
+
+def test_a_runtime_that_cannot_open_its_log_is_quoted_by_its_message(
+        tmp_path: pathlib.Path) -> None:
+    """runc writes its JSON log lines to stderr when ``--log`` cannot be opened: the error is
+    the line's message, not the raw JSON."""
+    runtime = tmp_path / "runtime"
+    runtime.write_text("#!/bin/sh\necho '{\"level\":\"error\",\"msg\":\"open /gone/runc.log: no "
+                       "such file or directory\",\"time\":\"2026-12-01T00:00:00Z\"}' >&2\nexit 1\n")
+    runtime.chmod(0o755)
+    sup = Supervisor(tmp_path / "root")
+    reply, then = sup.create({"id": "c1", "bundle": str(tmp_path / "gone"),
+                              "binary": str(runtime), "runc_root": str(tmp_path / "runc"),
+                              "log": str(tmp_path / "c1.log")})
+    assert reply == {"ok": False, "error": "open /gone/runc.log: no such file or directory"}
+    assert then is None
