@@ -13,6 +13,7 @@ import os
 import pathlib
 import signal
 import threading
+import time
 
 from engine.api.server import Tls, build_server, listen, start
 from engine.composition import default_root, open_engine
@@ -26,6 +27,8 @@ from engine.state import ContainerState
 
 log = logging.getLogger("berth.daemon")
 GRACE_SECONDS = 10.0
+RETRY_SECONDS = 0.1  # an exit monitor's first retry; doubled up to RETRY_MAX_SECONDS
+RETRY_MAX_SECONDS = 5.0
 
 
 class ExitMonitor:
@@ -55,12 +58,21 @@ class ExitMonitor:
                          name=f"exit-{container_id[:12]}").start()
 
     def _wait(self, container_id: str) -> None:
+        """Until the exit is recorded: a failed wait (the database or the runtime refusing
+        for a moment) is tried again, so that no container stays running for good."""
+        delay = RETRY_SECONDS
         try:
-            self._engine.wait(container_id)
-        except NotFound:
-            pass
-        except Exception:
-            log.exception("exit monitor of %s", container_id[:12])
+            while True:
+                try:
+                    self._engine.wait(container_id)
+                    return
+                except NotFound:
+                    return
+                except Exception:
+                    log.exception("exit monitor of %s: trying again in %.1f s",
+                                  container_id[:12], delay)
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
         finally:
             with self._lock:
                 self._watching.discard(container_id)

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import pathlib
+import time
 
 from engine import spawn
 from engine.errors import Conflict, NotFound, System
 from engine.runtime import TaskState, TaskStatus
 from engine.supervisor import SupervisorClient, exit_path
 
+log = logging.getLogger("berth.runc")
+
+POLL_SECONDS = 0.1  # how often runc is asked about a task nobody supervises
 _NOT_FOUND = ("does not exist", "not found", "no such container")
 _CONFLICT = ("not running", "not paused", "is paused", "already", "cannot", "is stopped",
              "id exists")
@@ -96,17 +101,36 @@ class RuncRuntime:
                 self._run(binary, "delete", "--force", container_id)
 
     def wait(self, container_id: str, *, binary: str, timeout: float) -> TaskState | None:
-        reply = self.supervisor.wait(container_id, timeout)
+        try:
+            reply = self.supervisor.wait(container_id, timeout)
+        except OSError as exc:  # the supervisor is gone, and with it every exit it would see
+            log.warning("%s: no supervisor to wait on: %s", container_id[:12], exc)
+            reply = {"exited": False, "known": False}
         if reply.get("exited"):
             return TaskState(container_id, TaskStatus.STOPPED, 0, "",
                              int(reply["exit_code"]), int(reply["exited_at"]))
-        state = self.state(container_id, binary=binary)  # NotFound if it is gone
-        if state.status is TaskStatus.STOPPED:
-            # Stopped without an exit record: its supervisor was lost (moby answers 255).
-            return TaskState(container_id, TaskStatus.STOPPED, 0, state.bundle,
-                             state.exit_code if state.exit_code is not None else 255,
-                             state.exited_at)
-        return None
+        if reply.get("known") is False:
+            return self._poll(container_id, binary, timeout)
+        return self._lost(self.state(container_id, binary=binary))  # NotFound if it is gone
+
+    def _poll(self, container_id: str, binary: str, timeout: float) -> TaskState | None:
+        """Wait for a task no supervisor reaps (its supervisor died) by asking runc."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stopped = self._lost(self.state(container_id, binary=binary))
+            remaining = deadline - time.monotonic()
+            if stopped is not None or remaining <= 0:
+                return stopped
+            time.sleep(min(POLL_SECONDS, remaining))
+
+    @staticmethod
+    def _lost(state: TaskState) -> TaskState | None:
+        """A stopped task without an exit record: its supervisor was lost (moby: 255)."""
+        if state.status is not TaskStatus.STOPPED:
+            return None
+        return TaskState(state.container_id, TaskStatus.STOPPED, 0, state.bundle,
+                         state.exit_code if state.exit_code is not None else 255,
+                         state.exited_at)
 
     def list(self, *, binary: str) -> list[TaskState]:
         raw = json.loads(self._run(binary, "list", "--format", "json", output=True) or "null") or []

@@ -18,7 +18,9 @@ its init can neither run nor exit before ``runc start``.
 Protocol: a unix socket ``<root>/supervisor.sock``; each JSON request line gets one JSON reply
 line, and a connection carries any number of them (clients keep one open per thread):
 * ``{"op": "create", "id", "bundle", "binary", "runc_root", "log"}`` -> ``{"ok", "pid"|"error"}``
-* ``{"op": "wait", "id", "timeout"}`` -> ``{"exited": bool, "exit_code", "exited_at"}``
+* ``{"op": "wait", "id", "timeout"}`` -> ``{"exited": bool, "exit_code", "exited_at"}``, or
+  ``{"exited": false, "known": false}`` at once for a container this supervisor did not create
+  and has no record of (an earlier supervisor's, which is gone: nobody saw its exit)
 * ``{"op": "ping"}`` -> ``{"ok": true, "pid"}``
 Run: ``python -m engine.supervisor ROOT``.
 """
@@ -86,6 +88,9 @@ class Supervisor:
         self.children: dict[int, _Container] = {}
         # Reaped while their output was still coming (a grandchild may hold the pipe).
         self.undrained: dict[int, _Container] = {}
+        # Created by this supervisor and not recorded yet: a wait for any other container that
+        # has no record is answered "unknown" at once (its supervisor is gone, and its exit too).
+        self.live: set[str] = set()
         # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
         self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
         self.lock = threading.Condition()
@@ -142,6 +147,8 @@ class Supervisor:
                     or f"runc create exited {returncode}"}, None
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
+        with self.lock:
+            self.live.add(container_id)
 
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
@@ -225,6 +232,7 @@ class Supervisor:
         except Exception as exc:  # a full disk: the live daemon still hears of it
             log.error("%s: cannot record its exit durably: %s", container.container_id[:12], exc)
         with self.lock:
+            self.live.discard(container.container_id)
             self.exits[container.container_id] = record
             self.exits.move_to_end(container.container_id)
             while len(self.exits) > EXITS_KEPT:
@@ -242,6 +250,8 @@ class Supervisor:
                     return {"exited": True, **recorded}
                 if path.exists():  # recorded by an earlier supervisor of this root
                     return {"exited": True, **json.loads(path.read_text())}
+                if container_id not in self.live:
+                    return {"exited": False, "known": False}
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return {"exited": False}
@@ -408,9 +418,16 @@ class SupervisorClient:
         raise OSError("the supervisor did not start (see supervisor.log)")
 
     def create(self, container_id: str, bundle: str, binary: str, runc_root: str,
-               log: str) -> dict[str, Any]:
-        return self._call({"op": "create", "id": container_id, "bundle": bundle,
-                           "binary": binary, "runc_root": runc_root, "log": log}, 120.0)
+               log_path: str) -> dict[str, Any]:
+        request = {"op": "create", "id": container_id, "bundle": bundle, "binary": binary,
+                   "runc_root": runc_root, "log": log_path}
+        try:
+            return self._call(request, 120.0)
+        except (ConnectionRefusedError, FileNotFoundError):
+            # Nobody listens (the supervisor died): nothing was created. Start another one.
+            log.warning("the supervisor of %s is gone: starting another one", self.root)
+            self.ensure_running()
+            return self._call(request, 120.0)
 
     def wait(self, container_id: str, timeout: float) -> dict[str, Any]:
         return self._call({"op": "wait", "id": container_id, "timeout": timeout},

@@ -27,6 +27,7 @@ def adopt(sup: Supervisor, tmp_path: pathlib.Path, script: str) -> _Container:
     sup.logs.add(out_read, err_read, tmp_path / f"{container.container_id}.log",
                  lambda: sup._drained(container), container.container_id)
     with sup.lock:
+        sup.live.add(container.container_id)  # what a create does for what it made
         sup.children[pid] = container
     return container
 
@@ -108,3 +109,11 @@ def test_a_runtime_that_cannot_open_its_log_is_quoted_by_its_message(
                               "log": str(tmp_path / "c1.log")})
     assert reply == {"ok": False, "error": "open /gone/runc.log: no such file or directory"}
     assert then is None
+
+
+def test_a_wait_for_a_container_it_never_created_is_answered_at_once(
+        tmp_path: pathlib.Path) -> None:
+    """An earlier supervisor's container (that supervisor is gone, so is its exit): the caller
+    is told at once, not after its timeout, and asks the runtime instead."""
+    sup = Supervisor(tmp_path)
+    assert sup.wait({"id": "orphan", "timeout": 300}) == {"exited": False, "known": False}
