@@ -23,7 +23,8 @@ from engine.supervisor import SupervisorClient, exit_path
 
 log = logging.getLogger("berth.runc")
 
-POLL_SECONDS = 0.1  # how often runc is asked about a task nobody supervises
+POLL_SECONDS = 0.1  # how often runc is first asked about a task nobody supervises
+POLL_MAX_SECONDS = 2.0
 _NOT_FOUND = ("does not exist", "not found", "no such container")
 _CONFLICT = ("not running", "not paused", "is paused", "already", "cannot", "is stopped",
              "id exists")
@@ -116,12 +117,14 @@ class RuncRuntime:
     def _poll(self, container_id: str, binary: str, timeout: float) -> TaskState | None:
         """Wait for a task no supervisor reaps (its supervisor died) by asking runc."""
         deadline = time.monotonic() + timeout
+        interval = POLL_SECONDS
         while True:
             stopped = self._lost(self.state(container_id, binary=binary))
             remaining = deadline - time.monotonic()
             if stopped is not None or remaining <= 0:
                 return stopped
-            time.sleep(min(POLL_SECONDS, remaining))
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 2, POLL_MAX_SECONDS)  # a runc process each: back off
 
     @staticmethod
     def _lost(state: TaskState) -> TaskState | None:
