@@ -61,6 +61,7 @@ class ExitMonitor:
         """Until the exit is recorded: a failed wait (the database or the runtime refusing
         for a moment) is tried again, so that no container stays running for good."""
         delay = RETRY_SECONDS
+        failures = 0
         try:
             while True:
                 try:
@@ -68,9 +69,17 @@ class ExitMonitor:
                     return
                 except NotFound:
                     return
-                except Exception:
-                    log.exception("exit monitor of %s: trying again in %.1f s",
-                                  container_id[:12], delay)
+                except InvalidParameter:  # its runtime is no longer configured: for good
+                    log.exception("exit monitor of %s: cannot watch its exit",
+                                  container_id[:12])
+                    return
+                except Exception as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.exception("exit monitor of %s: trying again", container_id[:12])
+                    else:
+                        log.warning("exit monitor of %s: failed %d times, next try in %.1f s: "
+                                    "%s", container_id[:12], failures, delay, exc)
                 time.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
         finally:

@@ -17,7 +17,7 @@ import pathlib
 import time
 
 from engine import spawn
-from engine.errors import Conflict, NotFound, System
+from engine.errors import Conflict, NotFound, System, Unavailable
 from engine.runtime import TaskState, TaskStatus
 from engine.supervisor import SupervisorClient, exit_path
 
@@ -25,6 +25,7 @@ log = logging.getLogger("berth.runc")
 
 POLL_SECONDS = 0.1  # how often runc is first asked about a task nobody supervises
 POLL_MAX_SECONDS = 2.0
+_FINISHED = ("container not running", "no such process")
 _NOT_FOUND = ("does not exist", "not found", "no such container")
 _CONFLICT = ("not running", "not paused", "is paused", "already", "cannot", "is stopped",
              "id exists")
@@ -51,9 +52,12 @@ class RuncRuntime:
         return result.stdout
 
     def create(self, container_id: str, bundle: str, *, binary: str) -> TaskState:
-        log = self.root / "containers" / container_id / f"{container_id}-json.log"
-        reply = self.supervisor.create(container_id, bundle, binary, str(self.runc_root),
-                                       str(log))
+        log_path = self.root / "containers" / container_id / f"{container_id}-json.log"
+        try:
+            reply = self.supervisor.create(container_id, bundle, binary, str(self.runc_root),
+                                           str(log_path))
+        except OSError as exc:  # not the runtime's error: the classifier must not read it
+            raise Unavailable(f"the supervisor is unavailable: {exc}") from exc
         if not reply.get("ok"):
             raise _classified(str(reply.get("error", "runc create failed")))
         return TaskState(container_id, TaskStatus.CREATED, int(reply["pid"]), bundle)
@@ -79,7 +83,14 @@ class RuncRuntime:
         return int(recorded["exit_code"]), int(recorded["exited_at"])
 
     def kill(self, container_id: str, signal: int, *, binary: str) -> None:
-        self._run(binary, "kill", container_id, str(signal))
+        try:
+            self._run(binary, "kill", container_id, str(signal))
+        except (Conflict, System) as exc:
+            # runc refuses a stopped task ("container not running") and loses a race with the
+            # reaper ("no such process"): both say the process has finished.
+            if not any(marker in exc.message.lower() for marker in _FINISHED):
+                raise
+            raise NotFound(f"process already finished: {exc.message}") from exc
 
     def pause(self, container_id: str, *, binary: str) -> None:
         self._run(binary, "pause", container_id)
@@ -112,6 +123,9 @@ class RuncRuntime:
                              int(reply["exit_code"]), int(reply["exited_at"]))
         if reply.get("known") is False:
             return self._poll(container_id, binary, timeout)
+        if reply.get("known"):
+            return None  # its supervisor will record the exit: not yet (or not ended)
+        # A supervisor from before "known" (it outlives daemons, upgrades too).
         return self._lost(self.state(container_id, binary=binary))  # NotFound if it is gone
 
     def _poll(self, container_id: str, binary: str, timeout: float) -> TaskState | None:

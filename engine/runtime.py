@@ -31,7 +31,8 @@ class TaskState:
 
 class OCIRuntime(Protocol):
     def create(self, container_id: str, bundle: str, *, binary: str) -> TaskState:
-        """Create the task from ``bundle``. Raises InvalidParameter/Unknown/System."""
+        """Create the task from ``bundle``. Raises Conflict (a runtime container of that id
+        exists), Unavailable (nothing supervises new tasks), or the create error (System)."""
         ...
 
     def start(self, container_id: str, *, binary: str) -> TaskState:
@@ -44,7 +45,8 @@ class OCIRuntime(Protocol):
         ...
 
     def kill(self, container_id: str, signal: int, *, binary: str) -> None:
-        """Send ``signal`` to the task's init. Raises NotFound, Conflict if not running."""
+        """Send ``signal`` to the task's init. Raises NotFound if there is no such task or its
+        process has already finished (containerd's "process already finished")."""
         ...
 
     def pause(self, container_id: str, *, binary: str) -> None:

@@ -26,7 +26,6 @@ from engine.container_config import (
     validate,
 )
 from engine.errors import (
-    Conflict,
     ContainerNotFound,
     Deadline,
     Forbidden,
@@ -247,10 +246,10 @@ class Engine:
         finished = False
         try:
             self.saga.runtime.kill(record.id, signal, binary=binary)
-        except (Conflict, NotFound) as exc:
-            # The task ended before its exit was recorded (runc: "container not running"; in
-            # moby containerd's NotFound, "process already finished"): the signal counts as
-            # sent, the exit is on its way to the wait that follows, and nothing is resumed.
+        except NotFound as exc:
+            # The task ended before its exit was recorded (containerd's and moby's "process
+            # already finished"): the signal counts as sent, the exit is on its way to the wait
+            # that follows, and nothing is resumed.
             log.debug("%s: kill: the task has already finished: %s", record.id[:12], exc)
             finished = True
         self.saga.events.publish(ContainerEvent(record.id, record.name, "kill", self.saga.clock(),

@@ -21,7 +21,7 @@ from typing import Any
 from engine import steps
 from engine.cleanup import TASK, plan_rows, run_cleanup
 from engine.config import ConfigSnapshot
-from engine.errors import BerthError, Conflict, as_berth_error
+from engine.errors import BerthError, Conflict, Unavailable, as_berth_error
 from engine.event import ContainerEvent
 from engine.exit_code import EXIT_UNKNOWN, classify_start_error
 from engine.host import Handle, Resource
@@ -278,12 +278,13 @@ class StartSaga:
 
     def _classify(self, step: str, error: BaseException, record: ContainerRecord
                   ) -> tuple[BerthError, int]:
-        if step in _CLASSIFIED_STEPS and not isinstance(error, _HostFailure):
+        if isinstance(error, _HostFailure):
+            error = error.error
+        elif step in _CLASSIFIED_STEPS and not isinstance(error, Unavailable):
+            # The runtime's own error (not the engine's failing to reach its supervisor).
             exit_code, classified = classify_start_error(error)
             return classified, exit_code
         exit_code = record.exit_code if record.exit_code != 0 else EXIT_UNKNOWN
-        if isinstance(error, _HostFailure):
-            return error.error, exit_code
         return as_berth_error(error), exit_code
 
 

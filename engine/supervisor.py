@@ -18,7 +18,8 @@ its init can neither run nor exit before ``runc start``.
 Protocol: a unix socket ``<root>/supervisor.sock``; each JSON request line gets one JSON reply
 line, and a connection carries any number of them (clients keep one open per thread):
 * ``{"op": "create", "id", "bundle", "binary", "runc_root", "log"}`` -> ``{"ok", "pid"|"error"}``
-* ``{"op": "wait", "id", "timeout"}`` -> ``{"exited": bool, "exit_code", "exited_at"}``, or
+* ``{"op": "wait", "id", "timeout"}`` -> ``{"exited": true, "exit_code", "exited_at"}``,
+  ``{"exited": false, "known": true}`` after ``timeout``, or
   ``{"exited": false, "known": false}`` at once for a container this supervisor did not create
   and has no record of (an earlier supervisor's, which is gone: nobody saw its exit)
 * ``{"op": "ping"}`` -> ``{"ok": true, "pid"}``
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -49,6 +51,7 @@ from engine.log_pump import LogPump
 
 SOCKET = "supervisor.sock"
 PID_FILE = "supervisor.pid"
+LOCK_FILE = "supervisor.lock"  # held by the one supervisor serving the root
 EXITS = "exits"
 LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
 EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
@@ -90,7 +93,7 @@ class Supervisor:
         self.undrained: dict[int, _Container] = {}
         # Created by this supervisor and not recorded yet: a wait for any other container that
         # has no record is answered "unknown" at once (its supervisor is gone, and its exit too).
-        self.live: set[str] = set()
+        self.live: dict[str, _Container] = {}
         # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
         self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
         self.lock = threading.Condition()
@@ -148,7 +151,7 @@ class Supervisor:
         pid = int(pid_file.read_text().strip())
         container = _Container(container_id, pid)
         with self.lock:
-            self.live.add(container_id)
+            self.live[container_id] = container  # this run, not one it replaced
 
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
@@ -227,12 +230,18 @@ class Supervisor:
                 return
             container.recorded = True
             record = container.exit
+            if self.live.get(container.container_id) is not container:
+                # A run a later create of the same id replaced (a stale task force-deleted):
+                # its exit would answer the new run's waits.
+                log.debug("%s: exit of a replaced run dropped", container.container_id[:12])
+                return
         try:
             write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
         except Exception as exc:  # a full disk: the live daemon still hears of it
             log.error("%s: cannot record its exit durably: %s", container.container_id[:12], exc)
         with self.lock:
-            self.live.discard(container.container_id)
+            if self.live.get(container.container_id) is container:
+                del self.live[container.container_id]
             self.exits[container.container_id] = record
             self.exits.move_to_end(container.container_id)
             while len(self.exits) > EXITS_KEPT:
@@ -254,7 +263,7 @@ class Supervisor:
                     return {"exited": False, "known": False}
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return {"exited": False}
+                    return {"exited": False, "known": True}
                 self.lock.wait(min(remaining, 1.0))
 
 
@@ -318,6 +327,15 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 def serve(root: pathlib.Path) -> None:
     from engine.linux import set_child_subreaper
 
+    # One supervisor a root: a second one (two daemon threads restarting a dead one at once)
+    # leaves, instead of taking over the socket of the first and its containers' waits.
+    root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another supervisor serves %s", root)
+        return
     set_child_subreaper()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -352,6 +370,7 @@ class SupervisorClient:
     def __init__(self, root: pathlib.Path) -> None:
         self.root = root
         self._local = threading.local()  # one connection per calling thread, kept open
+        self._restart = threading.Lock()  # one thread restarts a dead supervisor
 
     def _connection(self) -> socket.socket:
         connection: socket.socket | None = getattr(self._local, "connection", None)
@@ -425,8 +444,9 @@ class SupervisorClient:
             return self._call(request, 120.0)
         except (ConnectionRefusedError, FileNotFoundError):
             # Nobody listens (the supervisor died): nothing was created. Start another one.
-            log.warning("the supervisor of %s is gone: starting another one", self.root)
-            self.ensure_running()
+            with self._restart:  # the others find it running when they get the lock
+                log.warning("the supervisor of %s is gone: starting another one", self.root)
+                self.ensure_running()
             return self._call(request, 120.0)
 
     def wait(self, container_id: str, timeout: float) -> dict[str, Any]:

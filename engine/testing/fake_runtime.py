@@ -113,7 +113,7 @@ class FakeRuntime:
             self._enter("kill", container_id, binary)
             task = self._task(container_id)
             if task.status not in (TaskStatus.RUNNING, TaskStatus.PAUSED, TaskStatus.CREATED):
-                raise Conflict(f"container not running: {container_id}")
+                raise NotFound(f"process already finished: {container_id}")
             if signal == signals.SIGKILL or (
                 signal == signals.SIGTERM and not task.ignore_sigterm
             ):

@@ -10,7 +10,7 @@ import pytest
 
 from engine import daemon
 from engine.daemon import ExitMonitor
-from engine.errors import NotFound
+from engine.errors import InvalidParameter, NotFound
 
 
 class FlakyEngine:
@@ -49,3 +49,13 @@ def test_a_failed_wait_is_tried_again_until_the_exit_is_recorded(
     settle(monitor, engine)
     assert engine.calls == 4
     assert monitor._watching == set()
+
+
+def test_a_container_whose_runtime_is_gone_is_given_up_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon, "RETRY_SECONDS", 0.001)
+    engine = FlakyEngine(failures=0, final=InvalidParameter("unknown runtime specified runc2"))
+    monitor = ExitMonitor(engine)  # type: ignore[arg-type]
+    monitor.watch("c1")
+    settle(monitor, engine)
+    assert engine.calls == 1

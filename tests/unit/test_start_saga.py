@@ -15,6 +15,7 @@ from engine.errors import (
     InvalidParameter,
     NotModified,
     System,
+    Unavailable,
     Unknown,
 )
 from engine.event import ContainerEvent
@@ -202,6 +203,18 @@ def test_a_namespace_that_cannot_be_bound_fails_the_create_step(
     assert "network" in fake_host.released(record.id)
     assert_nothing_held(fake_host, fake_runtime, record.id)
     assert engine.inspect("web").state is ContainerState.CREATED
+
+
+def test_a_supervisor_out_of_reach_is_not_read_as_a_missing_command(
+        engine: Engine, fake_runtime: FakeRuntime) -> None:
+    record = engine.create(make_config("web"))
+    fake_runtime.faults.add("create", Unavailable(
+        "the supervisor is unavailable: [Errno 2] No such file or directory"))
+    with pytest.raises(Unavailable):
+        engine.start("web")
+    after = engine.inspect("web")
+    assert (after.state, after.exit_code) == (ContainerState.CREATED, 128)
+    assert record.id not in fake_runtime.tasks()
 
 
 def test_exited_container_keeps_its_exit_code_when_a_restart_fails(

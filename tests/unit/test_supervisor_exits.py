@@ -27,7 +27,7 @@ def adopt(sup: Supervisor, tmp_path: pathlib.Path, script: str) -> _Container:
     sup.logs.add(out_read, err_read, tmp_path / f"{container.container_id}.log",
                  lambda: sup._drained(container), container.container_id)
     with sup.lock:
-        sup.live.add(container.container_id)  # what a create does for what it made
+        sup.live[container.container_id] = container  # what a create does for what it made
         sup.children[pid] = container
     return container
 
@@ -117,3 +117,29 @@ def test_a_wait_for_a_container_it_never_created_is_answered_at_once(
     is told at once, not after its timeout, and asks the runtime instead."""
     sup = Supervisor(tmp_path)
     assert sup.wait({"id": "orphan", "timeout": 300}) == {"exited": False, "known": False}
+
+
+def test_the_exit_of_a_replaced_run_answers_no_wait(tmp_path: pathlib.Path) -> None:
+    """A stale task of the same id, force-deleted by the next start's ReplaceContainer, may be
+    reaped after the new run was created: its exit is not the new run's."""
+    sup = Supervisor(tmp_path)
+    stale, current = _Container("c1", 101), _Container("c1", 102)
+    sup.live["c1"] = current
+    stale.drained = True
+    stale.exit = {"exit_code": 137, "exited_at": 1}
+    sup._record(stale)
+    assert not exit_path(tmp_path, "c1").exists()
+    assert "c1" not in sup.exits and sup.live["c1"] is current
+
+
+def test_a_second_supervisor_of_a_root_leaves(tmp_path: pathlib.Path) -> None:
+    import fcntl
+
+    holder = os.open(tmp_path / supervisor.LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first supervisor's
+        supervisor.serve(tmp_path)  # returns at once instead of serving
+        assert not (tmp_path / supervisor.SOCKET).exists()
+        assert not (tmp_path / supervisor.PID_FILE).exists()
+    finally:
+        os.close(holder)
