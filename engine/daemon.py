@@ -37,6 +37,7 @@ class ExitMonitor:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._watching: set[str] = set()
+        self._again: set[str] = set()
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -52,6 +53,9 @@ class ExitMonitor:
     def watch(self, container_id: str) -> None:
         with self._lock:
             if container_id in self._watching:
+                # A new run started while the last one is still watched (a restart): the
+                # watcher may be on its way out, so it watches once more when it ends.
+                self._again.add(container_id)
                 return
             self._watching.add(container_id)
         threading.Thread(target=self._wait, args=(container_id,), daemon=True,
@@ -85,6 +89,10 @@ class ExitMonitor:
         finally:
             with self._lock:
                 self._watching.discard(container_id)
+                again = container_id in self._again
+                self._again.discard(container_id)
+            if again:
+                self.watch(container_id)
 
 
 class Daemon:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal as signals
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -291,17 +292,22 @@ class Engine:
              context: JournalContext = MONITOR) -> ContainerRecord:
         """Block until the container is not running (Docker's ``wait``); return it, exited.
 
+        An exit is recorded only for the run it ended: if the container was stopped and
+        started again meanwhile (a restart), this waits for the new run instead (Docker's
+        waiter would have returned at the stop; the exit monitor must go on watching).
         Raises Deadline if ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         record = self.resolve(reference)
-        if record.state not in _LIVE:
-            return record
-        task = self._wait(record, timeout)
-        if task is None:
-            raise Deadline(f"container {record.id} still running after {timeout}s")
-        with self._locked(record.id):
-            record = self.reload_record(record.id)
-            if record.state in _LIVE:
-                record = handle_exit(self.saga, record, self._exit_status(task), context)
+        while record.state in _LIVE:
+            run = record.resources_operation_id  # the start that made this run live
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            task = self._wait(record, remaining)
+            if task is None:
+                raise Deadline(f"container {record.id} still running after {timeout}s")
+            with self._locked(record.id):
+                record = self.reload_record(record.id)
+                if record.state in _LIVE and record.resources_operation_id == run:
+                    return handle_exit(self.saga, record, self._exit_status(task), context)
         return record
 
     def reap(self, *, context: JournalContext = MONITOR) -> int:

@@ -296,6 +296,9 @@ class _Handler(socketserver.StreamRequestHandler):
             reply, then = self._reply(line)
             try:
                 self.wfile.write((json.dumps(reply) + "\n").encode())
+            except (BrokenPipeError, ConnectionResetError):
+                log.debug("a client left before its reply")  # a daemon stopped mid-wait
+                return
             finally:
                 if then is not None:  # after the reply: off the client's latency
                     then()

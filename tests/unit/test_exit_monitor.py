@@ -59,3 +59,30 @@ def test_a_container_whose_runtime_is_gone_is_given_up_once(
     monitor.watch("c1")
     settle(monitor, engine)
     assert engine.calls == 1
+
+
+class BlockingEngine:
+    """An engine whose first ``wait`` blocks until released; it counts the waits."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self.second = threading.Event()
+
+    def wait(self, container_id: str) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            assert self.release.wait(30)
+        else:
+            self.second.set()
+        return None
+
+
+def test_a_run_started_while_the_last_one_is_still_watched_is_watched_too() -> None:
+    engine = BlockingEngine()
+    monitor = ExitMonitor(engine)  # type: ignore[arg-type]
+    monitor.watch("c1")
+    monitor.watch("c1")  # the restart's start event, while the first watcher is still on
+    engine.release.set()
+    assert engine.second.wait(30)
+    assert engine.calls == 2

@@ -143,3 +143,30 @@ def test_a_second_supervisor_of_a_root_leaves(tmp_path: pathlib.Path) -> None:
         assert not (tmp_path / supervisor.PID_FILE).exists()
     finally:
         os.close(holder)
+
+
+def test_a_client_that_leaves_before_its_reply_is_no_error(
+        tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A daemon stopped while its wait was pending: the reply has nobody to go to."""
+    import socket
+    import threading
+
+    sup = Supervisor(tmp_path)
+    sup.live["c1"] = _Container("c1", 1)  # known, never exits: the wait runs to its timeout
+    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(tmp_path / "s.sock"))
+        client.sendall(b'{"op": "wait", "id": "c1", "timeout": 0.2}\n')
+        client.close()
+        time.sleep(0.5)  # the reply is written (and refused) after 0.2 s
+        again = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        again.connect(str(tmp_path / "s.sock"))
+        again.sendall(b'{"op": "ping"}\n')
+        assert json.loads(again.makefile().readline())["ok"] is True
+        again.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capsys.readouterr().err
