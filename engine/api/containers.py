@@ -116,7 +116,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 record = self._engine.wait(request.container,
                                            timeout=max(0.0, min(left, WAIT_SLICE)))
             except Deadline:
-                if left <= WAIT_SLICE:
+                if deadline is not None and left <= WAIT_SLICE:
                     raise  # the caller's own timeout
                 if not context.is_active():
                     return pb.WaitResponse()  # nobody is listening any more

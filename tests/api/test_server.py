@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from engine.api import codegen
+from engine.api import codegen, containers
 from engine.api.server import MAX_MESSAGE_BYTES, SERVICE_NAMES
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
@@ -126,6 +126,18 @@ def test_a_wait_whose_client_went_away_frees_its_worker(daemon: ApiDaemon) -> No
     while active and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not active, "the engine still waits for a client that is gone"
+
+
+def test_a_wait_without_a_timeout_outlasts_its_slices(daemon: ApiDaemon,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`berth wait` on a container that runs longer than one slice returns its exit code."""
+    monkeypatch.setattr(containers, "WAIT_SLICE", 0.05)
+    created = daemon.run("longer")
+    call = daemon.containers.Wait.future(pb.WaitRequest(container="longer"))
+    time.sleep(0.3)  # several slices
+    assert not call.done()
+    daemon.runtime.exit(created.id, 4)
+    assert call.result(timeout=30).exit_code == 4
 
 
 def test_a_wait_with_a_timeout_still_times_out(daemon: ApiDaemon) -> None:
