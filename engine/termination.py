@@ -59,11 +59,14 @@ def finish_exit(journal: OperationJournal, held: Mapping[str, Handle], status: E
     saga = journal.saga
     run_cleanup(journal, PLAN, held, event=Event.EXIT_STEP, commit_each=False)
     record = journal.record
-    duration = (status.exited_at - record.started_at) / 1000 if record.started_at else 0.0
+    # StartedAt is taken once the runtime's start returned, the exit time where the task was
+    # reaped: a process quicker than that would end before it started.
+    finished_at = max(status.exited_at, record.started_at or 0)
+    duration = (finished_at - record.started_at) / 1000 if record.started_at else 0.0
     journal.transition(
         Event.DIE,
         attributes={"exitCode": status.exit_code, "execDuration": round(duration, 3)},
-        exit_code=status.exit_code, finished_at=status.exited_at, pid=0,
+        exit_code=status.exit_code, finished_at=finished_at, pid=0,
         resources_operation_id=None, health_status=None,
     )
     if status.stopped:
