@@ -8,6 +8,7 @@ configuration that fails validation is refused and the running one stays.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import pathlib
@@ -18,7 +19,7 @@ import time
 from engine.api.server import Tls, build_server, listen, start
 from engine.composition import default_root, open_engine
 from engine.config import ConfigSnapshot, parse_config
-from engine.errors import BerthError, InvalidParameter, NotFound
+from engine.errors import BerthError, InvalidParameter, NotFound, System
 from engine.event import ContainerEvent
 from engine.recovery import Recovery
 from engine.reload import ConfigKeeper
@@ -27,6 +28,7 @@ from engine.state import ContainerState
 
 log = logging.getLogger("berth.daemon")
 GRACE_SECONDS = 10.0
+LOCK_FILE = "daemon.lock"  # held by the one daemon serving a data root
 RETRY_SECONDS = 0.1  # an exit monitor's first retry; doubled up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 5.0
 
@@ -103,6 +105,7 @@ class Daemon:
                 data_root = parse_config(handle.read()).get("data-root")
             if data_root:  # daemon.json's data-root, unless a flag or BERTH_ROOT says otherwise
                 self.root = pathlib.Path(str(data_root))
+        self._lock = _hold_root(self.root)  # before recovery: it rewrites the journal
         self.engine, report = open_engine(self.root, db_path=args.db or None,
                                           backend=args.backend, recover=False)
         self.keeper = ConfigKeeper(path=args.config, root=self.root, store=self.engine.config,
@@ -148,6 +151,21 @@ class Daemon:
             self.reload()
         except BerthError as error:
             log.error("Error reconfiguring the daemon: %s", error)
+
+
+def _hold_root(root: pathlib.Path) -> int:
+    """Take ``<root>/daemon.lock`` for this daemon's life (the kernel drops it when the process
+    ends, however it ends). Raises System if another daemon holds it: a second one would run
+    recovery on the first one's journal and take over its socket."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_FILE
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise System(f"another berth daemon is running on {root} (it holds {path})") from None
+    return descriptor
 
 
 def run_daemon(args: argparse.Namespace) -> int:

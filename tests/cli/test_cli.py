@@ -162,3 +162,13 @@ def test_history_shows_the_journal(session: Cli) -> None:
     assert events[0] == "create" and "start" in events and events[-1] == "die"
     assert [int(row["containerSeq"]) for row in rows] == list(range(1, len(rows) + 1))
     session.ok("rm", "journaled")
+
+
+def test_a_second_daemon_on_the_same_root_is_refused(session: Cli) -> None:
+    """It would run recovery on the live daemon's journal and take over its socket."""
+    second = subprocess.run([BERTH, "daemon", "--backend", "runc"], env=session.environment,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode != 0
+    assert "another berth daemon is running on" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert session.ok("ps", "-a") is not None  # the first one still answers on its socket
