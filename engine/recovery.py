@@ -83,7 +83,23 @@ class Recovery:
                 log.exception("recovery of %s %s failed", operation.kind, record.id[:12])
                 report.failures.append(f"{record.id}: {operation.kind}: {exc}")
         self._reconcile_live(report)
+        self._auto_remove(report)
         return report
+
+    def _auto_remove(self, report: RecoveryReport) -> None:
+        """moby's restore, phase 7: an auto-remove container that is not alive is removed
+        (an exit whose auto-remove a crash interrupted, a task that ended meanwhile)."""
+        with self._saga.db.read() as reader:
+            candidates = reader.containers_in((ContainerState.CREATED, ContainerState.EXITED))
+        for record in candidates:
+            if not record.auto_remove:
+                continue
+            try:
+                self._engine.remove_now(record, volumes=True, context=RECOVERY)
+                report.removals.append(record.id)
+            except Exception as exc:
+                log.error("can't remove container %s: %s", record.id[:12], exc)
+                report.failures.append(f"{record.id}: auto-remove: {exc}")
 
     def _resume(self, operation: OperationRecord, record: ContainerRecord,
                 rows: list[StepRecord], report: RecoveryReport) -> None:

@@ -190,10 +190,16 @@ class Engine:
     # -- stop, kill, exits ---------------------------------------------------------------
     def stop(self, reference: str, *, timeout: int | None = None, signal: int | None = None,
              context: JournalContext = API) -> ContainerRecord:
-        """Stop a running container: signal, wait, SIGKILL fallback.
+        """Stop a running container: signal, wait, SIGKILL fallback; an auto-remove container
+        is then removed (its record, exited, is returned).
 
         Raises NotModified ``Container is already stopped``, System ``cannot stop container``.
         """
+        return self._stop(reference, timeout=timeout, signal=signal, context=context,
+                          auto_remove=True)
+
+    def _stop(self, reference: str, *, timeout: int | None, signal: int | None,
+              context: JournalContext, auto_remove: bool) -> ContainerRecord:
         record = self.resolve(reference)
         with self._locked(record.id):
             record = self.reload_record(record.id)
@@ -204,9 +210,12 @@ class Engine:
                 timeout = record.config.get("stop_timeout")
             wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
             try:
-                return self._stop_locked(record, stop_signal, wait_seconds, context)
+                record = self._stop_locked(record, stop_signal, wait_seconds, context)
             except Exception as exc:
                 raise System(f"cannot stop container: {record.name}: {exc}") from exc
+            if auto_remove:
+                self._remove_if_auto(record, context)
+            return record
 
     def _stop_locked(self, record: ContainerRecord, stop_signal: int, wait_seconds: float,
                      context: JournalContext) -> ContainerRecord:
@@ -235,7 +244,7 @@ class Engine:
             status = self._wait(record, KILL_TIMEOUT if signal == signals.SIGKILL else 0.0)
             if status is None:
                 return record
-            return handle_exit(self.saga, record, self._exit_status(status), context)
+            return self._exited(record, self._exit_status(status), context)
 
     def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
                 manual_stop: bool) -> ContainerRecord:
@@ -270,6 +279,25 @@ class Engine:
                                                         self.saga.clock()))
         return record
 
+    def _exited(self, record: ContainerRecord, status: ExitStatus,
+                context: JournalContext) -> ContainerRecord:
+        """moby's T8: record the exit, then remove an auto-remove container. The caller holds
+        the container's lock; the record returned is the exited one."""
+        record = handle_exit(self.saga, record, status, context)
+        self._remove_if_auto(record, context)
+        return record
+
+    def _remove_if_auto(self, record: ContainerRecord, context: JournalContext) -> None:
+        """moby's deferred auto-remove after an exit (``--rm``): force, with volumes; a
+        failure is only logged. A restart's own stop does not come here (moby's
+        HasBeenManuallyRestarted)."""
+        if not record.auto_remove or record.state is not ContainerState.EXITED:
+            return
+        try:
+            self.remove_now(record, volumes=True, context=context)
+        except Exception as exc:
+            log.error("can't remove container %s: %s", record.id[:12], exc)
+
     def _wait(self, record: ContainerRecord, timeout: float | None) -> TaskState | None:
         try:
             return self.saga.runtime.wait(record.id, binary=self._binary(record),
@@ -297,7 +325,17 @@ class Engine:
         waiter would have returned at the stop; the exit monitor must go on watching).
         Raises Deadline if ``timeout`` seconds pass first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        record = self.resolve(reference)
+        try:
+            record = self.resolve(reference)
+        except ContainerNotFound:
+            return self._removed(reference)  # auto-removed already: Docker's "removed" wait
+        if record.state is ContainerState.EXITING:
+            # Its exit is being handled (under the lock): the exit code is not written yet.
+            with self._locked(record.id):
+                try:
+                    record = self.reload_record(record.id)
+                except ContainerNotFound:
+                    return self._removed(record.id)
         while record.state in _LIVE:
             run = record.resources_operation_id  # the start that made this run live
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -305,9 +343,21 @@ class Engine:
             if task is None:
                 raise Deadline(f"container {record.id} still running after {timeout}s")
             with self._locked(record.id):
-                record = self.reload_record(record.id)
+                try:
+                    record = self.reload_record(record.id)
+                except ContainerNotFound:
+                    return self._removed(record.id)  # its exit recorded, then auto-removed
                 if record.state in _LIVE and record.resources_operation_id == run:
-                    return handle_exit(self.saga, record, self._exit_status(task), context)
+                    return self._exited(record, self._exit_status(task), context)
+        return record
+
+    def _removed(self, container_id: str) -> ContainerRecord:
+        """The last record of a removed container, by its exact ID (its exit code stays).
+        Raises ContainerNotFound."""
+        with self.saga.db.read(snapshot=False) as reader:
+            record = reader.container(container_id)
+        if record is None or record.state is not ContainerState.REMOVED:
+            raise ContainerNotFound(container_id)
         return record
 
     def reap(self, *, context: JournalContext = MONITOR) -> int:
@@ -329,7 +379,7 @@ class Engine:
                 task = self._wait(record, 0.0)
                 if task is None:
                     continue
-                handle_exit(self.saga, record, self._exit_status(task), context)
+                self._exited(record, self._exit_status(task), context)
                 handled += 1
         return handled
 
@@ -338,8 +388,9 @@ class Engine:
         """Stop (if running) then start, as ``docker restart``. Errors lose their class in
         moby (always 500); here they keep it."""
         record = self.resolve(reference)
-        if record.state in _LIVE:
-            self.stop(record.id, timeout=timeout, context=context)
+        if record.state in _LIVE:  # moby's HasBeenManuallyRestarted: no auto-remove here
+            self._stop(record.id, timeout=timeout, signal=None, context=context,
+                       auto_remove=False)
         self.start(record.id, context=context)
         return self.reload_record(record.id)
 

@@ -150,6 +150,15 @@ def test_signalling_a_container_that_exited_unrecorded_succeeds(engines: RealEng
     assert (after.state, after.exit_code) == (ContainerState.EXITED, 3)
 
 
+def test_an_auto_remove_container_is_removed_when_it_exits(engine: Engine) -> None:
+    record = engine.create(config("sh", "-c", "echo bye; exit 3", name="rm-me",
+                                  auto_remove=True))
+    engine.start("rm-me")
+    assert engine.wait(record.id, timeout=30).exit_code == 3  # answered after removal too
+    assert engine.list_containers(all=True) == []
+    assert not engine.saga.host.container_dir(record.id).exists()  # type: ignore[attr-defined]
+
+
 def test_a_stale_runtime_container_left_by_a_failed_cleanup_is_replaced(
         engines: RealEngines) -> None:
     failing = engines.open(Failpoints({"cleanup.delete_runtime_container": "error"}))
