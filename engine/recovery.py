@@ -87,10 +87,11 @@ class Recovery:
         return report
 
     def _auto_remove(self, report: RecoveryReport) -> None:
-        """moby's restore, phase 7: an auto-remove container that is not alive is removed
-        (an exit whose auto-remove a crash interrupted, a task that ended meanwhile)."""
+        """moby's restore, phase 7: an auto-remove container that exited is removed (an exit
+        whose auto-remove a crash interrupted, a task that ended meanwhile). moby removes a
+        created one too; it is kept here: it never ran, and its user may still start it."""
         with self._saga.db.read() as reader:
-            candidates = reader.containers_in((ContainerState.CREATED, ContainerState.EXITED))
+            candidates = reader.containers_in((ContainerState.EXITED,))
         for record in candidates:
             if not record.auto_remove:
                 continue
