@@ -99,6 +99,7 @@ def _rm_flags(sub: argparse.ArgumentParser) -> None:
 
 def _ps_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-a", "--all", action="store_true")
+    sub.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     _format_flag(sub)
 
 

@@ -160,6 +160,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_ps(args: argparse.Namespace) -> int:
     api = Api(args)
     containers = api.call(api.containers.List, messages().ListRequest(all=args.all)).containers
+    if args.quiet:  # docker ps -q: short IDs, newest first
+        for container in reversed(list(containers)):
+            print(container.id[:12])
+        return 0
     if args.format == "json":
         print_json([docker_inspect(container) for container in containers])
         return 0

@@ -172,3 +172,12 @@ def test_a_second_daemon_on_the_same_root_is_refused(session: Cli) -> None:
     assert "another berth daemon is running on" in second.stderr
     assert "Traceback" not in second.stderr
     assert session.ok("ps", "-a") is not None  # the first one still answers on its socket
+
+
+def test_ps_quiet_lists_short_ids_as_docker_does(session: Cli) -> None:
+    first = session.ok("create", "--name", "quiet-a", "busybox", "true").strip()
+    second = session.ok("create", "--name", "quiet-b", "busybox", "true").strip()
+    listed = session.ok("ps", "-aq").split()
+    assert listed[:2] == [second[:12], first[:12]]  # newest first
+    assert first[:12] not in session.ok("ps", "-q").split()  # without -a: running ones only
+    session.ok("rm", "quiet-a", "quiet-b")
