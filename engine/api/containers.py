@@ -142,6 +142,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         record = self._engine.inspect(request.container)
         path = self._engine.saga.host.log_path(record.id)
         position = 0
+        followed: list[int | None] = [None]  # the run followed: the first live one seen
         while True:
             try:
                 with open(path, "rb") as log:
@@ -157,19 +158,28 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 pass
             if not request.follow or not context.is_active():
                 return
-            if not self._running(record.id):
+            if not self._still_running(record.id, followed):
                 if os.path.exists(path) and os.path.getsize(path) > position:
                     continue
                 return
             time.sleep(LOG_POLL_SECONDS)
 
-    def _running(self, container_id: str) -> bool:
+    def _still_running(self, container_id: str, followed: list[int | None]) -> bool:
+        """True while the run the follow is on has not ended. A restart's new run is not it:
+        Docker's ``logs -f`` ends at the stop."""
         try:
             record: ContainerRecord = self._engine.inspect(container_id)
         except NotFound:
             return False
-        return record.state in (ContainerState.RUNNING, ContainerState.PAUSED,
-                                ContainerState.STARTING, ContainerState.EXITING)
+        if record.state not in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                ContainerState.STARTING, ContainerState.EXITING):
+            return False
+        run = record.resources_operation_id
+        if run is None:  # starting: the run is numbered once it is running
+            return True
+        if followed[0] is None:
+            followed[0] = run
+        return run == followed[0]
 
     def Import(self, request: pb.ImportRequest, context: grpc.ServicerContext) -> pb.Image:
         images = self._engine.images

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import time
 import tomllib
@@ -146,3 +147,18 @@ def test_a_wait_with_a_timeout_still_times_out(daemon: ApiDaemon) -> None:
     with pytest.raises(grpc.RpcError) as failed:
         daemon.containers.Wait(pb.WaitRequest(container="slow", timeout=1.5), timeout=30)
     assert failed.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_logs_follow_ends_when_its_run_ends_even_if_a_restart_follows(daemon: ApiDaemon) -> None:
+    """Docker's ``logs -f`` ends at the stop; the restart's new run is another one."""
+    created = daemon.run("followed")
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(json.dumps({"log": "hi\n", "stream": "stdout", "time": "t"}) + "\n")
+    stream = daemon.containers.Logs(pb.LogsRequest(container="followed", follow=True),
+                                    timeout=30)
+    assert next(stream).line == "hi\n"
+    time.sleep(3 * containers.LOG_POLL_SECONDS)  # it has looked at the run it follows
+    daemon.containers.Restart(pb.StopRequest(container="followed", timeout=0), timeout=30)
+    assert daemon.engine.inspect("followed").state.value == "running"
+    assert list(stream) == []  # ended (a stream still following would hit the 30 s deadline)
