@@ -170,9 +170,12 @@ class Recovery:
                 journal.record_steps(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
                                             StepStatus.DONE, started_at=now, finished_at=now))
                 journal.transition(Event.START_STEP, step=name)
+        # The task started right after its start_task intent was committed, not now.
+        started_at = start_task.started_at or now
         journal.transition(Event.START, runtime_binary=binary,
                            health_status=initial_health(journal.record), **running_fields(
-            journal.record, pid=state.pid, started_at=now, operation_id=journal.operation_id))
+            journal.record, pid=state.pid, started_at=started_at,
+            operation_id=journal.operation_id))
         journal.update_operation(status=OperationStatus.SUCCEEDED.value, finished_at=now,
                                  runtime_binary=binary)
         journal.commit()

@@ -94,6 +94,14 @@ def test_crash_during_start(tmp_path: pathlib.Path, failpoint: str) -> None:
     assert record.state is expected, failpoint
     if expected is ContainerState.CREATED:
         assert record.exit_code == 128 and "interrupted" in record.error
+    else:
+        with engine.saga.db.read() as reader:
+            started = [row for row in reader.history(record.id) if row.event == "start"][-1]
+            operation = [op for op in reader.operations(record.id) if op.kind == "start"][-1]
+            start_task = next(row for row in reader.steps(operation.id)
+                              if row.name == steps.START_TASK)
+        if started.actor == "recovery":  # rolled forward: the intent's time, not recovery's
+            assert record.started_at == start_task.started_at
     finish_cleanly(engine, runtime, host)
 
 
