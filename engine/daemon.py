@@ -8,7 +8,6 @@ configuration that fails validation is refused and the running one stays.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import pathlib
@@ -21,6 +20,7 @@ from engine.composition import default_root, open_engine
 from engine.config import ConfigSnapshot, parse_config
 from engine.errors import BerthError, InvalidParameter, NotFound, System
 from engine.event import ContainerEvent
+from engine.linux import hold_lock
 from engine.recovery import Recovery
 from engine.reload import ConfigKeeper
 from engine.service import Engine
@@ -154,17 +154,13 @@ class Daemon:
 
 
 def _hold_root(root: pathlib.Path) -> int:
-    """Take ``<root>/daemon.lock`` for this daemon's life (the kernel drops it when the process
-    ends, however it ends). Raises System if another daemon holds it: a second one would run
-    recovery on the first one's journal and take over its socket."""
+    """Take ``<root>/daemon.lock`` for this daemon's life. Raises System if another daemon
+    holds it: a second one would run recovery on the first one's journal and take over its
+    socket."""
     root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_FILE
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise System(f"another berth daemon is running on {root} (it holds {path})") from None
+    descriptor = hold_lock(root / LOCK_FILE)
+    if descriptor is None:
+        raise System(f"another berth daemon is running on {root} (it holds {root / LOCK_FILE})")
     return descriptor
 
 

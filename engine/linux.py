@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 
 from engine.errors import System
@@ -106,6 +107,19 @@ def mounts_under(prefix: str) -> list[str]:
         if point == base or point.startswith(base + "/"):
             found.append(point)
     return sorted(found, key=len, reverse=True)
+
+
+def hold_lock(path: str | os.PathLike[str]) -> int | None:
+    """An exclusive flock on ``path`` (created 0600), held by the descriptor returned for as
+    long as the process keeps it (the kernel drops it however the process ends); None if
+    another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 def set_child_subreaper() -> None:

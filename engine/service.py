@@ -332,10 +332,7 @@ class Engine:
         if record.state is ContainerState.EXITING:
             # Its exit is being handled (under the lock): the exit code is not written yet.
             with self._locked(record.id):
-                try:
-                    record = self.reload_record(record.id)
-                except ContainerNotFound:
-                    return self._removed(record.id)
+                record = self._latest(record.id)
         while record.state in _LIVE:
             run = record.resources_operation_id  # the start that made this run live
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -343,13 +340,18 @@ class Engine:
             if task is None:
                 raise Deadline(f"container {record.id} still running after {timeout}s")
             with self._locked(record.id):
-                try:
-                    record = self.reload_record(record.id)
-                except ContainerNotFound:
-                    return self._removed(record.id)  # its exit recorded, then auto-removed
+                record = self._latest(record.id)  # removed meanwhile: its last record
                 if record.state in _LIVE and record.resources_operation_id == run:
                     return self._exited(record, self._exit_status(task), context)
         return record
+
+    def _latest(self, container_id: str) -> ContainerRecord:
+        """The stored container, or its last record if it was removed (never raises for a
+        container that existed)."""
+        try:
+            return self.reload_record(container_id)
+        except ContainerNotFound:
+            return self._removed(container_id)
 
     def _removed(self, container_id: str) -> ContainerRecord:
         """The last record of a removed container, by its exact ID (its exit code stays).

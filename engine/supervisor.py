@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -328,15 +327,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def serve(root: pathlib.Path) -> None:
-    from engine.linux import set_child_subreaper
+    from engine.linux import hold_lock, set_child_subreaper
 
     # One supervisor a root: a second one (two daemon threads restarting a dead one at once)
     # leaves, instead of taking over the socket of the first and its containers' waits.
     root.mkdir(parents=True, exist_ok=True)
-    lock = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if hold_lock(root / LOCK_FILE) is None:  # held (never closed) for this process's life
         log.info("another supervisor serves %s", root)
         return
     set_child_subreaper()
