@@ -1,0 +1,302 @@
+"""The image store: hostile tarballs and directories, references, IDs, removal.
+
+Runs as root (chroot, device nodes, owners), as CI does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import stat
+import tarfile
+import threading
+
+import pytest
+
+from engine.composition import open_engine
+from engine.container_config import ContainerConfig
+from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.image import ImageStore, _directory_digest, normalize_reference
+from engine.service import Engine
+from engine.store import Database
+from engine.testing import FakeHost, FakeRuntime
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot, mknod, chown)")
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path) -> ImageStore:
+    return ImageStore(tmp_path / "root", Database(str(tmp_path / "berth.db")))
+
+
+@pytest.fixture
+def engine(tmp_path: pathlib.Path) -> Engine:
+    root = tmp_path / "root"
+    opened, _ = open_engine(root, runtime=FakeRuntime(root / "fake" / "runtime"),
+                            host=FakeHost(str(root), root / "fake" / "host"), backend="fake")
+    opened.images = ImageStore(root, opened.saga.db)
+    return opened
+
+
+def tarball(path: pathlib.Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> str:
+    with tarfile.open(path, "w") as archive:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return str(path)
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, **fields: object) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = 0o644
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+def victim(tmp_path: pathlib.Path) -> pathlib.Path:
+    target = tmp_path / "host" / "secret"
+    target.parent.mkdir()
+    target.write_text("host data")
+    target.chmod(0o600)
+    return target
+
+
+def untouched(path: pathlib.Path) -> bool:
+    info = path.stat()
+    return (path.read_text() == "host data" and stat.S_IMODE(info.st_mode) == 0o600
+            and info.st_uid == 0 and info.st_nlink == 1)
+
+
+def test_a_hardlink_to_a_host_file_cannot_overwrite_it(store: ImageStore,
+                                                       tmp_path: pathlib.Path) -> None:
+    secret = victim(tmp_path)
+    for linkname in (str(secret), "../../../../../../../../" + str(secret).lstrip("/")):
+        source = tarball(tmp_path / "hardlink.tar",
+                         (member("hl", tarfile.LNKTYPE, linkname=linkname, mode=0o755,
+                                 uid=4242, gid=4242), None),
+                         (member("hl", mode=0o755, uid=4242, gid=4242), b"OVERWRITTEN"))
+        with pytest.raises(InvalidParameter, match="cannot import"):
+            store.import_image(source, "evil")
+        assert untouched(secret)
+    assert not [entry for entry in os.listdir(store.root) if entry.startswith(".")]
+
+
+def test_a_lone_hardlink_never_brings_a_host_inode_into_the_image(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    secret = victim(tmp_path)
+    source = tarball(tmp_path / "lone.tar", (member("etc", tarfile.DIRTYPE, mode=0o755), None),
+                     (member("etc/shadow", tarfile.LNKTYPE, linkname=str(secret)), None))
+    with pytest.raises(InvalidParameter, match="not found"):
+        store.import_image(source, "evil")
+    assert untouched(secret)
+
+
+def test_symlinks_and_dotdot_paths_stay_inside_the_new_rootfs(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    source = tarball(
+        tmp_path / "links.tar",
+        (member("escape", tarfile.SYMTYPE, linkname=str(outside)), None),
+        (member("up", tarfile.SYMTYPE, linkname="../../../../../.." + str(outside)), None),
+        (member("../../../../dotdot"), b"x"),
+        (member("/abs"), b"y"))
+    try:
+        record = store.import_image(source, "links")
+    except InvalidParameter:  # writing through a dangling link fails: just as safe
+        record = None
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "dotdot").exists() and not pathlib.Path("/abs").exists()
+    if record is not None:
+        rootfs = pathlib.Path(store.rootfs(record.digest))
+        assert (rootfs / "dotdot").read_bytes() == b"x"
+        assert (rootfs / "abs").read_bytes() == b"y"
+
+
+def test_a_file_replacing_a_hardlink_does_not_write_through_it(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "relink.tar", (member("a"), b"original"),
+                     (member("b", tarfile.LNKTYPE, linkname="a"), None),
+                     (member("b"), b"replaced"))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(source, "relink").digest))
+    assert (rootfs / "a").read_bytes() == b"original"
+    assert (rootfs / "b").read_bytes() == b"replaced"
+
+
+def test_a_tarball_keeps_setuid_owners_and_device_nodes(store: ImageStore,
+                                                        tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "modes.tar",
+                     (member("bin", tarfile.DIRTYPE, mode=0o755), None),
+                     (member("bin/su", mode=0o4755, uid=0, gid=0), b"#!/bin/sh\n"),
+                     (member("home", tarfile.DIRTYPE, mode=0o755, uid=1000, gid=1000), None),
+                     (member("dev", tarfile.DIRTYPE, mode=0o755), None),
+                     (member("dev/null", tarfile.CHRTYPE, mode=0o666, devmajor=1, devminor=3),
+                      None),
+                     (member("ro", tarfile.DIRTYPE, mode=0o555), None),
+                     (member("ro/file"), b"inside a read-only directory"))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(source, "modes").digest))
+    assert stat.S_IMODE((rootfs / "bin/su").stat().st_mode) == 0o4755
+    assert (rootfs / "home").stat().st_uid == 1000
+    null = (rootfs / "dev/null").lstat()
+    assert stat.S_ISCHR(null.st_mode) and null.st_rdev == os.makedev(1, 3)
+    assert stat.S_IMODE((rootfs / "ro").stat().st_mode) == 0o555
+    assert (rootfs / "ro/file").read_bytes() == b"inside a read-only directory"
+
+
+def test_a_directory_is_copied_as_it_is_without_reading_devices(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "tree"
+    (source / "dev").mkdir(parents=True)
+    os.mknod(source / "dev/zero", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+    os.mkfifo(source / "fifo")
+    (source / "su").write_text("#!/bin/sh\n")
+    os.chown(source / "su", 0, 0)
+    (source / "su").chmod(0o4755)
+    (source / "owned").write_text("mine")
+    os.chown(source / "owned", 1000, 1001)
+    os.link(source / "owned", source / "twin")
+    (source / "link").symlink_to(tmp_path / "outside-file")
+    rootfs = pathlib.Path(store.rootfs(store.import_image(str(source), "tree").digest))
+    zero = (rootfs / "dev/zero").lstat()
+    assert stat.S_ISCHR(zero.st_mode) and zero.st_rdev == os.makedev(1, 5)
+    assert stat.S_ISFIFO((rootfs / "fifo").lstat().st_mode)
+    assert stat.S_IMODE((rootfs / "su").stat().st_mode) == 0o4755
+    owned = (rootfs / "owned").stat()
+    assert (owned.st_uid, owned.st_gid) == (1000, 1001)
+    assert owned.st_ino == (rootfs / "twin").stat().st_ino
+    assert os.readlink(rootfs / "link") == str(tmp_path / "outside-file")
+
+
+def test_a_source_that_is_neither_file_nor_directory_is_refused(store: ImageStore) -> None:
+    with pytest.raises(InvalidParameter, match="neither a regular file"):
+        store.import_image("/dev/zero", "zero")
+    with pytest.raises(InvalidParameter, match="does not exist"):
+        store.import_image("/nonexistent.tar", "missing")
+
+
+def test_a_file_that_is_not_a_tarball_is_invalid(store: ImageStore,
+                                                 tmp_path: pathlib.Path) -> None:
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(InvalidParameter, match="cannot import"):
+        store.import_image(str(tmp_path / "junk.tar"), "junk")
+    assert not [entry for entry in os.listdir(store.root) if entry.startswith(".")]
+
+
+def test_directory_digests_cannot_be_forged_with_newlines(tmp_path: pathlib.Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (first / "a").symlink_to("X\nb")
+    (first / "c").write_text("")
+    (second / "a").symlink_to("X")
+    (second / "b\nc").write_text("")
+    assert _directory_digest(first) != _directory_digest(second)
+
+
+def test_staging_left_by_a_dead_import_is_swept_at_open(tmp_path: pathlib.Path) -> None:
+    images = tmp_path / "root" / "images"
+    (images / ".import-dead" / "rootfs").mkdir(parents=True)
+    (images / ".remove-dead" / "abc").mkdir(parents=True)
+    ImageStore(tmp_path / "root", Database(str(tmp_path / "berth.db")))
+    assert sorted(os.listdir(images)) == []
+
+
+def test_content_already_in_place_is_a_successful_import(store: ImageStore,
+                                                          tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "same.tar", (member("file"), b"same"))
+    record = store.import_image(source, "one")
+    target = store.root / record.digest.removeprefix("sha256:")
+    store._unpack(pathlib.Path(source), target, directory=False)  # the loser of a race
+    assert (target / "rootfs" / "file").read_bytes() == b"same"
+    assert store.import_image(source, "two").digest == record.digest
+    assert sorted(os.listdir(store.root)) == [record.digest.removeprefix("sha256:")]
+
+
+def test_concurrent_imports_of_the_same_content_both_succeed(store: ImageStore,
+                                                             tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "race.tar", (member("file"), b"raced"))
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            store.import_image(source, name)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"race{index}",)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert {image.digest for image in store.list_images()} == {
+        store.resolve("race0").digest}
+
+
+@pytest.mark.parametrize(("reference", "message"), [
+    (":tag", "invalid reference format"), ("foo:", "invalid reference format"),
+    ("UPPER", "must be lowercase"), ("a//b", "invalid reference format"),
+    ("../x", "invalid reference format"), ("foo:bar:baz", "invalid reference format"),
+    ("foo:ta/g", "invalid reference format"), ("foo@sha256:abc", "invalid reference format"),
+    ("a" * 256, "must not be more than 255"), ("f" * 64, "64-byte hexadecimal"),
+    ("", "invalid reference format"), (" busybox", "invalid reference format")])
+def test_invalid_references_are_refused(reference: str, message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        normalize_reference(reference)
+
+
+@pytest.mark.parametrize(("reference", "normalized"), [
+    ("busybox", "busybox:latest"), ("busybox:1.36", "busybox:1.36"),
+    ("library/busy_box-x.y", "library/busy_box-x.y:latest"),
+    ("localhost:5000/team/app:V1", "localhost:5000/team/app:V1"),
+    ("Registry.example.com/app", "Registry.example.com/app:latest")])
+def test_valid_references_are_normalized(reference: str, normalized: str) -> None:
+    assert normalize_reference(reference) == normalized
+
+
+def test_images_are_found_and_removed_by_id(store: ImageStore, tmp_path: pathlib.Path) -> None:
+    record = store.import_image(tarball(tmp_path / "id.tar", (member("f"), b"id")), "byid")
+    hexdigest = record.digest.removeprefix("sha256:")
+    for reference in (hexdigest, hexdigest[:12], record.digest):
+        assert store.resolve(reference).digest == record.digest
+    store.import_image(str(tmp_path / "id.tar"), "other")
+    with pytest.raises(Conflict, match="referenced in multiple repositories"):
+        store.remove(hexdigest[:12])
+    assert store.remove("other") == ["other:latest"]
+    assert store.remove(hexdigest[:12]) == ["byid:latest"]
+    assert os.listdir(store.root) == []
+    with pytest.raises(NotFound, match="No such image: byid"):
+        store.resolve("byid")
+
+
+def test_an_ambiguous_id_prefix_is_refused(store: ImageStore, tmp_path: pathlib.Path) -> None:
+    digests = set()
+    for index in range(40):  # 40 images: two of them share a first hex digit
+        source = tarball(tmp_path / f"{index}.tar", (member("f"), str(index).encode()))
+        digests.add(store.import_image(source, f"image{index}").digest[7])
+        if len(digests) <= index:
+            break
+    shared = next(digit for digit in digests
+                  if sum(image.digest[7] == digit for image in store.list_images()) > 1)
+    with pytest.raises(InvalidParameter, match="multiple IDs found"):
+        store.resolve(shared)
+
+
+def test_a_used_image_can_be_untagged_but_not_lose_its_last_name(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    images = engine.images
+    assert images is not None
+    source = tarball(tmp_path / "used.tar", (member("f"), b"used"))
+    images.import_image(source, "first")
+    images.import_image(source, "second")
+    engine.create(ContainerConfig(image="first", command=("true",)))
+    assert images.remove("first") == ["first:latest"]  # another name is left: untag only
+    with pytest.raises(Conflict, match='unable to remove repository reference "second:latest"'):
+        images.remove("second")
+    with pytest.raises(Conflict, match="being used by stopped container"):
+        images.remove(images.resolve("second").digest)
+    assert images.resolve("second")
