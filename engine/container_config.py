@@ -17,6 +17,14 @@ from engine.errors import InvalidParameter
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _ENV_KEY = re.compile(r"[^=\s][^=]*")
+# moby's volume/local validNamePattern: two characters at least.
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+# -v modes Docker accepts: one of ro/rw, SELinux relabelling (z, Z: no SELinux here, so
+# nothing to do), nocopy (named volumes are never pre-filled here) and bind propagation.
+_ACCESS_MODES = ("ro", "rw")
+_PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+_IGNORED_MODES = ("z", "Z", "nocopy")
+HOSTNAME_MAX = 64  # the kernel's HOST_NAME_MAX
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 NETWORK_MODES = ("none", "host")
 DEFAULT_STOP_TIMEOUT = 10
@@ -131,22 +139,58 @@ def validate(config: ContainerConfig) -> None:
     for variable in config.env:
         if not _ENV_KEY.match(variable):
             raise InvalidParameter(f"invalid environment variable: {variable}")
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it "
+                               "needs to be an absolute path")
+    if len(config.hostname.encode()) > HOSTNAME_MAX:
+        raise InvalidParameter(f"invalid hostname {config.hostname!r}: longer than "
+                               f"{HOSTNAME_MAX} bytes")
     for mount in config.mounts:
         validate_mount(mount)
+    names: set[str] = set()
+    for entry in config.secrets:
+        name = entry.partition("=")[0]
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise InvalidParameter(f"invalid secret name {name!r}: it must be a file name")
+        if name in names:
+            raise InvalidParameter(f"duplicate secret {name!r}")
+        names.add(name)
 
 
 def validate_mount(spec: str) -> Mapping[str, Any]:
-    """Parse ``SRC:DST[:ro|rw]``. Raises InvalidParameter ``invalid volume specification``."""
+    """Parse ``SRC:DST[:MODES]`` as Docker's ``-v`` does: SRC an absolute host path (bind) or
+    a volume name; MODES comma-separated (``ro``/``rw``, ``z``/``Z``, ``nocopy``, a bind
+    propagation). Raises InvalidParameter with Docker's messages."""
     parts = spec.split(":")
     invalid = InvalidParameter(f"invalid volume specification: '{spec}'")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise invalid
-    if not parts[1].startswith("/"):
+    source, destination = parts[0], parts[1]
+    kind = "bind" if source.startswith("/") else "volume"
+    if not destination.startswith("/"):
         raise InvalidParameter(
             f"invalid volume specification: '{spec}': invalid mount config: "
             "mount path must be absolute"
         )
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise invalid
-    return {"source": parts[0], "destination": parts[1], "readonly": mode == "ro"}
+    if destination.rstrip("/") == "":
+        raise InvalidParameter(f'invalid mount config for type "{kind}": invalid '
+                               "specification: destination can't be '/'")
+    modes = parts[2].split(",") if len(parts) == 3 else []
+    access = [mode for mode in modes if mode in _ACCESS_MODES]
+    propagation = [mode for mode in modes if mode in _PROPAGATION]
+    if (len(access) > 1 or len(propagation) > 1 or len(set(modes)) != len(modes)
+            or any(mode not in (*_ACCESS_MODES, *_PROPAGATION, *_IGNORED_MODES)
+                   for mode in modes)
+            or (propagation and kind == "volume")):
+        raise InvalidParameter(f"invalid mode: {parts[2]}")
+    if kind == "volume":
+        if len(source) == 1:
+            raise InvalidParameter(f"create {source}: volume name is too short, names should "
+                                   "be at least two alphanumeric characters")
+        if not _VOLUME_NAME.fullmatch(source):
+            raise InvalidParameter(
+                f'create {source}: "{source}" includes invalid characters for a local volume '
+                'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass '
+                "a host directory, use absolute path")
+    return {"source": source, "destination": destination,
+            "readonly": access == ["ro"], "propagation": propagation[0] if propagation else None}

@@ -103,7 +103,10 @@ class LinuxHost:
                 self._secrets(str(handle["path"]), container.config.get("secrets") or [])
             elif resource is Resource.VOLUMES:
                 for mount in handle["mounts"]:
-                    os.makedirs(mount["source"], exist_ok=True)
+                    # Docker's -v: a missing host path (or a new volume) becomes a
+                    # directory; an existing one, a file included, is bound as it is.
+                    if not os.path.lexists(mount["source"]):
+                        os.makedirs(mount["source"], exist_ok=True)
             else:
                 self._write_bundle(container, handle, acquired)
         except OSError as exc:

@@ -112,6 +112,8 @@ def build_spec(container_id: str, config: Mapping[str, Any],
     volumes = acquired.get("volumes")
     for volume in (volumes or {}).get("mounts", []):
         options = ["rbind", "ro" if volume["readonly"] else "rw"]
+        if volume.get("propagation"):
+            options.append(volume["propagation"])
         mounts.append({"destination": volume["destination"], "type": "bind",
                        "source": volume["source"], "options": options})
     capabilities = list(DEFAULT_CAPABILITIES)

@@ -93,6 +93,18 @@ def test_named_volume_content_persists_across_containers(engine: Engine) -> None
     assert [line["log"] for line in log_lines(engine, reader.id)] == ["shared\n"]
 
 
+def test_a_host_file_is_bind_mounted_read_only(engine: Engine, tmp_path: pathlib.Path) -> None:
+    host_file = tmp_path / "settings.conf"
+    host_file.write_text("from the host\n")
+    reader = engine.create(config("sh", "-c", "cat /etc/settings.conf; echo x > /etc/settings.conf",
+                                  name="file-bind", mounts=(f"{host_file}:/etc/settings.conf:ro",)))
+    engine.start("file-bind")
+    assert engine.wait("file-bind", timeout=30).exit_code != 0  # the write is refused
+    assert next(line["log"] for line in log_lines(engine, reader.id)) == "from the host\n"
+    assert host_file.read_text() == "from the host\n" and host_file.is_file()
+    engine.remove("file-bind")
+
+
 def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,
                                                          engines: RealEngines) -> None:
     engine.create(config("no-such-command", name="missing"))

@@ -94,21 +94,82 @@ def test_invalid_env(variable: str) -> None:
 
 
 @pytest.mark.parametrize(("spec", "parsed"), [
-    ("/src:/dst", {"source": "/src", "destination": "/dst", "readonly": False}),
-    ("/src:/dst:ro", {"source": "/src", "destination": "/dst", "readonly": True}),
+    ("/src:/dst", {"source": "/src", "destination": "/dst", "readonly": False,
+                   "propagation": None}),
+    ("/src:/dst:ro", {"source": "/src", "destination": "/dst", "readonly": True,
+                      "propagation": None}),
     ("data:/var/lib/data:rw", {"source": "data", "destination": "/var/lib/data",
-                               "readonly": False}),
+                               "readonly": False, "propagation": None}),
+    ("/src:/dst:ro,z,rslave", {"source": "/src", "destination": "/dst", "readonly": True,
+                               "propagation": "rslave"}),
+    ("my.vol-1_a:/d:nocopy,Z", {"source": "my.vol-1_a", "destination": "/d", "readonly": False,
+                                "propagation": None}),
 ])
 def test_valid_volume_specs(spec: str, parsed: dict[str, object]) -> None:
     assert dict(validate_mount(spec)) == parsed
     validate(make_config(mounts=(spec,)))
 
 
-@pytest.mark.parametrize("spec", ["/src", ":/dst", "/src:", "/a:/b:ro:x", "/src:/dst:rx", ""])
+@pytest.mark.parametrize("spec", ["/src", ":/dst", "/src:", "/a:/b:ro:x", ""])
 def test_invalid_volume_specs(spec: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
     assert str(info.value) == f"invalid volume specification: '{spec}'"
+
+
+@pytest.mark.parametrize("spec", ["/src:/dst:rx", "/s:/d:ro,rw", "/s:/d:RO", "/s:/d:ro,ro",
+                                  "/s:/d:shared,slave", "vol:/d:rshared"])
+def test_invalid_volume_modes(spec: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(mounts=(spec,)))
+    assert str(info.value) == f"invalid mode: {spec.split(':')[2]}"
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/escaped", "..", "a/b", "bad name!", "-x"])
+def test_volume_names_are_docker_local_volume_names(name: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(mounts=(f"{name}:/mnt",)))
+    assert str(info.value) == (
+        f'create {name}: "{name}" includes invalid characters for a local volume name, only '
+        '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, '
+        "use absolute path")
+
+
+def test_a_one_character_volume_name_is_too_short() -> None:
+    with pytest.raises(InvalidParameter, match="volume name is too short"):
+        validate(make_config(mounts=("v:/mnt",)))
+
+
+@pytest.mark.parametrize(("spec", "kind"), [("/src:/", "bind"), ("vol:/", "volume"),
+                                            ("/src://", "bind")])
+def test_a_mount_cannot_cover_the_root(spec: str, kind: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(mounts=(spec,)))
+    assert str(info.value) == (f'invalid mount config for type "{kind}": invalid '
+                               "specification: destination can't be '/'")
+
+
+def test_the_working_directory_must_be_absolute() -> None:
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(working_dir="relative/dir"))
+    assert str(info.value) == ("the working directory 'relative/dir' is invalid, it needs to "
+                               "be an absolute path")
+    validate(make_config(working_dir="/srv"))
+
+
+def test_a_hostname_longer_than_the_kernel_allows_is_invalid() -> None:
+    with pytest.raises(InvalidParameter, match="longer than 64 bytes"):
+        validate(make_config(hostname="h" * 65))
+    validate(make_config(hostname="h" * 64))
+
+
+@pytest.mark.parametrize(("secrets", "message"), [
+    (("..=x",), "invalid secret name '..'"), (("=x",), "invalid secret name ''"),
+    (("a/=x",), "invalid secret name 'a/'"), (("../../etc/passwd=x",), "invalid secret name"),
+    (("k=1", "k=2"), "duplicate secret 'k'")])
+def test_secret_names_are_file_names(secrets: tuple[str, ...], message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        validate(make_config(secrets=secrets))
 
 
 def test_volume_destination_must_be_absolute() -> None:
