@@ -110,17 +110,24 @@ def cmd_restart(args: argparse.Namespace) -> int:
     return _each(args, restart)
 
 
-SIGNALS = {"KILL": 9, "TERM": 15, "INT": 2, "HUP": 1, "QUIT": 3, "USR1": 10, "USR2": 12,
-           "STOP": 19, "CONT": 18}
-
-
 def _signal(text: str) -> int:
-    if text.isdigit():
-        return int(text)
+    """Docker's ParseSignal: a number other than 0, or any Linux signal name with or without
+    ``SIG`` (``RTMIN+3`` included), any case. Raises CliError ``Invalid signal: X``."""
+    import signal
+
     name = text.upper().removeprefix("SIG")
-    if name not in SIGNALS:
-        raise CliError(f"invalid signal: {text}", EXIT_REFUSED)
-    return SIGNALS[name]
+    if text.isdigit():
+        number = int(text)
+    elif name.startswith(("RTMIN+", "RTMAX-")) and name[6:].isdigit():
+        base = signal.SIGRTMIN if name.startswith("RTMIN") else signal.SIGRTMAX
+        number = base + int(name[6:]) if name.startswith("RTMIN") else base - int(name[6:])
+        number = number if signal.SIGRTMIN <= number <= signal.SIGRTMAX else 0
+    else:
+        member = getattr(signal.Signals, f"SIG{name}", None)
+        number = int(member) if member is not None else 0
+    if number == 0:
+        raise CliError(f"Invalid signal: {text}")
+    return number
 
 
 def cmd_kill(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from engine.cli import COMMANDS, build_parser, verb_of
+from engine.cli_api import CliError
+from engine.cli_commands import _signal
 from tests.api.pki import authority, leaf
 from tests.cli.conftest import BERTH, Cli, start_daemon, stop_daemon
 
@@ -207,3 +209,18 @@ def test_a_user_without_access_to_the_socket_gets_dockers_permission_line(
         assert result.stderr.count("\n") == 1
     finally:
         stop_daemon(daemon)
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("9", 9), ("KILL", 9), ("sigterm", 15), ("WINCH", 28), ("SIGSEGV", 11), ("ALRM", 14),
+    ("SIGRTMIN+3", 37), ("RTMAX-1", 63), ("RTMAX", 64)])
+def test_kill_takes_every_linux_signal_name(text: str, number: int) -> None:
+    assert _signal(text) == number
+
+
+@pytest.mark.parametrize("text", ["0", "FOO", "RTMIN+99", "SIG", ""])
+def test_kill_refuses_signal_zero_and_unknown_names(text: str) -> None:
+    # Signal 0 on the wire means "the default", SIGKILL: the CLI must never send it for "0".
+    with pytest.raises(CliError) as info:
+        _signal(text)
+    assert (str(info.value), info.value.status) == (f"Invalid signal: {text}", 1)
