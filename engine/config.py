@@ -121,8 +121,13 @@ def write_wrapper(directory: pathlib.Path, name: str, content: str) -> tuple[str
     return str(path), digest
 
 
-def parse_config(text: str) -> dict[str, Any]:
-    """Parse and validate a daemon.json. Raises InvalidParameter with moby's messages."""
+def parse_config(text: str, *, inherited_runtimes: Mapping[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Parse and validate a daemon.json. Raises InvalidParameter with moby's messages.
+
+    ``inherited_runtimes`` (a reload's: the running configuration's ``runtimes``) stand when
+    the file has no ``runtimes`` key: moby's reloadPlatform replaces the runtimes only if the
+    key is set. ``default-runtime`` is not inherited: without the key it is ``runc`` again."""
     try:
         raw = json.loads(text) if text.strip() else {}
     except ValueError as exc:
@@ -133,6 +138,8 @@ def parse_config(text: str) -> dict[str, Any]:
     if unknown:
         raise InvalidParameter("the following directives don't match any configuration "
                                f"option: {', '.join(unknown)}")
+    if "runtimes" not in raw and inherited_runtimes:
+        raw["runtimes"] = dict(inherited_runtimes)
     runtimes = raw.get("runtimes", {})
     if not isinstance(runtimes, dict):
         raise InvalidParameter("invalid daemon configuration file: runtimes must be an object")

@@ -14,6 +14,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 
@@ -35,12 +36,12 @@ class ConfigKeeper:
         self.db = db
         self.events = events
 
-    def _read(self) -> dict[str, object]:
+    def _read(self, inherited_runtimes: dict[str, object] | None = None) -> dict[str, object]:
         """Raises InvalidParameter (bad JSON, unknown key, invalid runtime), OSError."""
         if not self.path:
-            return {}
+            return {"runtimes": inherited_runtimes} if inherited_runtimes else {}
         with open(self.path, encoding="utf-8") as handle:
-            return parse_config(handle.read())
+            return parse_config(handle.read(), inherited_runtimes=inherited_runtimes)
 
     def _next_generation(self) -> int:
         with self.db.read() as reader:
@@ -69,7 +70,8 @@ class ConfigKeeper:
         """Re-read the file and publish it. Raises InvalidParameter or OSError; the running
         configuration stays then."""
         with self.store.reload_lock:
-            raw = self._read()
+            # A file without "runtimes" keeps the running ones (moby's reloadPlatform).
+            raw = self._read(json.loads(self.store.current().source).get("runtimes"))
             snapshot = build_snapshot(raw, generation=self._next_generation(),
                                       runtimes_dir=self.runtimes_dir)
             self._record(snapshot, "reload", None)

@@ -133,6 +133,25 @@ def test_reload_keeps_the_running_configuration_when_the_new_one_is_invalid(
     assert stored[1].runtimes["w"] == "/bin/true"
 
 
+def test_a_reload_without_the_runtimes_key_keeps_the_running_runtimes(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    """moby's reloadPlatform: Runtimes is replaced only if the key is set; default-runtime
+    goes back to runc without its key."""
+    config_file = tmp_path / "daemon.json"
+    config_file.write_text('{"runtimes": {"wrap": {"path": "/bin/true", "runtimeArgs": ["-a"]}},'
+                           ' "default-runtime": "wrap"}')
+    keeper = keeper_for(engine, tmp_path, config_file)
+    first = keeper.start()
+    config_file.write_text('{"debug": true}')
+    second = keeper.reload()
+    assert second.runtimes["wrap"] == first.runtimes["wrap"]
+    assert (second.default_runtime, second.debug) == ("runc", True)
+    config_file.write_text('{"default-runtime": "wrap"}')  # valid: wrap is still configured
+    assert keeper.reload().default_runtime == "wrap"
+    config_file.write_text('{"runtimes": {}}')  # the key set, empty: the runtimes go
+    assert sorted(keeper.reload().runtimes) == ["runc"]
+
+
 def test_gc_at_start_keeps_scripts_of_existing_containers(engine: Engine,
                                                           tmp_path: pathlib.Path) -> None:
     config_file = tmp_path / "daemon.json"
