@@ -2,29 +2,33 @@
 
 Contract: one thread, multiplexing every container's two pipes with a selector (two threads a
 container cost ~0.26 ms of every create, and joining them at exit more). Each line becomes one
-JSON object ``{"log", "stream", "time"}`` like Docker's json-file driver. The pipes are always
-read to their end, whatever happens to the log: a log that cannot be opened or written (a full
-disk) loses that container's output from then on, is reported once, and never blocks the
-container or stops the pump for the others. ``on_drained`` is called, on the pump's thread,
-when both streams have ended and the log is closed.
+JSON object ``{"log":...,"stream":...,"time":...}``, byte for byte as Docker's json-file driver
+writes it (no spaces, RFC 3339 time in nanoseconds). A line longer than ``MAX_LINE`` is cut into
+partial entries of that size without a newline, as Docker's log copier does: what the pump
+holds for a container is bounded, whatever it writes (``cat /dev/zero`` included). The pipes
+are always read to their end, whatever happens to the log: a log that cannot be opened or
+written (a full disk) loses that container's output from then on, is reported once, and never
+blocks the container or stops the pump for the others. ``on_drained`` is called, on the
+pump's thread, when both streams have ended and the log is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import os
 import pathlib
 import selectors
 import threading
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
 log = logging.getLogger("berth.logs")
 
 CHUNK = 65536
+MAX_LINE = 16 * 1024  # Docker's copier buffer: a longer line goes out as partial messages
 
 
 class LogPump:
@@ -139,9 +143,14 @@ class _Stream:
         self.ended = False
 
     def write(self, chunk: bytes) -> None:
-        *lines, self.pending = (self.pending + chunk).split(b"\n")
-        if lines:
-            self.shared.append([entry(line + b"\n", self.name) for line in lines])
+        *lines, rest = (self.pending + chunk).split(b"\n")  # pending < MAX_LINE: no quadratic
+        entries = [entry(line + b"\n", self.name) for line in lines]
+        while len(rest) >= MAX_LINE:
+            entries.append(entry(rest[:MAX_LINE], self.name))
+            rest = rest[MAX_LINE:]
+        self.pending = rest
+        if entries:
+            self.shared.append(entries)
 
     def end(self) -> None:
         if self.ended:
@@ -153,8 +162,15 @@ class _Stream:
         self.shared.stream_ended()
 
 
+def rfc3339_nano(nanoseconds: int) -> str:
+    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{moment}.{fraction:09d}".rstrip("0").rstrip(".") + "Z"
+
+
 def entry(line: bytes, stream: str) -> bytes:
     """One json-file line."""
-    moment = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     text = line.decode("utf-8", errors="replace")
-    return (json.dumps({"log": text, "stream": stream, "time": moment}) + "\n").encode()
+    return (json.dumps({"log": text, "stream": stream, "time": rfc3339_nano(time.time_ns())},
+                       separators=(",", ":")) + "\n").encode()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import threading
 
-from engine.log_pump import CHUNK, LogPump
+from engine.log_pump import CHUNK, MAX_LINE, LogPump, rfc3339_nano
 
 
 class Container:
@@ -82,3 +83,40 @@ def test_many_containers_one_thread(tmp_path: pathlib.Path) -> None:
         assert container.drained.wait(10)
         assert [entry["log"] for entry in entries(tmp_path / f"c{index}.log")] == [
             f"hello from {index}\n"]
+
+
+def test_a_line_without_end_is_cut_into_bounded_partial_entries(tmp_path: pathlib.Path) -> None:
+    """Docker's copier: at most MAX_LINE bytes an entry; only a line's last entry ends with
+    its newline. The pump never holds more than that for a stream."""
+    pump = LogPump()
+    container = Container(pump, tmp_path / "long.log")
+    writer = threading.Thread(target=lambda: [os.write(container.stdout, b"y" * CHUNK)
+                                              for _ in range(64)])  # 4 MiB, no newline
+    writer.start()
+    writer.join()
+    os.write(container.stdout, b"tail\nnext\n")
+    container.exit()
+    assert container.drained.wait(30)
+    logged = [entry["log"] for entry in entries(tmp_path / "long.log")]
+    assert all(len(line.encode()) <= MAX_LINE for line in logged)
+    assert "".join(logged) == "y" * (64 * CHUNK) + "tail\nnext\n"
+    assert logged[-2:] == ["tail\n", "next\n"] and logged[-3].endswith("y")
+    assert [line for line in logged if line.endswith("\n")] == ["tail\n", "next\n"]
+
+
+def test_entries_are_written_as_dockers_json_file_driver_writes_them(
+        tmp_path: pathlib.Path) -> None:
+    pump = LogPump()
+    container = Container(pump, tmp_path / "format.log")
+    os.write(container.stderr, b"quote \" and \x01\n")
+    container.exit()
+    assert container.drained.wait(10)
+    (line,) = (tmp_path / "format.log").read_bytes().splitlines()
+    assert re.fullmatch(rb'\{"log":"quote \\" and \\u0001\\n","stream":"stderr",'
+                        rb'"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"\}', line), line
+
+
+def test_rfc3339_nano_drops_trailing_zeros_as_go_does() -> None:
+    assert rfc3339_nano(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
+    assert rfc3339_nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
+    assert rfc3339_nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
