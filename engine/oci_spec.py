@@ -9,6 +9,7 @@ CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the te
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,11 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 NOFILE_WANTED = 1048576
+_SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def _rlimits() -> list[dict[str, Any]]:
@@ -46,19 +52,47 @@ def _user(user: str, rootfs: str) -> dict[str, int]:
     if not user:
         return {"uid": 0, "gid": 0}
     name, _, group = user.partition(":")
-    uid, gid = _lookup(name, f"{rootfs}/etc/passwd", user)
+    uid, gid = _lookup(name, _in_root(rootfs, "/etc/passwd"), user, group_file=False)
     if group:
-        gid = _lookup(group, f"{rootfs}/etc/group", user)[0]
+        gid = _lookup(group, _in_root(rootfs, "/etc/group"), user, group_file=True)[0]
     return {"uid": uid, "gid": gid}
 
 
-def _lookup(name: str, path: str, user: str) -> tuple[int, int]:
+def _in_root(rootfs: str, path: str) -> str:
+    """``path`` as the container will see it: its symlinks followed inside ``rootfs``
+    (absolute targets from its top, ``..`` never above it), as Docker's symlink-safe lookup
+    does; an image whose /etc/passwd links to a host file never reads that file."""
+    parts = [part for part in path.split("/") if part]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(rootfs, *resolved, part)
+        if not os.path.islink(candidate):
+            resolved.append(part)
+            continue
+        hops += 1
+        if hops > _SYMLINK_HOPS:
+            return os.path.join(rootfs, *resolved, part)  # unreadable: "no matching entries"
+        target = os.readlink(candidate)
+        if target.startswith("/"):
+            resolved = []
+        parts = [piece for piece in target.split("/") if piece] + parts
+    return os.path.join(rootfs, *resolved)
+
+
+def _lookup(name: str, path: str, user: str, *, group_file: bool) -> tuple[int, int]:
     """(uid, gid) of a passwd entry, or (gid, gid) of a group entry; numbers as given."""
-    group_file = path.endswith("/group")
     if name.isdigit():
         return int(name), int(name) if group_file else 0
     try:
-        with open(path, encoding="utf-8") as table:
+        with open(path, encoding="utf-8", opener=_no_follow) as table:
             for line in table:
                 fields = line.strip().split(":")
                 if len(fields) >= 3 and fields[0] == name:

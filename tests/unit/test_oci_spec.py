@@ -87,3 +87,30 @@ def test_rlimits_never_exceed_the_host_hard_limit(tmp_path: pathlib.Path) -> Non
 def test_unknown_user_is_invalid_parameter(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InvalidParameter, match="unable to find user ghost"):
         build_spec("f" * 64, {**CONFIG, "user": "ghost"}, acquired(tmp_path))
+
+
+def test_users_are_looked_up_inside_the_image_never_through_its_symlinks(
+        tmp_path: pathlib.Path) -> None:
+    handles = acquired(tmp_path)
+    rootfs = pathlib.Path(handles["rootfs"]["path"])
+    host = tmp_path / "host-passwd"
+    host.write_text("hostonly:x:4321:8765::/:\n")
+    passwd = rootfs / "etc" / "passwd"
+    passwd.unlink()
+    passwd.symlink_to(host)  # absolute: the container sees <rootfs><host path>
+    with pytest.raises(InvalidParameter, match="unable to find user hostonly"):
+        build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)
+    passwd.unlink()
+    passwd.symlink_to("../../../../../../../.." + str(host))  # `..` stops at the image's root
+    with pytest.raises(InvalidParameter, match="unable to find user hostonly"):
+        build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)
+    inner = rootfs / str(host).lstrip("/")
+    inner.parent.mkdir(parents=True)
+    inner.write_text("hostonly:x:77:88::/:\n")  # what the container itself would read
+    assert build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)["process"]["user"] == {
+        "uid": 77, "gid": 88}
+    (rootfs / "loop").symlink_to("loop")
+    passwd.unlink()
+    passwd.symlink_to("/loop")
+    with pytest.raises(InvalidParameter, match="unable to find user hostonly"):
+        build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)
