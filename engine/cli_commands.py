@@ -263,7 +263,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for image in images:
-        repository, _, tag = image.reference.rpartition(":")
+        repository, _, tag = (("<none>", "", "<none>") if image.reference == image.digest
+                              else image.reference.rpartition(":"))  # dangling
         rows.append((repository, tag, image.digest.removeprefix("sha256:")[:12],
                      f"{ago(image.created_ms)} ago", f"{image.size_bytes / 1e6:.1f}MB"))
     table(rows, ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))

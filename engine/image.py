@@ -177,7 +177,14 @@ class ImageStore:
         # Imports and removals of this store, one at a time: a removal must not delete the
         # files an import of the same content just found in place.
         self._lock = threading.Lock()
+        # Held by a create from its image lookup to its insert, and by a removal from its check
+        # for users to its delete: no container is created on an image being removed.
+        self._users = threading.Lock()
         self._sweep()
+
+    def in_use(self) -> threading.Lock:
+        """Hold while a container that will use an image is looked up and stored."""
+        return self._users
 
     def _sweep(self) -> None:
         """Delete the staging of imports and removals whose process is gone (it held an
@@ -225,8 +232,18 @@ class ImageStore:
                        if entry.is_file() and not entry.is_symlink())
             digest = f"sha256:{hexdigest}"
             now = time.time_ns() // 1_000_000
+            with self._db.read() as reader:
+                previous = reader.image(reference)
+                others = [image for image in reader.images() if previous is not None
+                          and image.digest == previous.digest and image.reference != reference]
             with self._db.write() as writer:
                 writer.put_image(reference, digest, size, now)
+                writer.delete_image(digest)  # named again: no longer dangling
+                if previous is not None and previous.digest != digest and not others:
+                    # The name moved to other content: the old image stays, dangling
+                    # (``<none>``, named by its digest), until it is removed by ID.
+                    writer.put_image(previous.digest, previous.digest, previous.size_bytes,
+                                     previous.created_at)
         return ImageRecord(reference, digest, size, now)
 
     def _unpack(self, source: pathlib.Path, target: pathlib.Path, *, directory: bool) -> None:
@@ -281,9 +298,9 @@ class ImageStore:
 
         Raises NotFound; Conflict if a container uses the image and this was its last name,
         or if an ID names an image with several references (Docker: must be forced)."""
-        with self._lock:
+        with self._lock, self._users:
             record = self.resolve(reference)
-            by_id = not self._names(reference, record)
+            by_id = not self._names(reference, record) or record.reference == record.digest
             with self._db.read() as reader:
                 users = [c for c in reader.containers()
                          if c.config.get("image_digest") == record.digest

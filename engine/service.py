@@ -8,6 +8,7 @@ container's lock; every state change goes through the journal. Errors are classi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -122,32 +123,35 @@ class Engine:
         runtime = config.runtime or snapshot.default_runtime
         snapshot.resolve_runtime(runtime)
         stored = config.stored()
-        if self.images is not None:
-            stored["image_digest"] = self.images.resolve(config.image).digest
-        container_id = hashlib.sha256(os.urandom(32)).hexdigest()
-        now = self.saga.clock()
-        record = ContainerRecord(
-            id=container_id, name=name, state=ContainerState.CREATED, version=0, last_seq=0,
-            image=config.image, config=stored, created_at=now,
-            auto_remove=config.auto_remove, restart_policy=config.restart_policy.name or "no",
-            restart_max_retries=config.restart_policy.maximum_retry_count, runtime=runtime,
-        )
-        history = HistoryDraft(event=Event.CREATE.value, to_state=ContainerState.CREATED)
-        with self.saga.db.read() as reader:
-            owner = reader.live_container_by_name(name)
-            while owner is not None and not config.name:
-                name = generate_name()  # a generated name collided: draw again
+        # An image cannot be removed between its lookup here and the container's insert (its
+        # removal checks for users under the same lock).
+        with self.images.in_use() if self.images is not None else contextlib.nullcontext():
+            if self.images is not None:
+                stored["image_digest"] = self.images.resolve(config.image).digest
+            container_id = hashlib.sha256(os.urandom(32)).hexdigest()
+            now = self.saga.clock()
+            record = ContainerRecord(
+                id=container_id, name=name, state=ContainerState.CREATED, version=0, last_seq=0,
+                image=config.image, config=stored, created_at=now,
+                auto_remove=config.auto_remove, restart_policy=config.restart_policy.name or "no",
+                restart_max_retries=config.restart_policy.maximum_retry_count, runtime=runtime,
+            )
+            history = HistoryDraft(event=Event.CREATE.value, to_state=ContainerState.CREATED)
+            with self.saga.db.read() as reader:
                 owner = reader.live_container_by_name(name)
-        if owner is not None:
-            raise NameInUseConflict(name, owner_id=owner.id)
-        record = record.replace(name=name)
-        try:
-            with self.saga.db.write() as writer:
-                record = writer.insert_container(record, history, context, now)
-        except Exception as exc:
-            if "UNIQUE" in str(exc) and "name" in str(exc):
-                raise NameInUseConflict(name, owner_id="(concurrent create)") from None
-            raise System(f"cannot create container: {exc}") from exc
+                while owner is not None and not config.name:
+                    name = generate_name()  # a generated name collided: draw again
+                    owner = reader.live_container_by_name(name)
+            if owner is not None:
+                raise NameInUseConflict(name, owner_id=owner.id)
+            record = record.replace(name=name)
+            try:
+                with self.saga.db.write() as writer:
+                    record = writer.insert_container(record, history, context, now)
+            except Exception as exc:
+                if "UNIQUE" in str(exc) and "name" in str(exc):
+                    raise NameInUseConflict(name, owner_id="(concurrent create)") from None
+                raise System(f"cannot create container: {exc}") from exc
         self.saga.events.committed()
         self.saga.events.publish(ContainerEvent(record.id, record.name, "create", now))
         return record

@@ -300,3 +300,35 @@ def test_a_used_image_can_be_untagged_but_not_lose_its_last_name(
     with pytest.raises(Conflict, match="being used by stopped container"):
         images.remove(images.resolve("second").digest)
     assert images.resolve("second")
+
+
+def test_a_name_moved_to_new_content_leaves_the_old_image_dangling(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    old = store.import_image(tarball(tmp_path / "v1.tar", (member("f"), b"v1")), "app")
+    new = store.import_image(tarball(tmp_path / "v2.tar", (member("f"), b"v2")), "app")
+    listed = {image.reference: image.digest for image in store.list_images()}
+    assert listed == {"app:latest": new.digest, old.digest: old.digest}  # <none>, by its ID
+    assert pathlib.Path(store.rootfs(old.digest)).is_dir()
+    assert store.remove(old.digest.removeprefix("sha256:")[:12]) == [old.digest]
+    assert not pathlib.Path(store.rootfs(old.digest)).exists()
+    assert [image.reference for image in store.list_images()] == ["app:latest"]
+    store.import_image(tarball(tmp_path / "v3.tar", (member("f"), b"v3")), "app")
+    store.import_image(str(tmp_path / "v2.tar"), "app")  # tagged again: not dangling any more
+    references = sorted(image.reference for image in store.list_images())
+    assert new.digest not in references and "app:latest" in references
+
+
+def test_an_image_being_removed_is_never_used_by_a_new_container(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    images = engine.images
+    assert images is not None
+    images.import_image(tarball(tmp_path / "raced.tar", (member("f"), b"raced")), "raced")
+    with images.in_use():  # a create between its lookup and its insert
+        removal = threading.Thread(target=images.remove, args=("raced",))
+        removal.start()
+        removal.join(0.2)
+        assert removal.is_alive()  # the removal waits for the create to be stored
+    removal.join(10)
+    assert not removal.is_alive()
+    with pytest.raises(NotFound):
+        engine.create(ContainerConfig(image="raced", command=("true",)))
