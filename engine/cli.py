@@ -81,8 +81,23 @@ def _run_flags(sub: argparse.ArgumentParser) -> None:
     _container_flags(sub)
 
 
+def _integer(bits: int) -> Callable[[str], int]:
+    """An argparse type: a signed integer of ``bits`` bits (the API field's), else the flag's
+    parse error (Docker: ``invalid argument ... value out of range``, status 125)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid argument {text!r}: invalid syntax"
+                                             ) from None
+        if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+            raise argparse.ArgumentTypeError(f"invalid argument {text!r}: value out of range")
+        return value
+    return parse
+
+
 def _stop_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("-t", "--time", type=int, help="seconds to wait before SIGKILL")
+    sub.add_argument("-t", "--time", type=_integer(32), help="seconds to wait before SIGKILL")
     _containers(sub)
 
 
@@ -109,7 +124,8 @@ def _logs_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _events_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--since", type=int, default=0, help="global event seq to resume after")
+    sub.add_argument("--since", type=_integer(64), default=0,
+                     help="global event seq to resume after")
     sub.add_argument("--container", action="append", default=[])
     sub.add_argument("--event", action="append", default=[])
     sub.add_argument("--all", action="store_true", help="saga steps too")

@@ -224,3 +224,18 @@ def test_kill_refuses_signal_zero_and_unknown_names(text: str) -> None:
     with pytest.raises(CliError) as info:
         _signal(text)
     assert (str(info.value), info.value.status) == (f"Invalid signal: {text}", 1)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["stop", "-t", "99999999999", "x"], "argument -t/--time: invalid argument '99999999999': "
+                                          "value out of range"),
+    (["restart", "-t", "soon", "x"], "argument -t/--time: invalid argument 'soon': invalid "
+                                     "syntax"),
+    (["events", "--since", str(1 << 63)], "value out of range")])
+def test_integer_flags_out_of_the_api_range_are_parse_errors(argv: list[str],
+                                                             message: str) -> None:
+    """Docker's flag errors (status 125), not a protobuf ValueError once connected."""
+    result = subprocess.run([BERTH, *argv], capture_output=True, text=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert result.returncode == 125
+    assert message in result.stderr and "Traceback" not in result.stderr
