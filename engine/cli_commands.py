@@ -111,18 +111,22 @@ def cmd_restart(args: argparse.Namespace) -> int:
 
 
 def _signal(text: str) -> int:
-    """Docker's ParseSignal: a number other than 0, or any Linux signal name with or without
-    ``SIG`` (``RTMIN+3`` included), any case. Raises CliError ``Invalid signal: X``."""
+    """Docker's ParseSignal: a number other than 0, or a name of its Linux signal map, with
+    or without ``SIG``, any case (``RTMIN+1``..``RTMIN+15``, ``RTMAX-14``..``RTMAX-1``
+    included). Raises CliError ``Invalid signal: X``."""
     import signal
 
     name = text.upper().removeprefix("SIG")
-    if text.isdigit():
+    number = 0
+    if text.isascii() and text.isdigit():
         number = int(text)
-    elif name.startswith(("RTMIN+", "RTMAX-")) and name[6:].isdigit():
-        base = signal.SIGRTMIN if name.startswith("RTMIN") else signal.SIGRTMAX
-        number = base + int(name[6:]) if name.startswith("RTMIN") else base - int(name[6:])
-        number = number if signal.SIGRTMIN <= number <= signal.SIGRTMAX else 0
-    else:
+    elif name.startswith("RTMIN+") and name[6:].isascii() and name[6:].isdigit():
+        offset = int(name[6:])
+        number = signal.SIGRTMIN + offset if 1 <= offset <= 15 else 0
+    elif name.startswith("RTMAX-") and name[6:].isascii() and name[6:].isdigit():
+        offset = int(name[6:])
+        number = signal.SIGRTMAX - offset if 1 <= offset <= 14 else 0
+    elif name.isascii() and name.isalnum():
         member = getattr(signal.Signals, f"SIG{name}", None)
         number = int(member) if member is not None else 0
     if number == 0:
@@ -286,8 +290,12 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     status = 0
     for reference in args.images:
         try:
-            api.call(api.containers.RemoveImage, messages().RemoveImageRequest(reference=reference))
-            print(f"Untagged: {reference}")
+            removal = api.call(api.containers.RemoveImage,
+                               messages().RemoveImageRequest(reference=reference))
+            for name in removal.untagged:  # as Docker prints them
+                print(f"Untagged: {name}")
+            if removal.deleted:
+                print(f"Deleted: {removal.deleted}")
         except CliError as error:
             print(error, file=sys.stderr)
             status = 1

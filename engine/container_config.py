@@ -8,6 +8,7 @@ specifications, network modes.
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 import secrets
 from collections.abc import Mapping
@@ -19,11 +20,13 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _ENV_KEY = re.compile(r"[^=\s][^=]*")
 # moby's volume/local validNamePattern: two characters at least.
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-# -v modes Docker accepts: one of ro/rw, SELinux relabelling (z, Z: no SELinux here, so
-# nothing to do), nocopy (named volumes are never pre-filled here) and bind propagation.
-_ACCESS_MODES = ("ro", "rw")
-_PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
-_IGNORED_MODES = ("z", "Z", "nocopy")
+# -v modes, as moby's linuxValidMountMode: at most one of each kind. SELinux relabelling
+# (z, Z) has nothing to do here (no SELinux), nor do the consistency modes (a Docker Desktop
+# matter) or nocopy (a named volume is never pre-filled from the image here).
+_MODE_KINDS = {"ro": "access", "rw": "access", "z": "label", "Z": "label", "nocopy": "copy",
+               "consistent": "consistency", "cached": "consistency", "delegated": "consistency",
+               **{mode: "propagation" for mode in ("private", "rprivate", "shared", "rshared",
+                                                   "slave", "rslave")}}
 HOSTNAME_MAX = 64  # the kernel's HOST_NAME_MAX
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 NETWORK_MODES = ("none", "host")
@@ -159,8 +162,38 @@ def validate(config: ContainerConfig) -> None:
 
 def validate_mount(spec: str) -> Mapping[str, Any]:
     """Parse ``SRC:DST[:MODES]`` as Docker's ``-v`` does: SRC an absolute host path (bind) or
-    a volume name; MODES comma-separated (``ro``/``rw``, ``z``/``Z``, ``nocopy``, a bind
-    propagation). Raises InvalidParameter with Docker's messages."""
+    a volume name; MODES comma-separated (moby's linuxValidMountMode). Raises
+    InvalidParameter with Docker's messages."""
+    mount = parse_mount(spec)
+    source, modes = str(mount["source"]), mount["modes"]
+    kind = "bind" if source.startswith("/") else "volume"
+    if kind == "volume":
+        if len(source) == 1:
+            raise InvalidParameter(f"create {source}: volume name is too short, names should "
+                                   "be at least two alphanumeric characters")
+        if not _VOLUME_NAME.fullmatch(source):
+            raise _invalid_volume_name(source)
+        if mount["propagation"]:
+            raise InvalidParameter('invalid mount config for type "volume": field BindOptions '
+                                   "must not be specified")
+    elif "nocopy" in modes:
+        raise InvalidParameter('invalid mount config for type "bind": field VolumeOptions '
+                               "must not be specified")
+    return mount
+
+
+def _invalid_volume_name(name: str) -> InvalidParameter:
+    return InvalidParameter(
+        f'create {name}: "{name}" includes invalid characters for a local volume name, only '
+        '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, '
+        "use absolute path")
+
+
+def parse_mount(spec: str) -> Mapping[str, Any]:
+    """What a start needs of a ``-v`` spec stored at create (``validate_mount`` checked it
+    then; a container created before a rule was added still starts). Only what would escape
+    is refused again: a destination that is the container's root, a volume name that is a
+    path. Raises InvalidParameter."""
     parts = spec.split(":")
     invalid = InvalidParameter(f"invalid volume specification: '{spec}'")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
@@ -172,25 +205,15 @@ def validate_mount(spec: str) -> Mapping[str, Any]:
             f"invalid volume specification: '{spec}': invalid mount config: "
             "mount path must be absolute"
         )
-    if destination.rstrip("/") == "":
+    if not posixpath.normpath(destination).strip("/"):  # normpath keeps a leading "//"
         raise InvalidParameter(f'invalid mount config for type "{kind}": invalid '
                                "specification: destination can't be '/'")
-    modes = parts[2].split(",") if len(parts) == 3 else []
-    access = [mode for mode in modes if mode in _ACCESS_MODES]
-    propagation = [mode for mode in modes if mode in _PROPAGATION]
-    if (len(access) > 1 or len(propagation) > 1 or len(set(modes)) != len(modes)
-            or any(mode not in (*_ACCESS_MODES, *_PROPAGATION, *_IGNORED_MODES)
-                   for mode in modes)
-            or (propagation and kind == "volume")):
+    if kind == "volume" and ("/" in source or source in (".", "..")):
+        raise _invalid_volume_name(source)
+    modes = [mode for mode in parts[2].split(",") if mode] if len(parts) == 3 else []
+    kinds = [_MODE_KINDS.get(mode) for mode in modes]
+    if None in kinds or len(set(kinds)) != len(kinds):
         raise InvalidParameter(f"invalid mode: {parts[2]}")
-    if kind == "volume":
-        if len(source) == 1:
-            raise InvalidParameter(f"create {source}: volume name is too short, names should "
-                                   "be at least two alphanumeric characters")
-        if not _VOLUME_NAME.fullmatch(source):
-            raise InvalidParameter(
-                f'create {source}: "{source}" includes invalid characters for a local volume '
-                'name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass '
-                "a host directory, use absolute path")
-    return {"source": source, "destination": destination,
-            "readonly": access == ["ro"], "propagation": propagation[0] if propagation else None}
+    propagation = [mode for mode in modes if _MODE_KINDS[mode] == "propagation"]
+    return {"source": source, "destination": destination, "readonly": "ro" in modes,
+            "propagation": propagation[0] if propagation else None, "modes": modes}

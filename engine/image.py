@@ -16,6 +16,7 @@ deletes it. Staging left by a daemon that died is deleted when the store next op
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.state import ContainerState
@@ -44,7 +46,8 @@ _ALNUM = r"[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]"
 _DOMAIN = rf"(?:{_ALNUM})(?:\.(?:{_ALNUM}))*(?::[0-9]+)?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REFERENCE = re.compile(
-    rf"(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?")
+    rf"(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?",
+    re.ASCII)  # Go's \w: ASCII only
 _HEX_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 _NAME_MAX = 255
 
@@ -62,6 +65,8 @@ def normalize_reference(reference: str) -> str:
         raise InvalidParameter(
             f"invalid reference format: repository name must not be more than {_NAME_MAX} "
             "characters")
+    if name == "sha256":  # "sha256:<hex>" is how a dangling image is named (by its digest)
+        raise InvalidParameter("invalid reference format: sha256 is reserved for image IDs")
     if re.fullmatch(r"[0-9a-f]{64}", name):
         raise InvalidParameter(
             f"invalid repository name ({name}), cannot specify 64-byte hexadecimal strings")
@@ -84,66 +89,139 @@ def _xattrs(path: str) -> list[tuple[str, bytes]]:
     return [(name, os.getxattr(path, name, follow_symlinks=False)) for name in sorted(names)]
 
 
+def _entries(root: pathlib.Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """Every entry under ``root`` (relative path, path, lstat), in a fixed order: a
+    directory's entries by name, then each subdirectory's in turn. Iterative (any depth),
+    never following a symlink."""
+    pending = [str(root)]
+    while pending:
+        directory = pending.pop()
+        subdirectories = []
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            yield os.path.relpath(path, root), path, info
+            if stat.S_ISDIR(info.st_mode):
+                subdirectories.append(path)
+        pending.extend(reversed(subdirectories))
+
+
 def _directory_digest(root: pathlib.Path) -> str:
     """One JSON array per entry: no name or target (newlines included) can forge another."""
     digest = hashlib.sha256()
-    for directory, names, files in os.walk(root, followlinks=False):
-        names.sort()
-        for name in sorted([*names, *files]):
-            path = os.path.join(directory, name)
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                detail = os.readlink(path)
-            elif stat.S_ISREG(info.st_mode):
-                detail = _file_digest(pathlib.Path(path))
-            else:
-                detail = ""
-            entry = [os.path.relpath(path, root), info.st_mode, info.st_uid, info.st_gid,
-                     info.st_rdev, [[key, value.hex()] for key, value in _xattrs(path)], detail]
-            digest.update(json.dumps(entry).encode("utf-8", "surrogateescape") + b"\n")
+    for relative, path, info in _entries(root):
+        if stat.S_ISLNK(info.st_mode):
+            detail = os.readlink(path)
+        elif stat.S_ISREG(info.st_mode):
+            detail = _file_digest(pathlib.Path(path))
+        else:
+            detail = ""
+        entry = [relative, info.st_mode, info.st_uid, info.st_gid, info.st_rdev,
+                 [[key, value.hex()] for key, value in _xattrs(path)], detail]
+        digest.update(json.dumps(entry).encode("utf-8", "surrogateescape") + b"\n")
     return digest.hexdigest()
 
 
-def _copy_tree(source: str, target: str) -> None:
-    """Copy a directory tree as it is, never following one of its symlinks: symlinks as
-    symlinks, device nodes and fifos as nodes, hardlinks as hardlinks, with owners, modes
-    (setuid included), extended attributes and times. Sockets are left out."""
-    linked: dict[tuple[int, int], str] = {}
+def _size(root: pathlib.Path) -> int:
+    return sum(info.st_size for _, _, info in _entries(root) if stat.S_ISREG(info.st_mode))
 
-    def attributes(path: str, info: os.stat_result, origin: str) -> None:
+
+def _copy_tree(source: int, target: str) -> None:
+    """Copy the directory open as ``source`` to ``target`` as it is: symlinks as symlinks,
+    device nodes and fifos as nodes, hardlinks as hardlinks, with owners, modes (setuid
+    included), times and the extended attributes of files and directories. Sockets are left
+    out.
+
+    The source is read through descriptors: each entry is opened relative to its directory
+    with O_NOFOLLOW and must be the inode its directory listed, so a tree changed while it is
+    copied (a directory swapped for a symlink) can never lead outside it. Iterative: any
+    depth. Raises OSError."""
+    linked: dict[tuple[int, int], str] = {}
+    directories: list[tuple[str, os.stat_result, list[tuple[str, bytes]]]] = []
+
+    def attributes(path: str, info: os.stat_result, xattrs: list[tuple[str, bytes]]) -> None:
         os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)  # before the mode:
         if not stat.S_ISLNK(info.st_mode):  # chown clears setuid
             os.chmod(path, stat.S_IMODE(info.st_mode))
-            for key, value in _xattrs(origin):
+            for key, value in xattrs:
                 with contextlib.suppress(PermissionError):  # security.selinux and the like
                     os.setxattr(path, key, value, follow_symlinks=False)
         os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
-    def copy(origin: str, path: str, info: os.stat_result) -> None:
-        kind = stat.S_IFMT(info.st_mode)
-        if kind == stat.S_IFDIR:
-            os.mkdir(path, 0o700)
-            with os.scandir(origin) as entries:
-                for entry in entries:
-                    copy(entry.path, os.path.join(path, entry.name),
-                         entry.stat(follow_symlinks=False))
-        elif kind == stat.S_IFSOCK:
-            return
-        elif kind != stat.S_IFLNK and info.st_nlink > 1 and (
-                info.st_dev, info.st_ino) in linked:
-            os.link(linked[info.st_dev, info.st_ino], path)
-            return
-        elif kind == stat.S_IFLNK:
-            os.symlink(os.readlink(origin), path)
-        elif kind == stat.S_IFREG:
-            shutil.copyfile(origin, path, follow_symlinks=False)
-        else:  # character and block devices, fifos
-            os.mknod(path, info.st_mode, info.st_rdev)
-        if kind not in (stat.S_IFDIR, stat.S_IFLNK) and info.st_nlink > 1:
-            linked[info.st_dev, info.st_ino] = path
-        attributes(path, info, origin)
+    def opened(parent: int, name: str, flags: int, listed: os.stat_result) -> int:
+        descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        now = os.fstat(descriptor)
+        if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
+                listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode)):
+            os.close(descriptor)
+            raise OSError(errno.EAGAIN, "changed while it was copied", name)
+        return descriptor
 
-    copy(source, target, os.lstat(source))
+    os.mkdir(target, 0o700)
+    directories.append((target, os.fstat(source), _xattrs_of(source)))
+    stack = [(os.dup(source), target)]
+    try:
+        while stack:
+            directory, path = stack.pop()
+            try:
+                names = os.listdir(directory)
+                for name in names:
+                    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                    kind = stat.S_IFMT(info.st_mode)
+                    destination = os.path.join(path, name)
+                    xattrs: list[tuple[str, bytes]] = []
+                    if kind == stat.S_IFSOCK:
+                        continue
+                    if kind == stat.S_IFDIR:
+                        child = opened(directory, name, os.O_RDONLY | os.O_DIRECTORY, info)
+                        os.mkdir(destination, 0o700)
+                        directories.append((destination, info, _xattrs_of(child)))
+                        stack.append((child, destination))
+                        continue
+                    if kind != stat.S_IFLNK and info.st_nlink > 1 and (
+                            info.st_dev, info.st_ino) in linked:
+                        os.link(linked[info.st_dev, info.st_ino], destination)
+                        continue
+                    if kind == stat.S_IFLNK:
+                        os.symlink(os.readlink(name, dir_fd=directory), destination)
+                    elif kind == stat.S_IFREG:
+                        origin = opened(directory, name, os.O_RDONLY | os.O_NONBLOCK, info)
+                        try:
+                            xattrs = _xattrs_of(origin)
+                            with open(destination, "xb") as copy:
+                                _copy_bytes(origin, copy.fileno())
+                        finally:
+                            os.close(origin)
+                    else:  # character and block devices, fifos: made, never opened
+                        os.mknod(destination, info.st_mode, info.st_rdev)
+                    if kind != stat.S_IFLNK and info.st_nlink > 1:
+                        linked[info.st_dev, info.st_ino] = destination
+                    attributes(destination, info, xattrs)
+            finally:
+                os.close(directory)
+    finally:
+        for directory, _ in stack:
+            os.close(directory)
+    for path, info, xattrs in reversed(directories):  # the deepest first
+        attributes(path, info, xattrs)
+
+
+def _xattrs_of(descriptor: int) -> list[tuple[str, bytes]]:
+    try:
+        return [(name, os.getxattr(descriptor, name)) for name in sorted(
+            os.listxattr(descriptor))]
+    except OSError:  # a filesystem without them
+        return []
+
+
+def _copy_bytes(source: int, target: int, digest: Any = None) -> None:
+    """Copy what ``source`` holds to ``target`` (descriptors), feeding ``digest`` if given."""
+    while chunk := os.read(source, _CHUNK):
+        if digest is not None:
+            digest.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(target, view):]
 
 
 def _untar(tarball: pathlib.Path, rootfs: pathlib.Path) -> None:
@@ -158,6 +236,15 @@ def _untar(tarball: pathlib.Path, rootfs: pathlib.Path) -> None:
         raise InvalidParameter(said[-1] if said else f"unpack exited {done.returncode}")
 
 
+def _delete(path: str) -> None:
+    """``rm -rf path``: shutil.rmtree recurses, and an image may be deeper than Python's
+    recursion limit; coreutils' rm is not."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], check=False)
+
+
 @contextlib.contextmanager
 def _held(directory: str) -> Iterator[None]:
     """Hold an flock on ``directory`` (its owner is alive) while the block runs."""
@@ -167,6 +254,14 @@ def _held(directory: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
+
+
+_RUNNING = (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING)
+
+
+class Removal(NamedTuple):
+    untagged: list[str]  # the names removed (a dangling image has none)
+    deleted: str  # the image ID whose files went, or ""
 
 
 class ImageStore:
@@ -199,7 +294,7 @@ class ImageStore:
                 continue  # still being written, by a live process
             finally:
                 os.close(descriptor)
-            shutil.rmtree(entry.path, ignore_errors=True)
+            _delete(entry.path)
 
     def rootfs(self, digest: str) -> str:
         return str(self.root / digest.removeprefix("sha256:") / "rootfs")
@@ -207,61 +302,79 @@ class ImageStore:
     def import_image(self, source: str, reference: str) -> ImageRecord:
         """Import a rootfs tarball or directory as ``reference``.
 
+        The source is opened once (a symlink given as the source is followed there) and
+        copied into staging, a tarball while it is hashed; the digest is of what was staged,
+        so a source changed meanwhile cannot put content under another content's digest.
         Raises InvalidParameter (missing, unreadable or invalid source, bad reference)."""
         reference = normalize_reference(reference)
-        path = pathlib.Path(source)
         try:
-            info = path.stat()
+            opened = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
-            raise InvalidParameter(f"import source {source} does not exist") from exc
-        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
-            raise InvalidParameter(
-                f"import source {source} is neither a regular file (a tarball) nor a directory")
-        with self._lock:
-            try:
-                hexdigest = (_directory_digest(path) if stat.S_ISDIR(info.st_mode)
-                             else _file_digest(path))
-                target = self.root / hexdigest
-                if not (target / "rootfs").is_dir():
-                    self._unpack(path, target, directory=stat.S_ISDIR(info.st_mode))
-            except OSError as exc:
-                raise InvalidParameter(f"cannot import {source}: {exc}") from exc
-            except InvalidParameter as exc:
-                raise InvalidParameter(f"cannot import {source}: {exc.message}") from exc
-            size = sum(entry.stat().st_size for entry in (target / "rootfs").rglob("*")
-                       if entry.is_file() and not entry.is_symlink())
-            digest = f"sha256:{hexdigest}"
-            now = time.time_ns() // 1_000_000
-            with self._db.read() as reader:
-                previous = reader.image(reference)
-                others = [image for image in reader.images() if previous is not None
-                          and image.digest == previous.digest and image.reference != reference]
-            with self._db.write() as writer:
-                writer.put_image(reference, digest, size, now)
-                writer.delete_image(digest)  # named again: no longer dangling
-                if previous is not None and previous.digest != digest and not others:
-                    # The name moved to other content: the old image stays, dangling
-                    # (``<none>``, named by its digest), until it is removed by ID.
-                    writer.put_image(previous.digest, previous.digest, previous.size_bytes,
-                                     previous.created_at)
+            raise InvalidParameter(f"import source {source} does not exist"
+                                   if isinstance(exc, FileNotFoundError)
+                                   else f"cannot import {source}: {exc.strerror}") from exc
+        try:
+            kind = stat.S_IFMT(os.fstat(opened).st_mode)
+            if kind not in (stat.S_IFDIR, stat.S_IFREG):
+                raise InvalidParameter(f"import source {source} is neither a regular file (a "
+                                       "tarball) nor a directory")
+            with self._lock:
+                try:
+                    hexdigest = self._unpack(opened, directory=kind == stat.S_IFDIR)
+                except (OSError, RecursionError) as exc:
+                    raise InvalidParameter(f"cannot import {source}: {exc}") from exc
+                except InvalidParameter as exc:
+                    raise InvalidParameter(f"cannot import {source}: {exc.message}") from exc
+                return self._name(reference, hexdigest)
+        finally:
+            os.close(opened)
+
+    def _name(self, reference: str, hexdigest: str) -> ImageRecord:
+        size = _size(self.root / hexdigest / "rootfs")
+        digest = f"sha256:{hexdigest}"
+        now = time.time_ns() // 1_000_000
+        with self._db.read() as reader:
+            previous = reader.image(reference)
+            others = [image for image in reader.images() if previous is not None
+                      and image.digest == previous.digest and image.reference != reference]
+        with self._db.write() as writer:
+            writer.put_image(reference, digest, size, now)
+            writer.delete_image(digest)  # named again: no longer dangling
+            if previous is not None and previous.digest != digest and not others:
+                # The name moved to other content: the old image stays, dangling
+                # (``<none>``, named by its digest), until it is removed by ID.
+                writer.put_image(previous.digest, previous.digest, previous.size_bytes,
+                                 previous.created_at)
         return ImageRecord(reference, digest, size, now)
 
-    def _unpack(self, source: pathlib.Path, target: pathlib.Path, *, directory: bool) -> None:
+    def _unpack(self, source: int, *, directory: bool) -> str:
+        """Stage the source, then move it under its digest (returned) unless that content is
+        in place already."""
         staging = tempfile.mkdtemp(dir=self.root, prefix=_STAGING)
         try:
             with _held(staging):
                 rootfs = pathlib.Path(staging, "rootfs")
                 if directory:
-                    _copy_tree(str(source), str(rootfs))
+                    _copy_tree(source, str(rootfs))
+                    hexdigest = _directory_digest(rootfs)
                 else:
-                    _untar(source, rootfs)
-                try:
-                    os.rename(staging, target)
-                except OSError as exc:  # already in place (another import of the same content)
-                    if not (target / "rootfs").is_dir():
-                        raise exc
+                    tarball = pathlib.Path(staging, "image.tar")
+                    digest = hashlib.sha256()
+                    with open(tarball, "xb") as copy:
+                        _copy_bytes(source, copy.fileno(), digest)
+                    hexdigest = digest.hexdigest()
+                    _untar(tarball, rootfs)
+                    tarball.unlink()
+                target = self.root / hexdigest
+                if not (target / "rootfs").is_dir():
+                    try:
+                        os.rename(staging, target)
+                    except OSError as exc:  # in place meanwhile: another import's
+                        if not (target / "rootfs").is_dir():
+                            raise exc
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _delete(staging)
+        return hexdigest
 
     def resolve(self, reference: str) -> ImageRecord:
         """The image named ``reference``, or whose ID (``[sha256:]hex``, or a unique prefix of
@@ -292,12 +405,13 @@ class ImageStore:
         with self._db.read(snapshot=False) as reader:
             return reader.images()
 
-    def remove(self, reference: str) -> list[str]:
+    def remove(self, reference: str) -> Removal:
         """Untag ``reference`` (by name), or remove the image ``reference`` is the ID of; its
-        files go when no reference names them any more. Returns the references removed.
+        files go when no reference names them any more.
 
-        Raises NotFound; Conflict if a container uses the image and this was its last name,
-        or if an ID names an image with several references (Docker: must be forced)."""
+        Raises NotFound; Conflict (moby's order) if a running container uses the image and
+        ``reference`` is its ID, if an ID names an image with several names, or if a container
+        uses the image and this was its last name (Docker: must be forced)."""
         with self._lock, self._users:
             record = self.resolve(reference)
             by_id = not self._names(reference, record) or record.reference == record.digest
@@ -307,6 +421,10 @@ class ImageStore:
                          and c.state is not ContainerState.REMOVED]
                 references = [i.reference for i in reader.images() if i.digest == record.digest]
             short = record.digest.removeprefix("sha256:")[:12]
+            running = [user for user in users if user.state in _RUNNING]
+            if by_id and running:
+                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image "
+                               f"is being used by running container {running[0].id[:12]}")
             if by_id and len(references) > 1:
                 raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is "
                                "referenced in multiple repositories")
@@ -316,15 +434,17 @@ class ImageStore:
                     raise Conflict(f"conflict: unable to delete {short} (must be forced) - image "
                                    f"is being used by stopped container {users[0].id[:12]}")
                 raise Conflict(
-                    f'conflict: unable to remove repository reference "{record.reference}" '
-                    f"(must force) - container {users[0].id[:12]} is using its referenced "
-                    f"image {short}")
+                    f'conflict: unable to remove repository reference "{reference}" (must '
+                    f"force) - container {users[0].id[:12]} is using its referenced image "
+                    f"{short}")
             with self._db.write() as writer:
                 for name in removed:
                     writer.delete_image(name)
-            if len(removed) == len(references):
+            deleted = len(removed) == len(references)
+            if deleted:
                 self._delete_files(record.digest.removeprefix("sha256:"))
-        return removed
+        return Removal([name for name in removed if name != record.digest],
+                       record.digest if deleted else "")
 
     @staticmethod
     def _names(reference: str, record: ImageRecord) -> bool:
@@ -341,4 +461,4 @@ class ImageStore:
         with _held(doomed):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self.root / hexdigest, os.path.join(doomed, hexdigest))
-            shutil.rmtree(doomed, ignore_errors=True)
+            _delete(doomed)

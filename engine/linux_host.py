@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine import linux
-from engine.container_config import validate_mount
+from engine.container_config import parse_mount
 from engine.errors import InvalidParameter, System
 from engine.host import Handle, Resource
 from engine.image import ImageStore
@@ -80,7 +80,7 @@ class LinuxHost:
         return {"bundle": f"{base}/bundle"}
 
     def _volume(self, spec: str) -> dict[str, Any]:
-        mount = dict(validate_mount(spec))
+        mount = dict(parse_mount(spec))
         source = str(mount["source"])
         if source.startswith("/"):
             mount["volume"] = None

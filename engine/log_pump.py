@@ -15,10 +15,10 @@ pump's thread, when both streams have ended and the log is closed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import pathlib
+import re
 import selectors
 import threading
 import time
@@ -169,8 +169,20 @@ def rfc3339_nano(nanoseconds: int) -> str:
     return f"{moment}.{fraction:09d}".rstrip("0").rstrip(".") + "Z"
 
 
+# What Docker's json-file writer (ffjson's string writer) escapes: quotes and backslashes as
+# such, \n and \r by name, every other control character and < > & as \u00XX, and U+2028,
+# U+2029; everything else is written as raw UTF-8.
+_ESCAPED = re.compile("[\x00-\x1f\"\\\\<>&\u2028\u2029]")
+_BY_NAME = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+
+
+def _go_string(text: str) -> str:
+    return '"' + _ESCAPED.sub(
+        lambda match: _BY_NAME.get(match.group(), f"\\u{ord(match.group()):04x}"), text) + '"'
+
+
 def entry(line: bytes, stream: str) -> bytes:
-    """One json-file line."""
-    text = line.decode("utf-8", errors="replace")
-    return (json.dumps({"log": text, "stream": stream, "time": rfc3339_nano(time.time_ns())},
-                       separators=(",", ":")) + "\n").encode()
+    """One json-file line, byte for byte as Docker writes it."""
+    text = _go_string(line.decode("utf-8", errors="replace"))
+    return (f'{{"log":{text},"stream":"{stream}","time":"{rfc3339_nano(time.time_ns())}"}}\n'
+            ).encode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,11 +33,26 @@ MASKED_PATHS = [
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 NOFILE_WANTED = 1048576
+TABLE_MAX = 64 * 1024
 _SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 
 
-def _no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+def _table(path: str) -> list[str]:
+    """The lines of an image's /etc/passwd or /etc/group: a regular file, its first
+    ``TABLE_MAX`` bytes (as Docker's reader); nothing if it is anything else (a fifo would
+    block, a device node never end)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return []
+        return os.read(descriptor, TABLE_MAX).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    finally:
+        os.close(descriptor)
 
 
 def _rlimits() -> list[dict[str, Any]]:
@@ -89,19 +105,18 @@ def _in_root(rootfs: str, path: str) -> str:
 
 def _lookup(name: str, path: str, user: str, *, group_file: bool) -> tuple[int, int]:
     """(uid, gid) of a passwd entry, or (gid, gid) of a group entry; numbers as given."""
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         return int(name), int(name) if group_file else 0
-    try:
-        with open(path, encoding="utf-8", opener=_no_follow) as table:
-            for line in table:
-                fields = line.strip().split(":")
-                if len(fields) >= 3 and fields[0] == name:
-                    if group_file:
-                        return int(fields[2]), int(fields[2])
-                    if len(fields) >= 4:
-                        return int(fields[2]), int(fields[3])
-    except (OSError, ValueError):
-        pass
+    for line in _table(path):
+        fields = line.strip().split(":")
+        if len(fields) >= 3 and fields[0] == name:
+            try:
+                if group_file:
+                    return int(fields[2]), int(fields[2])
+                if len(fields) >= 4:
+                    return int(fields[2]), int(fields[3])
+            except ValueError:
+                break
     raise InvalidParameter(f"unable to find user {user}: no matching entries in passwd file")
 
 

@@ -45,17 +45,28 @@ def _clear(member: tarfile.TarInfo) -> None:
 
 def unpack(archive: tarfile.TarFile) -> None:
     """Extract every member into ``/`` (the chroot); directories' modes, owners and times
-    are set last, so that a read-only directory does not refuse its own members."""
+    are set last, so that a read-only directory does not refuse its own members. A member
+    for the root itself (``./``, ``/``) only gives the root its attributes."""
     trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
-    directories: list[tarfile.TarInfo] = []
+    directories: list[tuple[tarfile.TarInfo, str]] = []
     for member in archive:
+        path = os.path.normpath(os.path.join("/", member.name))
+        if path in ("/", "//"):
+            if member.isdir():
+                directories.append((member, "/"))
+            continue
         _clear(member)
         if member.isdir():
-            directories.append(member)
+            directories.append((member, path))
         archive.extract(member, "/", set_attrs=not member.isdir(), numeric_owner=True,
                         **trusted)  # type: ignore[arg-type]
-    for member in reversed(directories):  # the deepest first, like extractall
-        path = os.path.join("/", member.name)
+    for member, path in reversed(directories):  # the deepest first, like extractall
+        try:
+            still = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            still = False
+        if not still:  # a later member replaced it (by a symlink, say): not through that
+            continue
         archive.chown(member, path, True)
         archive.utime(member, path)
         archive.chmod(member, path)

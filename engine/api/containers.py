@@ -201,8 +201,8 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
             raise NotFound(f"No such image: {request.reference}")
 
         def call() -> pb.RemoveImageResponse:
-            images.remove(request.reference)
-            return pb.RemoveImageResponse()
+            removal = images.remove(request.reference)
+            return pb.RemoveImageResponse(untagged=removal.untagged, deleted=removal.deleted)
 
         return self._ledger.once("RemoveImage", request.request_id, pb.RemoveImageResponse,
                                  call)

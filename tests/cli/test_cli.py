@@ -146,6 +146,19 @@ def test_an_image_in_use_cannot_be_removed(session: Cli, tmp_path: object) -> No
     session.ok("rm", "user")
 
 
+def test_rmi_prints_what_it_untagged_and_deleted(session: Cli, tmp_path: object) -> None:
+    import pathlib
+
+    source = pathlib.Path(str(tmp_path)) / "tiny"
+    source.mkdir()
+    (source / "file").write_text("tiny")
+    digest = session.ok("import", str(source), "tiny").strip()
+    session.ok("import", str(source), "tiny:second")
+    assert session.ok("rmi", "tiny") == "Untagged: tiny:latest\n"
+    assert session.ok("rmi", "tiny:second") == f"Untagged: tiny:second\nDeleted: {digest}\n"
+    assert "tiny" not in session.ok("images")
+
+
 def test_logs_follow_streams_until_the_container_exits(session: Cli) -> None:
     session.ok("run", "-d", "--name", "talker", "busybox", "sh", "-c",
                "for i in 1 2 3; do echo line $i; sleep 0.3; done")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.container_config import RestartPolicy, normalize_name, validate, validate_mount
+from engine.container_config import (
+    RestartPolicy,
+    normalize_name,
+    parse_mount,
+    validate,
+    validate_mount,
+)
 from engine.errors import ContainerNotFound, InvalidParameter, NameInUseConflict
 from engine.service import Engine
 from tests.conftest import make_config
@@ -95,15 +101,20 @@ def test_invalid_env(variable: str) -> None:
 
 @pytest.mark.parametrize(("spec", "parsed"), [
     ("/src:/dst", {"source": "/src", "destination": "/dst", "readonly": False,
-                   "propagation": None}),
+                   "propagation": None, "modes": []}),
     ("/src:/dst:ro", {"source": "/src", "destination": "/dst", "readonly": True,
-                      "propagation": None}),
+                      "propagation": None, "modes": ["ro"]}),
     ("data:/var/lib/data:rw", {"source": "data", "destination": "/var/lib/data",
-                               "readonly": False, "propagation": None}),
+                               "readonly": False, "propagation": None, "modes": ["rw"]}),
     ("/src:/dst:ro,z,rslave", {"source": "/src", "destination": "/dst", "readonly": True,
-                               "propagation": "rslave"}),
-    ("my.vol-1_a:/d:nocopy,Z", {"source": "my.vol-1_a", "destination": "/d", "readonly": False,
-                                "propagation": None}),
+                               "propagation": "rslave", "modes": ["ro", "z", "rslave"]}),
+    ("my.vol-1_a:/d:nocopy,Z", {"source": "my.vol-1_a", "destination": "/d",
+                                "readonly": False, "propagation": None,
+                                "modes": ["nocopy", "Z"]}),
+    ("/h:/x:", {"source": "/h", "destination": "/x", "readonly": False, "propagation": None,
+                "modes": []}),
+    ("/h:/x:cached", {"source": "/h", "destination": "/x", "readonly": False,
+                      "propagation": None, "modes": ["cached"]}),
 ])
 def test_valid_volume_specs(spec: str, parsed: dict[str, object]) -> None:
     assert dict(validate_mount(spec)) == parsed
@@ -118,7 +129,7 @@ def test_invalid_volume_specs(spec: str) -> None:
 
 
 @pytest.mark.parametrize("spec", ["/src:/dst:rx", "/s:/d:ro,rw", "/s:/d:RO", "/s:/d:ro,ro",
-                                  "/s:/d:shared,slave", "vol:/d:rshared"])
+                                  "/s:/d:shared,slave", "/s:/d:z,Z", "/s:/d:cached,delegated"])
 def test_invalid_volume_modes(spec: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
@@ -141,12 +152,31 @@ def test_a_one_character_volume_name_is_too_short() -> None:
 
 
 @pytest.mark.parametrize(("spec", "kind"), [("/src:/", "bind"), ("vol:/", "volume"),
-                                            ("/src://", "bind")])
+                                            ("/src://", "bind"), ("/h:/..", "bind"),
+                                            ("/h:/.", "bind"), ("/h:/a/..", "bind")])
 def test_a_mount_cannot_cover_the_root(spec: str, kind: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
     assert str(info.value) == (f'invalid mount config for type "{kind}": invalid '
                                "specification: destination can't be '/'")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("vol:/d:rshared", 'type "volume": field BindOptions must not be specified'),
+    ("/h:/d:nocopy", 'type "bind": field VolumeOptions must not be specified')])
+def test_options_of_the_other_mount_type_are_refused(spec: str, message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        validate(make_config(mounts=(spec,)))
+
+
+def test_a_start_accepts_what_an_older_create_stored_unless_it_escapes() -> None:
+    """Containers created before a rule existed still start; a path as a volume name or a
+    destination that is the root never does."""
+    for stored in ("a:/data", "my vol:/x", "UPPER:/x"):
+        assert parse_mount(stored)["destination"].startswith("/")
+    for escaping in ("../../x:/d", "a/b:/d", "..:/d", "/h:/", "/h:/.."):
+        with pytest.raises(InvalidParameter):
+            parse_mount(escaping)
 
 
 def test_the_working_directory_must_be_absolute() -> None:

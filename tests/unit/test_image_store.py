@@ -9,6 +9,7 @@ import io
 import os
 import pathlib
 import stat
+import subprocess
 import tarfile
 import threading
 
@@ -210,7 +211,11 @@ def test_content_already_in_place_is_a_successful_import(store: ImageStore,
     source = tarball(tmp_path / "same.tar", (member("file"), b"same"))
     record = store.import_image(source, "one")
     target = store.root / record.digest.removeprefix("sha256:")
-    store._unpack(pathlib.Path(source), target, directory=False)  # the loser of a race
+    descriptor = os.open(source, os.O_RDONLY)
+    try:  # the loser of a race: its staging is dropped, the image in place stays
+        assert store._unpack(descriptor, directory=False) == target.name
+    finally:
+        os.close(descriptor)
     assert (target / "rootfs" / "file").read_bytes() == b"same"
     assert store.import_image(source, "two").digest == record.digest
     assert sorted(os.listdir(store.root)) == [record.digest.removeprefix("sha256:")]
@@ -266,8 +271,8 @@ def test_images_are_found_and_removed_by_id(store: ImageStore, tmp_path: pathlib
     store.import_image(str(tmp_path / "id.tar"), "other")
     with pytest.raises(Conflict, match="referenced in multiple repositories"):
         store.remove(hexdigest[:12])
-    assert store.remove("other") == ["other:latest"]
-    assert store.remove(hexdigest[:12]) == ["byid:latest"]
+    assert store.remove("other") == (["other:latest"], "")
+    assert store.remove(hexdigest[:12]) == (["byid:latest"], record.digest)
     assert os.listdir(store.root) == []
     with pytest.raises(NotFound, match="No such image: byid"):
         store.resolve("byid")
@@ -294,12 +299,16 @@ def test_a_used_image_can_be_untagged_but_not_lose_its_last_name(
     images.import_image(source, "first")
     images.import_image(source, "second")
     engine.create(ContainerConfig(image="first", command=("true",)))
-    assert images.remove("first") == ["first:latest"]  # another name is left: untag only
-    with pytest.raises(Conflict, match='unable to remove repository reference "second:latest"'):
+    assert images.remove("first") == (["first:latest"], "")  # another name left: untag only
+    with pytest.raises(Conflict, match='unable to remove repository reference "second" '):
         images.remove("second")
     with pytest.raises(Conflict, match="being used by stopped container"):
         images.remove(images.resolve("second").digest)
     assert images.resolve("second")
+    images.import_image(source, "third")
+    engine.start(engine.create(ContainerConfig(image="third", command=("sleep", "60"))).id)
+    with pytest.raises(Conflict, match=r"\(cannot be forced\) - image is being used by running "):
+        images.remove(images.resolve("third").digest)  # checked before the several names
 
 
 def test_a_name_moved_to_new_content_leaves_the_old_image_dangling(
@@ -309,7 +318,7 @@ def test_a_name_moved_to_new_content_leaves_the_old_image_dangling(
     listed = {image.reference: image.digest for image in store.list_images()}
     assert listed == {"app:latest": new.digest, old.digest: old.digest}  # <none>, by its ID
     assert pathlib.Path(store.rootfs(old.digest)).is_dir()
-    assert store.remove(old.digest.removeprefix("sha256:")[:12]) == [old.digest]
+    assert store.remove(old.digest.removeprefix("sha256:")[:12]) == ([], old.digest)
     assert not pathlib.Path(store.rootfs(old.digest)).exists()
     assert [image.reference for image in store.list_images()] == ["app:latest"]
     store.import_image(tarball(tmp_path / "v3.tar", (member("f"), b"v3")), "app")
@@ -332,3 +341,65 @@ def test_an_image_being_removed_is_never_used_by_a_new_container(
     assert not removal.is_alive()
     with pytest.raises(NotFound):
         engine.create(ContainerConfig(image="raced", command=("true",)))
+
+
+def test_a_directory_given_through_a_symlink_is_copied_not_linked(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "file").write_text("content")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    rootfs = pathlib.Path(store.rootfs(store.import_image(str(tmp_path / "alias"), "a").digest))
+    assert rootfs.is_dir() and not rootfs.is_symlink()
+    assert (rootfs / "file").read_text() == "content"
+    (tmp_path / "real" / "file").write_text("changed on the host")
+    assert (rootfs / "file").read_text() == "content"
+
+
+def test_a_deep_directory_tree_is_copied(store: ImageStore, tmp_path: pathlib.Path) -> None:
+    levels = 1100  # beyond Python's recursion limit (os.walk and pathlib recurse in 3.11)
+    (tmp_path / "deep").mkdir()
+    parent = os.open(tmp_path / "deep", os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d", dir_fd=parent)
+        child = os.open("d", os.O_RDONLY, dir_fd=parent)
+        os.close(parent)
+        parent = child
+    with open(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=parent), "w") as leaf:
+        leaf.write("bottom")
+    os.close(parent)
+    record = store.import_image(str(tmp_path / "deep"), "deep")
+    assert record.size_bytes == len("bottom")
+    rootfs = pathlib.Path(store.rootfs(record.digest))
+    assert (rootfs / "/".join(["d"] * levels) / "leaf").read_text() == "bottom"
+    assert store.remove("deep") == (["deep:latest"], record.digest)
+    assert os.listdir(store.root) == []
+    subprocess.run(["rm", "-rf", str(tmp_path / "deep")], check=True)  # pytest's rmtree recurses
+
+
+def test_a_fifo_or_device_given_as_the_source_is_refused_without_reading_it(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    os.mkfifo(tmp_path / "fifo")  # opening it for reading would block without O_NONBLOCK
+    with pytest.raises(InvalidParameter, match="neither a regular file"):
+        store.import_image(str(tmp_path / "fifo"), "fifo")
+
+
+def test_root_members_and_replaced_directories_are_handled_inside_the_image(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "odd.tar",
+                     (member("/", tarfile.DIRTYPE, mode=0o755), None),
+                     (member("./", tarfile.DIRTYPE, mode=0o755), None),
+                     (member("f"), b"target"),
+                     (member("d", tarfile.DIRTYPE, mode=0o4777, uid=5), None),
+                     (member("d", tarfile.SYMTYPE, linkname="/f"), None))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(source, "odd").digest))
+    assert os.readlink(rootfs / "d") == "/f"
+    target = (rootfs / "f").stat()  # the directory's attributes never went through the link
+    assert (stat.S_IMODE(target.st_mode), target.st_uid) == (0o644, 0)
+    assert stat.S_IMODE(rootfs.stat().st_mode) == 0o755
+
+
+def test_a_name_that_would_look_like_an_image_id_is_refused() -> None:
+    with pytest.raises(InvalidParameter, match="reserved for image IDs"):
+        normalize_reference("sha256:" + "a" * 64)
+    with pytest.raises(InvalidParameter, match="invalid reference format"):
+        normalize_reference("app:\u0663")  # Go's \w is ASCII

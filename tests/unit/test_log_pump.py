@@ -9,7 +9,7 @@ import pathlib
 import re
 import threading
 
-from engine.log_pump import CHUNK, MAX_LINE, LogPump, rfc3339_nano
+from engine.log_pump import CHUNK, MAX_LINE, LogPump, entry, rfc3339_nano
 
 
 class Container:
@@ -120,3 +120,13 @@ def test_rfc3339_nano_drops_trailing_zeros_as_go_does() -> None:
     assert rfc3339_nano(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
     assert rfc3339_nano(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
     assert rfc3339_nano(1_700_000_000_000_000_000) == "2023-11-14T22:13:20Z"
+
+
+def test_escapes_are_the_ones_dockers_writer_makes() -> None:
+    """Raw UTF-8; quotes, backslashes, \\n and \\r by name; other controls, < > & and
+    U+2028/U+2029 as \\u00XX; invalid UTF-8 as U+FFFD."""
+    line = entry("a\t\u2039\u00e9>&\u2028\"\\\r\n".encode() + b"\xff", "stdout")
+    text = line.split(b',"stream"')[0]
+    assert text == ('{"log":"a\\u0009\u2039\u00e9\\u003e\\u0026\\u2028\\"\\\\\\r\\n'
+                    '\ufffd"').encode()
+    assert json.loads(line)["log"] == "a\t\u2039\u00e9>&\u2028\"\\\r\n\ufffd"

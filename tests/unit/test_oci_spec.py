@@ -6,8 +6,10 @@ The schemas are read from ../shared/oci-runtime-spec-v1.0.2 (present in CI), nev
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import resource
+import stat
 from typing import Any
 
 import jsonschema
@@ -114,3 +116,19 @@ def test_users_are_looked_up_inside_the_image_never_through_its_symlinks(
     passwd.symlink_to("/loop")
     with pytest.raises(InvalidParameter, match="unable to find user hostonly"):
         build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_passwd_that_is_not_a_regular_file_is_never_read(tmp_path: pathlib.Path,
+                                                           kind: str) -> None:
+    """A fifo would block the daemon and /dev/zero fill its memory."""
+    handles = acquired(tmp_path)
+    passwd = pathlib.Path(handles["rootfs"]["path"]) / "etc" / "passwd"
+    passwd.unlink()
+    if kind == "fifo":
+        os.mkfifo(passwd)
+    else:
+        os.mknod(passwd, 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+    with pytest.raises(InvalidParameter, match="unable to find user app"):
+        build_spec("h" * 64, {**CONFIG, "user": "app"}, handles)

@@ -268,5 +268,9 @@ class RemoveImageRequest(_message.Message):
     def __init__(self, reference: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RemoveImageResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("untagged", "deleted")
+    UNTAGGED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    untagged: _containers.RepeatedScalarFieldContainer[str]
+    deleted: str
+    def __init__(self, untagged: _Optional[_Iterable[str]] = ..., deleted: _Optional[str] = ...) -> None: ...
