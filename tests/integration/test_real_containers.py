@@ -105,6 +105,18 @@ def test_a_host_file_is_bind_mounted_read_only(engine: Engine, tmp_path: pathlib
     engine.remove("file-bind")
 
 
+def test_docker_mount_modes_reach_the_runtime(engine: Engine, tmp_path: pathlib.Path) -> None:
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "note").write_text("propagated\n")
+    reader = engine.create(config("cat", "/mnt/note", name="modes",
+                                  mounts=(f"{tmp_path / 'shared'}:/mnt:ro,rslave,z",
+                                          "modesvol:/data:nocopy,cached")))
+    engine.start("modes")
+    assert engine.wait("modes", timeout=30).exit_code == 0
+    assert [line["log"] for line in log_lines(engine, reader.id)] == ["propagated\n"]
+    engine.remove("modes")
+
+
 def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,
                                                          engines: RealEngines) -> None:
     engine.create(config("no-such-command", name="missing"))
