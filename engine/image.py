@@ -225,10 +225,11 @@ def _copy_bytes(source: int, target: int, digest: Any = None) -> None:
 
 
 def _untar(tarball: pathlib.Path, rootfs: pathlib.Path) -> None:
-    """Unpack ``tarball`` into the empty directory ``rootfs``, chrooted there."""
+    """Unpack ``tarball`` into the empty directory ``rootfs``, chrooted there. The child runs
+    isolated (``-I``): no PYTHON* variable, no user site, no current directory on its path."""
     rootfs.mkdir()
     with open(tarball, "rb") as source:
-        done = subprocess.run([sys.executable, "-m", "engine.unpack", str(rootfs)],
+        done = subprocess.run([sys.executable, "-I", "-m", "engine.unpack", str(rootfs)],
                               stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               check=False)
     if done.returncode != 0:
