@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
@@ -47,6 +47,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CliError as error:
         raise CliError(str(error), EXIT_REFUSED) from None
     container_id = created.container.id
+    entries: Iterator[Any] = iter(())
+    if not args.detach:
+        # Docker attaches before it starts. Here the log is held open by the daemon before
+        # the start (the handshake's empty entry), so that a fast container removed at its
+        # exit (--rm) has all its output read all the same. A second connection: a channel
+        # carries one call at a time.
+        logs = Api(args)
+        entries = iter(logs.call(logs.containers.Logs, pb.LogsRequest(
+            container=container_id, follow=True, from_start=True)))
+        next(entries)
     try:
         api.call(api.containers.Start, pb.StartRequest(container=container_id))
     except CliError as error:
@@ -59,8 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         print(container_id)
         return 0
-    for entry in api.call(api.containers.Logs, pb.LogsRequest(container=container_id,
-                                                              follow=True)):
+    for entry in entries:
         stream = sys.stdout if entry.stream == "stdout" else sys.stderr
         stream.write(entry.line)
         stream.flush()

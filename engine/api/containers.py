@@ -6,10 +6,12 @@ successful ``changed: false`` reply.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import grpc
 
@@ -141,11 +143,22 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
              ) -> Iterator[pb.LogEntry]:
         record = self._engine.inspect(request.container)
         path = self._engine.saga.host.log_path(record.id)
+        log: BinaryIO | None = None
+        if request.follow and request.from_start:
+            # Held open from here: a removal at the exit (--rm) moves the file away, and what
+            # the run wrote is still read to its end.
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            log = open(path, "a+b")  # noqa: SIM115 - closed below
+            log.seek(0)
+            yield pb.LogEntry()  # the handshake: the caller may start the container now
         position = 0
         followed: list[int | None] = [None]  # the run followed: the first live one seen
-        while True:
-            try:
-                with open(path, "rb") as log:
+        try:
+            while True:
+                if log is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        log = open(path, "rb")  # noqa: SIM115 - closed below
+                if log is not None:
                     log.seek(position)
                     for line in log:
                         if not line.endswith(b"\n"):
@@ -154,22 +167,32 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                         entry = json.loads(line)
                         yield pb.LogEntry(stream=entry["stream"], line=entry["log"],
                                           time=entry["time"])
-            except FileNotFoundError:
-                pass
-            if not request.follow or not context.is_active():
-                return
-            if not self._still_running(record.id, followed):
-                if os.path.exists(path) and os.path.getsize(path) > position:
-                    continue
-                return
-            time.sleep(LOG_POLL_SECONDS)
+                if not request.follow or not context.is_active():
+                    return
+                if not self._still_running(record.id, followed,
+                                           waiting=request.from_start and followed[0] is None):
+                    if log is not None and os.fstat(log.fileno()).st_size > position:
+                        continue
+                    return
+                time.sleep(LOG_POLL_SECONDS)
+        finally:
+            if log is not None:
+                log.close()
 
-    def _still_running(self, container_id: str, followed: list[int | None]) -> bool:
+    def _still_running(self, container_id: str, followed: list[int | None], *,
+                       waiting: bool = False) -> bool:
         """True while the run the follow is on has not ended. A restart's new run is not it:
-        Docker's ``logs -f`` ends at the stop."""
+        Docker's ``logs -f`` ends at the stop. ``waiting``: no run seen yet, and a created
+        container is still to be started (``from_start``)."""
         try:
             record: ContainerRecord = self._engine.inspect(container_id)
         except NotFound:
+            return False
+        if waiting and record.state is ContainerState.CREATED and record.started_at is None:
+            return True
+        if waiting and record.state is ContainerState.EXITED and followed[0] is None:
+            # It ran and ended between two looks: the run is the one that ended.
+            followed[0] = record.resources_operation_id or -1
             return False
         if record.state not in (ContainerState.RUNNING, ContainerState.PAUSED,
                                 ContainerState.STARTING, ContainerState.EXITING):

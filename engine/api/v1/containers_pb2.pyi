@@ -198,12 +198,14 @@ class ListResponse(_message.Message):
     def __init__(self, containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("container", "follow")
+    __slots__ = ("container", "follow", "from_start")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    FROM_START_FIELD_NUMBER: _ClassVar[int]
     container: str
     follow: bool
-    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
+    from_start: bool
+    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., from_start: _Optional[bool] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("stream", "line", "time")
