@@ -144,7 +144,12 @@ class _Stream:
 
     def write(self, chunk: bytes) -> None:
         *lines, rest = (self.pending + chunk).split(b"\n")  # pending < MAX_LINE: no quadratic
-        entries = [entry(line + b"\n", self.name) for line in lines]
+        entries: list[bytes] = []
+        for line in lines:  # Docker's copier: a full buffer goes out as a partial message
+            while len(line) >= MAX_LINE:
+                entries.append(entry(line[:MAX_LINE], self.name))
+                line = line[MAX_LINE:]
+            entries.append(entry(line + b"\n", self.name))
         while len(rest) >= MAX_LINE:
             entries.append(entry(rest[:MAX_LINE], self.name))
             rest = rest[MAX_LINE:]
@@ -171,18 +176,26 @@ def rfc3339_nano(nanoseconds: int) -> str:
 
 # What Docker's json-file writer (ffjson's string writer) escapes: quotes and backslashes as
 # such, \n and \r by name, every other control character and < > & as \u00XX, and U+2028,
-# U+2029; everything else is written as raw UTF-8.
-_ESCAPED = re.compile("[\x00-\x1f\"\\\\<>&\u2028\u2029]")
+# U+2029; everything else is written as raw UTF-8, except that each byte of invalid UTF-8 is
+# written as the escape \ufffd (Go decodes an invalid byte as one RuneError).
+_ESCAPED = re.compile("[\x00-\x1f\"\\\\<>&\u2028\u2029\udc80-\udcff]")
 _BY_NAME = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r"}
 
 
 def _go_string(text: str) -> str:
-    return '"' + _ESCAPED.sub(
-        lambda match: _BY_NAME.get(match.group(), f"\\u{ord(match.group()):04x}"), text) + '"'
+    """``text`` decoded with surrogateescape (an invalid byte is a lone surrogate)."""
+    return '"' + _ESCAPED.sub(_escape, text) + '"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    if "\udc80" <= character <= "\udcff":
+        return "\\ufffd"
+    return _BY_NAME.get(character, f"\\u{ord(character):04x}")
 
 
 def entry(line: bytes, stream: str) -> bytes:
     """One json-file line, byte for byte as Docker writes it."""
-    text = _go_string(line.decode("utf-8", errors="replace"))
+    text = _go_string(line.decode("utf-8", errors="surrogateescape"))
     return (f'{{"log":{text},"stream":"{stream}","time":"{rfc3339_nano(time.time_ns())}"}}\n'
             ).encode()

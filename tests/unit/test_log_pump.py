@@ -123,10 +123,26 @@ def test_rfc3339_nano_drops_trailing_zeros_as_go_does() -> None:
 
 
 def test_escapes_are_the_ones_dockers_writer_makes() -> None:
-    """Raw UTF-8; quotes, backslashes, \\n and \\r by name; other controls, < > & and
-    U+2028/U+2029 as \\u00XX; invalid UTF-8 as U+FFFD."""
-    line = entry("a\t\u2039\u00e9>&\u2028\"\\\r\n".encode() + b"\xff", "stdout")
+    """Raw UTF-8 (a real U+FFFD too); quotes, backslashes, \\n and \\r by name; other
+    controls, < > & and U+2028/U+2029 as \\u00XX; each invalid byte as the escape \\ufffd."""
+    line = entry("a\t\u2039\u00e9>&\u2028\"\\\r\n\ufffd".encode() + b"\xe2\x82X\xff",
+                 "stdout")
     text = line.split(b',"stream"')[0]
     assert text == ('{"log":"a\\u0009\u2039\u00e9\\u003e\\u0026\\u2028\\"\\\\\\r\\n'
-                    '\ufffd"').encode()
-    assert json.loads(line)["log"] == "a\t\u2039\u00e9>&\u2028\"\\\r\n\ufffd"
+                    '\ufffd\\ufffd\\ufffdX\\ufffd"').encode()  # one escape an invalid byte
+    assert json.loads(line)["log"] == "a\t\u2039\u00e9>&\u2028\"\\\r\n\ufffd\ufffd\ufffdX\ufffd"
+
+
+def test_a_complete_long_line_is_cut_as_dockers_copier_cuts_it(tmp_path: pathlib.Path) -> None:
+    """40000 bytes and a newline in one write: 16384 + 16384 + 7232 and the newline; a line
+    of exactly 16384 bytes: the partial, then the newline alone."""
+    pump = LogPump()
+    container = Container(pump, tmp_path / "cut.log")
+    os.write(container.stdout, b"B" * 40000 + b"\n")
+    os.write(container.stderr, b"C" * MAX_LINE + b"\n")
+    container.exit()
+    assert container.drained.wait(10)
+    logged = [(entry["stream"], entry["log"]) for entry in entries(tmp_path / "cut.log")]
+    assert [line for stream, line in logged if stream == "stdout"] == [
+        "B" * MAX_LINE, "B" * MAX_LINE, "B" * 7232 + "\n"]
+    assert [line for stream, line in logged if stream == "stderr"] == ["C" * MAX_LINE, "\n"]
