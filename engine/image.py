@@ -73,137 +73,201 @@ def normalize_reference(reference: str) -> str:
     return f"{name}:{tag}"
 
 
-def _file_digest(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        while chunk := source.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _xattrs(path: str) -> list[tuple[str, bytes]]:
+def _walk(top: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
+    """Every entry under the directory open as ``top``: (relative path, its directory's
+    descriptor, its name, its lstat), a directory's entries by name, each subdirectory's right
+    after it. Through descriptors, one a level (no path is ever longer than a name, whatever
+    the depth), never following a symlink: each subdirectory is opened with O_NOFOLLOW and
+    must be the inode its directory listed. Raises OSError."""
+    levels = [(os.dup(top), iter(sorted(os.listdir(top))), "")]
     try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:  # a filesystem without them
-        return []
-    return [(name, os.getxattr(path, name, follow_symlinks=False)) for name in sorted(names)]
-
-
-def _entries(root: pathlib.Path) -> Iterator[tuple[str, str, os.stat_result]]:
-    """Every entry under ``root`` (relative path, path, lstat), in a fixed order: a
-    directory's entries by name, then each subdirectory's in turn. Iterative (any depth),
-    never following a symlink."""
-    pending = [str(root)]
-    while pending:
-        directory = pending.pop()
-        subdirectories = []
-        for name in sorted(os.listdir(directory)):
-            path = os.path.join(directory, name)
-            info = os.lstat(path)
-            yield os.path.relpath(path, root), path, info
+        while levels:
+            directory, names, prefix = levels[-1]
+            name = next(names, None)
+            if name is None:
+                os.close(directory)
+                levels.pop()
+                continue
+            info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+            yield prefix + name, directory, name, info
             if stat.S_ISDIR(info.st_mode):
-                subdirectories.append(path)
-        pending.extend(reversed(subdirectories))
+                child = _opened(directory, name, _DIRECTORY, info)
+                try:
+                    listed = iter(sorted(os.listdir(child)))
+                except OSError:
+                    os.close(child)
+                    raise
+                levels.append((child, listed, f"{prefix}{name}/"))
+    finally:
+        for directory, _, _ in levels:
+            os.close(directory)
 
 
-def _directory_digest(root: pathlib.Path) -> str:
-    """One JSON array per entry: no name or target (newlines included) can forge another."""
+def _opened(parent: int, name: str, flags: int, listed: os.stat_result) -> int:
+    """``name`` in ``parent`` opened with O_NOFOLLOW, if it is still the inode listed."""
+    descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    now = os.fstat(descriptor)
+    if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
+            listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode)):
+        os.close(descriptor)
+        raise OSError(errno.EAGAIN, "changed while it was read", name)
+    return descriptor
+
+
+def _directory_digest(root: pathlib.Path) -> tuple[str, int]:
+    """The digest of a tree and the bytes of its regular files. One JSON array per entry: no
+    name or target (newlines included) can forge another."""
     digest = hashlib.sha256()
-    for relative, path, info in _entries(root):
-        if stat.S_ISLNK(info.st_mode):
-            detail = os.readlink(path)
-        elif stat.S_ISREG(info.st_mode):
-            detail = _file_digest(pathlib.Path(path))
-        else:
+    size = 0
+    top = os.open(root, _DIRECTORY)
+    try:
+        for relative, directory, name, info in _walk(top):
+            xattrs: list[tuple[str, bytes]] = []
             detail = ""
-        entry = [relative, info.st_mode, info.st_uid, info.st_gid, info.st_rdev,
-                 [[key, value.hex()] for key, value in _xattrs(path)], detail]
-        digest.update(json.dumps(entry).encode("utf-8", "surrogateescape") + b"\n")
+            if stat.S_ISLNK(info.st_mode):
+                detail = os.readlink(name, dir_fd=directory)
+            elif stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+                opened = _opened(directory, name, os.O_RDONLY | os.O_NONBLOCK, info)
+                try:
+                    xattrs = _xattrs_of(opened)
+                    if stat.S_ISREG(info.st_mode):
+                        detail = _descriptor_digest(opened)
+                        size += info.st_size
+                finally:
+                    os.close(opened)
+            entry = [relative, info.st_mode, info.st_uid, info.st_gid, info.st_rdev,
+                     [[key, value.hex()] for key, value in xattrs], detail]
+            digest.update(json.dumps(entry).encode("utf-8", "surrogateescape") + b"\n")
+    finally:
+        os.close(top)
+    return digest.hexdigest(), size
+
+
+def _tree_size(root: pathlib.Path) -> int:
+    """The bytes of the regular files under ``root``."""
+    top = os.open(root, _DIRECTORY)
+    try:
+        return sum(info.st_size for _, _, _, info in _walk(top) if stat.S_ISREG(info.st_mode))
+    finally:
+        os.close(top)
+
+
+def _descriptor_digest(descriptor: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(descriptor, _CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
-def _size(root: pathlib.Path) -> int:
-    return sum(info.st_size for _, _, info in _entries(root) if stat.S_ISREG(info.st_mode))
-
-
-def _copy_tree(source: int, target: str) -> None:
+def _copy_tree(source: int, target: str,
+               exclude: frozenset[tuple[int, int]] = frozenset()) -> None:
     """Copy the directory open as ``source`` to ``target`` as it is: symlinks as symlinks,
     device nodes and fifos as nodes, hardlinks as hardlinks, with owners, modes (setuid
     included), times and the extended attributes of files and directories. Sockets are left
     out.
 
-    The source is read through descriptors: each entry is opened relative to its directory
-    with O_NOFOLLOW and must be the inode its directory listed, so a tree changed while it is
-    copied (a directory swapped for a symlink) can never lead outside it. Iterative: any
-    depth. Raises OSError."""
-    linked: dict[tuple[int, int], str] = {}
-    directories: list[tuple[str, os.stat_result, list[tuple[str, bytes]]]] = []
-
-    def attributes(path: str, info: os.stat_result, xattrs: list[tuple[str, bytes]]) -> None:
-        os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)  # before the mode:
-        if not stat.S_ISLNK(info.st_mode):  # chown clears setuid
-            os.chmod(path, stat.S_IMODE(info.st_mode))
-            for key, value in xattrs:
-                with contextlib.suppress(PermissionError):  # security.selinux and the like
-                    os.setxattr(path, key, value, follow_symlinks=False)
-        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
-
-    def opened(parent: int, name: str, flags: int, listed: os.stat_result) -> int:
-        descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-        now = os.fstat(descriptor)
-        if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
-                listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode)):
-            os.close(descriptor)
-            raise OSError(errno.EAGAIN, "changed while it was copied", name)
-        return descriptor
-
+    Both trees are walked through descriptors, one a level on each side (no path is longer
+    than a name, whatever the depth); each source entry is opened with O_NOFOLLOW and must be
+    the inode its directory listed, so a tree changed while it is copied can never lead
+    outside it. A directory gets its attributes once all it holds is copied. The directories
+    ``exclude`` names (device, inode) are left out: the data root, when the source holds it,
+    would copy the staging into itself. Raises OSError."""
     os.mkdir(target, 0o700)
-    directories.append((target, os.fstat(source), _xattrs_of(source)))
-    stack = [(os.dup(source), target)]
+    root = os.open(target, _DIRECTORY)
+    linked: dict[tuple[int, int], str] = {}  # inode -> path of its first copy, from ``root``
+    levels = [(os.dup(source), iter(sorted(os.listdir(source))), os.dup(root), "",
+               os.fstat(source), _xattrs_of(source))]
     try:
-        while stack:
-            directory, path = stack.pop()
-            try:
-                names = os.listdir(directory)
-                for name in names:
-                    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
-                    kind = stat.S_IFMT(info.st_mode)
-                    destination = os.path.join(path, name)
-                    xattrs: list[tuple[str, bytes]] = []
-                    if kind == stat.S_IFSOCK:
-                        continue
-                    if kind == stat.S_IFDIR:
-                        child = opened(directory, name, os.O_RDONLY | os.O_DIRECTORY, info)
-                        os.mkdir(destination, 0o700)
-                        directories.append((destination, info, _xattrs_of(child)))
-                        stack.append((child, destination))
-                        continue
-                    if kind != stat.S_IFLNK and info.st_nlink > 1 and (
-                            info.st_dev, info.st_ino) in linked:
-                        os.link(linked[info.st_dev, info.st_ino], destination)
-                        continue
-                    if kind == stat.S_IFLNK:
-                        os.symlink(os.readlink(name, dir_fd=directory), destination)
-                    elif kind == stat.S_IFREG:
-                        origin = opened(directory, name, os.O_RDONLY | os.O_NONBLOCK, info)
-                        try:
-                            xattrs = _xattrs_of(origin)
-                            with open(destination, "xb") as copy:
-                                _copy_bytes(origin, copy.fileno())
-                        finally:
-                            os.close(origin)
-                    else:  # character and block devices, fifos: made, never opened
-                        os.mknod(destination, info.st_mode, info.st_rdev)
-                    if kind != stat.S_IFLNK and info.st_nlink > 1:
-                        linked[info.st_dev, info.st_ino] = destination
-                    attributes(destination, info, xattrs)
-            finally:
-                os.close(directory)
+        while levels:
+            origin, names, copy, prefix, info, xattrs = levels[-1]
+            name = next(names, None)
+            if name is None:  # everything in it is copied
+                levels.pop()
+                try:
+                    _attributes(copy, None, info, xattrs)
+                finally:
+                    os.close(origin)
+                    os.close(copy)
+                continue
+            entry = os.stat(name, dir_fd=origin, follow_symlinks=False)
+            kind = stat.S_IFMT(entry.st_mode)
+            if kind == stat.S_IFSOCK:
+                continue
+            if kind == stat.S_IFDIR and (entry.st_dev, entry.st_ino) in exclude:
+                continue
+            if kind == stat.S_IFDIR:
+                child = _opened(origin, name, os.O_RDONLY | os.O_DIRECTORY, entry)
+                try:
+                    os.mkdir(name, 0o700, dir_fd=copy)
+                    made = os.open(name, _DIRECTORY, dir_fd=copy)
+                except OSError:
+                    os.close(child)
+                    raise
+                levels.append((child, iter(sorted(os.listdir(child))), made,
+                               f"{prefix}{name}/", entry, _xattrs_of(child)))
+                continue
+            if kind != stat.S_IFLNK and entry.st_nlink > 1 and (
+                    entry.st_dev, entry.st_ino) in linked:
+                os.link(linked[entry.st_dev, entry.st_ino], name, src_dir_fd=root,
+                        dst_dir_fd=copy)
+                continue
+            found: list[tuple[str, bytes]] = []
+            if kind == stat.S_IFLNK:
+                os.symlink(os.readlink(name, dir_fd=origin), name, dir_fd=copy)
+            elif kind == stat.S_IFREG:
+                readable = _opened(origin, name, os.O_RDONLY | os.O_NONBLOCK, entry)
+                try:
+                    found = _xattrs_of(readable)
+                    writable = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                       0o600, dir_fd=copy)
+                    try:
+                        _copy_bytes(readable, writable)
+                    finally:
+                        os.close(writable)
+                finally:
+                    os.close(readable)
+            else:  # character and block devices, fifos: made, never opened
+                os.mknod(name, entry.st_mode, entry.st_rdev, dir_fd=copy)
+            if kind != stat.S_IFLNK and entry.st_nlink > 1:
+                linked[entry.st_dev, entry.st_ino] = prefix + name
+            _attributes(copy, name, entry, found)
     finally:
-        for directory, _ in stack:
-            os.close(directory)
-    for path, info, xattrs in reversed(directories):  # the deepest first
-        attributes(path, info, xattrs)
+        for origin, _, copy, _, _, _ in levels:
+            os.close(origin)
+            os.close(copy)
+        os.close(root)
+
+
+def _attributes(parent: int, name: str | None, info: os.stat_result,
+                xattrs: list[tuple[str, bytes]]) -> None:
+    """Owner, then mode (chown clears setuid), extended attributes and times of ``name`` in
+    the directory ``parent`` (of ``parent`` itself when ``name`` is None)."""
+    if name is None:
+        os.chown(parent, info.st_uid, info.st_gid)
+        os.chmod(parent, stat.S_IMODE(info.st_mode))
+        for key, value in xattrs:
+            with contextlib.suppress(PermissionError):  # security.selinux and the like
+                os.setxattr(parent, key, value)
+        os.utime(parent, ns=(info.st_atime_ns, info.st_mtime_ns))
+        return
+    os.chown(name, info.st_uid, info.st_gid, dir_fd=parent, follow_symlinks=False)
+    if not stat.S_ISLNK(info.st_mode):
+        os.chmod(name, stat.S_IMODE(info.st_mode), dir_fd=parent)
+        if xattrs:
+            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                                 | (os.O_PATH if not stat.S_ISREG(info.st_mode) else 0),
+                                 dir_fd=parent)
+            try:
+                for key, value in xattrs:
+                    with contextlib.suppress(PermissionError):
+                        os.setxattr(descriptor, key, value)
+            finally:
+                os.close(descriptor)
+    os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=parent,
+             follow_symlinks=False)
 
 
 def _xattrs_of(descriptor: int) -> list[tuple[str, bytes]]:
@@ -321,17 +385,16 @@ class ImageStore:
                                        "tarball) nor a directory")
             with self._lock:
                 try:
-                    hexdigest = self._unpack(opened, directory=kind == stat.S_IFDIR)
+                    hexdigest, size = self._unpack(opened, directory=kind == stat.S_IFDIR)
                 except (OSError, RecursionError) as exc:
                     raise InvalidParameter(f"cannot import {source}: {exc}") from exc
                 except InvalidParameter as exc:
                     raise InvalidParameter(f"cannot import {source}: {exc.message}") from exc
-                return self._name(reference, hexdigest)
+                return self._name(reference, hexdigest, size)
         finally:
             os.close(opened)
 
-    def _name(self, reference: str, hexdigest: str) -> ImageRecord:
-        size = _size(self.root / hexdigest / "rootfs")
+    def _name(self, reference: str, hexdigest: str, size: int) -> ImageRecord:
         digest = f"sha256:{hexdigest}"
         now = time.time_ns() // 1_000_000
         with self._db.read() as reader:
@@ -348,16 +411,19 @@ class ImageStore:
                                  previous.created_at)
         return ImageRecord(reference, digest, size, now)
 
-    def _unpack(self, source: int, *, directory: bool) -> str:
-        """Stage the source, then move it under its digest (returned) unless that content is
-        in place already."""
+    def _unpack(self, source: int, *, directory: bool) -> tuple[str, int]:
+        """Stage the source, then move it under its digest unless that content is in place
+        already. Returns the digest and the size, both of what was staged: nothing is read
+        from the image once it is in place (an import that fails leaves no image behind)."""
         staging = tempfile.mkdtemp(dir=self.root, prefix=_STAGING)
         try:
             with _held(staging):
                 rootfs = pathlib.Path(staging, "rootfs")
                 if directory:
-                    _copy_tree(source, str(rootfs))
-                    hexdigest = _directory_digest(rootfs)
+                    data_root = os.stat(self.root.parent)
+                    _copy_tree(source, str(rootfs),
+                               frozenset({(data_root.st_dev, data_root.st_ino)}))
+                    hexdigest, size = _directory_digest(rootfs)
                 else:
                     tarball = pathlib.Path(staging, "image.tar")
                     digest = hashlib.sha256()
@@ -366,6 +432,7 @@ class ImageStore:
                     hexdigest = digest.hexdigest()
                     _untar(tarball, rootfs)
                     tarball.unlink()
+                    size = _tree_size(rootfs)
                 target = self.root / hexdigest
                 if not (target / "rootfs").is_dir():
                     try:
@@ -375,7 +442,7 @@ class ImageStore:
                             raise exc
         finally:
             _delete(staging)
-        return hexdigest
+        return hexdigest, size
 
     def resolve(self, reference: str) -> ImageRecord:
         """The image named ``reference``, or whose ID (``[sha256:]hex``, or a unique prefix of

@@ -195,7 +195,7 @@ def test_directory_digests_cannot_be_forged_with_newlines(tmp_path: pathlib.Path
     (first / "c").write_text("")
     (second / "a").symlink_to("X")
     (second / "b\nc").write_text("")
-    assert _directory_digest(first) != _directory_digest(second)
+    assert _directory_digest(first)[0] != _directory_digest(second)[0]
 
 
 def test_staging_left_by_a_dead_import_is_swept_at_open(tmp_path: pathlib.Path) -> None:
@@ -213,7 +213,7 @@ def test_content_already_in_place_is_a_successful_import(store: ImageStore,
     target = store.root / record.digest.removeprefix("sha256:")
     descriptor = os.open(source, os.O_RDONLY)
     try:  # the loser of a race: its staging is dropped, the image in place stays
-        assert store._unpack(descriptor, directory=False) == target.name
+        assert store._unpack(descriptor, directory=False) == (target.name, record.size_bytes)
     finally:
         os.close(descriptor)
     assert (target / "rootfs" / "file").read_bytes() == b"same"
@@ -403,3 +403,48 @@ def test_a_name_that_would_look_like_an_image_id_is_refused() -> None:
         normalize_reference("sha256:" + "a" * 64)
     with pytest.raises(InvalidParameter, match="invalid reference format"):
         normalize_reference("app:\u0663")  # Go's \w is ASCII
+
+
+def test_a_tarball_deeper_than_a_host_path_is_refused_cleanly(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    """Names under 4096 bytes inside the image that are longer from the host: the import
+    fails as InvalidParameter or succeeds, and leaves no image without a record."""
+    segment = "b" * 200
+    members = [(member("/".join([segment] * depth), tarfile.DIRTYPE, mode=0o755), None)
+               for depth in range(1, 21)]
+    members.append((member("/".join([segment] * 20) + "/file"), b"deep"))
+    source = tarball(tmp_path / "long.tar", *members)
+    try:
+        record = store.import_image(source, "long")
+    except InvalidParameter as error:
+        assert "cannot import" in error.message
+        assert os.listdir(store.root) == []
+    else:
+        assert record.size_bytes == 4
+        assert os.listdir(store.root) == [record.digest.removeprefix("sha256:")]
+
+
+def test_a_directory_with_many_subdirectories_keeps_few_descriptors_open(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "wide"
+    for index in range(3000):
+        (source / f"d{index}").mkdir(parents=True)
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(512, hard), hard))
+    try:
+        record = store.import_image(str(source), "wide")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(os.listdir(store.rootfs(record.digest))) == 3000
+
+
+def test_a_directory_holding_the_data_root_is_copied_without_it(tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "host"
+    (source / "etc").mkdir(parents=True)
+    (source / "etc" / "hostname").write_text("box")
+    store = ImageStore(source / "var" / "lib" / "berth", Database(str(tmp_path / "db")))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(str(source), "host").digest))
+    assert (rootfs / "etc" / "hostname").read_text() == "box"
+    assert os.listdir(rootfs / "var" / "lib") == []  # not its own staging, nor its images
