@@ -127,8 +127,9 @@ def _signal(text: str) -> int:
 
     name = text.upper().removeprefix("SIG")
     number = 0
-    if text.isascii() and text.isdigit():
-        number = int(text)
+    digits = text.removeprefix("+")  # strconv.Atoi takes a sign
+    if digits.isascii() and digits.isdigit():
+        number = int(digits) if int(digits) < 1 << 31 else 0  # the API's int32
     elif name.startswith("RTMIN+") and name[6:].isascii() and name[6:].isdigit():
         offset = int(name[6:])
         number = signal.SIGRTMIN + offset if 1 <= offset <= 15 else 0

@@ -210,8 +210,8 @@ def parse_mount(spec: str) -> Mapping[str, Any]:
                                "specification: destination can't be '/'")
     if kind == "volume" and ("/" in source or source in (".", "..")):
         raise _invalid_volume_name(source)
-    modes = [mode for mode in parts[2].split(",") if mode] if len(parts) == 3 else []
-    kinds = [_MODE_KINDS.get(mode) for mode in modes]
+    modes = parts[2].split(",") if len(parts) == 3 and parts[2] else []  # "" is no mode
+    kinds = [_MODE_KINDS.get(mode) for mode in modes]  # an empty item is not one
     if None in kinds or len(set(kinds)) != len(kinds):
         raise InvalidParameter(f"invalid mode: {parts[2]}")
     propagation = [mode for mode in modes if _MODE_KINDS[mode] == "propagation"]

@@ -9,6 +9,7 @@ CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import stat
@@ -34,6 +35,7 @@ MASKED_PATHS = [
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 NOFILE_WANTED = 1048576
 TABLE_MAX = 64 * 1024
+_ID_MAX = 2147483647  # runc's user package: ids are int32
 _SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 
 
@@ -61,17 +63,55 @@ def _rlimits() -> list[dict[str, Any]]:
     return [{"type": "RLIMIT_NOFILE", "soft": limit, "hard": limit}]
 
 
-def _user(user: str, rootfs: str) -> dict[str, int]:
-    """``uid[:gid]`` or ``name[:group]``, names looked up in the image's /etc files.
+def _user(user: str, rootfs: str) -> dict[str, Any]:
+    """The process user of ``name|uid[:group|gid]`` as runc's GetExecUser (Docker's
+    getUser) makes it from the image's /etc/passwd and /etc/group: a name must be there, a
+    uid may be (its entry gives the gid), the default is uid 0; without a group, the groups
+    that list the user are its additional gids.
 
-    Raises InvalidParameter for an unknown name."""
-    if not user:
-        return {"uid": 0, "gid": 0}
+    Raises InvalidParameter (unknown name, id out of range)."""
     name, _, group = user.partition(":")
-    uid, gid = _lookup(name, _in_root(rootfs, "/etc/passwd"), user, group_file=False)
-    if group:
-        gid = _lookup(group, _in_root(rootfs, "/etc/group"), user, group_file=True)[0]
-    return {"uid": uid, "gid": gid}
+    numeric = name.isascii() and name.isdigit()
+    uid, gid, matched = (_id(name) if numeric else 0), 0, ""
+    for fields in _fields(_in_root(rootfs, "/etc/passwd"), 4):
+        if (fields[0] == name) if name and not numeric else (fields[2] == str(uid)):
+            with contextlib.suppress(ValueError):
+                uid, gid, matched = _id(fields[2]), _id(fields[3]), fields[0]
+                break
+    else:
+        if name and not numeric:
+            raise InvalidParameter(
+                f"unable to find user {name}: no matching entries in passwd file")
+    groups = _fields(_in_root(rootfs, "/etc/group"), 3) if group or matched else []
+    additional: list[int] = []
+    if group and group.isascii() and group.isdigit():
+        gid = _id(group)
+    elif group:
+        named = [fields for fields in groups if fields[0] == group]
+        if not named or not named[0][2].isdigit():
+            raise InvalidParameter(
+                f"unable to find group {group}: no matching entries in group file")
+        gid = _id(named[0][2])
+    elif matched:
+        additional = [_id(fields[2]) for fields in groups if len(fields) >= 4
+                      and fields[2].isdigit() and matched in fields[3].split(",")]
+    process_user: dict[str, Any] = {"uid": uid, "gid": gid}
+    if additional:
+        process_user["additionalGids"] = additional
+    return process_user
+
+
+def _id(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= _ID_MAX:
+        raise InvalidParameter(f"uids and gids must be in range 0-{_ID_MAX}")
+    return value
+
+
+def _fields(path: str, minimum: int) -> list[list[str]]:
+    """The entries of an image's passwd or group file with at least ``minimum`` fields."""
+    return [fields for line in _table(path)
+            if len(fields := line.strip().split(":")) >= minimum and not line.startswith("#")]
 
 
 def _in_root(rootfs: str, path: str) -> str:
@@ -101,23 +141,6 @@ def _in_root(rootfs: str, path: str) -> str:
             resolved = []
         parts = [piece for piece in target.split("/") if piece] + parts
     return os.path.join(rootfs, *resolved)
-
-
-def _lookup(name: str, path: str, user: str, *, group_file: bool) -> tuple[int, int]:
-    """(uid, gid) of a passwd entry, or (gid, gid) of a group entry; numbers as given."""
-    if name.isascii() and name.isdigit():
-        return int(name), int(name) if group_file else 0
-    for line in _table(path):
-        fields = line.strip().split(":")
-        if len(fields) >= 3 and fields[0] == name:
-            try:
-                if group_file:
-                    return int(fields[2]), int(fields[2])
-                if len(fields) >= 4:
-                    return int(fields[2]), int(fields[3])
-            except ValueError:
-                break
-    raise InvalidParameter(f"unable to find user {user}: no matching entries in passwd file")
 
 
 def build_spec(container_id: str, config: Mapping[str, Any],

@@ -9,9 +9,10 @@ root. Path checks in user space (tarfile's extraction filters) have been bypasse
 once; here nothing depends on them.
 
 Members are extracted as they are, as Docker does: owners by number, modes with their setuid
-and setgid bits, device nodes, times. A path that exists already is removed first unless both
-it and the member are directories, so a regular file never writes through a hardlink into
-another file. Exit status 0 on success; 1 with one line on stderr otherwise.
+and setgid bits, device nodes, times, extended attributes (PAX ``SCHILY.xattr``). A path
+that exists already is removed first unless both it and the member are directories, so a
+regular file never writes through a hardlink into another file. Exit status 0 on success;
+1 with one line on stderr otherwise.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def unpack(archive: tarfile.TarFile) -> None:
             directories.append((member, path))
         archive.extract(member, "/", set_attrs=not member.isdir(), numeric_owner=True,
                         **trusted)  # type: ignore[arg-type]
+        if not member.isdir():
+            _set_xattrs(member, path)
     for member, path in reversed(directories):  # the deepest first, like extractall
         try:
             still = stat.S_ISDIR(os.lstat(path).st_mode)
@@ -70,6 +73,18 @@ def unpack(archive: tarfile.TarFile) -> None:
         archive.chown(member, path, True)
         archive.utime(member, path)
         archive.chmod(member, path)
+        _set_xattrs(member, path)
+
+
+def _set_xattrs(member: tarfile.TarInfo, path: str) -> None:
+    """The member's PAX ``SCHILY.xattr.*`` records (GNU tar's, Docker's): file capabilities
+    (``security.capability``) among them. After the owner: chown clears capabilities."""
+    if member.issym() or member.islnk():
+        return
+    for key, value in member.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            os.setxattr(path, key.removeprefix("SCHILY.xattr."),
+                        value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
 
 
 def main(argv: list[str]) -> int:

@@ -214,13 +214,14 @@ def test_a_user_without_access_to_the_socket_gets_dockers_permission_line(
 @pytest.mark.parametrize(("text", "number"), [
     ("9", 9), ("KILL", 9), ("sigterm", 15), ("WINCH", 28), ("SIGSEGV", 11), ("ALRM", 14),
     ("SIGRTMIN+3", 37), ("RTMIN+15", 49), ("RTMAX-14", 50), ("RTMAX-1", 63), ("RTMAX", 64),
-    ("RTMIN", 34)])
+    ("RTMIN", 34), ("+3", 3)])
 def test_kill_takes_every_linux_signal_name(text: str, number: int) -> None:
     assert _signal(text) == number
 
 
 @pytest.mark.parametrize("text", ["0", "FOO", "RTMIN+99", "RTMIN+16", "RTMAX-15", "RTMIN+0",
-                                  "SIG", "", "\u0663", "\u00b2", "RTMIN+\u0663"])
+                                  "SIG", "", "\u0663", "\u00b2", "RTMIN+\u0663",
+                                  "999999999999999999999", str(1 << 31), "-3"])
 def test_kill_refuses_signal_zero_and_unknown_names(text: str) -> None:
     # Signal 0 on the wire means "the default", SIGKILL: the CLI must never send it for "0".
     with pytest.raises(CliError) as info:

@@ -19,6 +19,7 @@ from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.state import ContainerState
 from engine.supervisor import exit_path
+from engine.testing.rootfs import build_busybox_rootfs
 from tests.integration.conftest import REASON, RealEngines, available, leaks
 
 pytestmark = pytest.mark.skipif(not available, reason=REASON)
@@ -115,6 +116,22 @@ def test_docker_mount_modes_reach_the_runtime(engine: Engine, tmp_path: pathlib.
     assert engine.wait("modes", timeout=30).exit_code == 0
     assert [line["log"] for line in log_lines(engine, reader.id)] == ["propagated\n"]
     engine.remove("modes")
+
+
+def test_the_process_user_has_its_groups(engine: Engine, tmp_path: pathlib.Path) -> None:
+    rootfs = build_busybox_rootfs(tmp_path / "users")
+    (rootfs / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n"
+                                           "alice:x:1000:1001::/:/bin/sh\n")
+    (rootfs / "etc" / "group").write_text("root:x:0:\nalicegrp:x:1001:\nstaff:x:50:alice,bob\n")
+    assert engine.images is not None
+    engine.images.import_image(str(rootfs), "users")
+    for user in ("alice", "1000"):
+        record = engine.create(ContainerConfig(image="users", command=("id",), user=user))
+        engine.start(record.id)
+        assert engine.wait(record.id, timeout=30).exit_code == 0
+        assert [line["log"] for line in log_lines(engine, record.id)] == [
+            "uid=1000(alice) gid=1001(alicegrp) groups=50(staff)\n"]
+        engine.remove(record.id)
 
 
 def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,

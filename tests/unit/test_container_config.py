@@ -129,7 +129,8 @@ def test_invalid_volume_specs(spec: str) -> None:
 
 
 @pytest.mark.parametrize("spec", ["/src:/dst:rx", "/s:/d:ro,rw", "/s:/d:RO", "/s:/d:ro,ro",
-                                  "/s:/d:shared,slave", "/s:/d:z,Z", "/s:/d:cached,delegated"])
+                                  "/s:/d:shared,slave", "/s:/d:z,Z", "/s:/d:cached,delegated",
+                                  "/s:/d:ro,,", "/s:/d:,ro"])
 def test_invalid_volume_modes(spec: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))

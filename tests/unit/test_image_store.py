@@ -448,3 +448,23 @@ def test_a_directory_holding_the_data_root_is_copied_without_it(tmp_path: pathli
     rootfs = pathlib.Path(store.rootfs(store.import_image(str(source), "host").digest))
     assert (rootfs / "etc" / "hostname").read_text() == "box"
     assert os.listdir(rootfs / "var" / "lib") == []  # not its own staging, nor its images
+
+
+def test_pax_extended_attributes_are_kept(store: ImageStore, tmp_path: pathlib.Path) -> None:
+    """File capabilities travel as SCHILY.xattr.security.capability (ping's cap_net_raw)."""
+    capability = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_raw+ep
+    info = member("ping", mode=0o755)
+    info.pax_headers = {"SCHILY.xattr.user.note": "kept",
+                        "SCHILY.xattr.security.capability":
+                            capability.decode("utf-8", "surrogateescape")}
+    directory = member("d", tarfile.DIRTYPE, mode=0o755)
+    directory.pax_headers = {"SCHILY.xattr.user.dir": "too"}
+    path = tmp_path / "pax.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"ping"))
+        archive.addfile(directory)
+    rootfs = pathlib.Path(store.rootfs(store.import_image(str(path), "pax").digest))
+    assert os.getxattr(rootfs / "ping", "user.note") == b"kept"
+    assert os.getxattr(rootfs / "ping", "security.capability") == capability
+    assert os.getxattr(rootfs / "d", "user.dir") == b"too"

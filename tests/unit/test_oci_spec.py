@@ -132,3 +132,31 @@ def test_a_passwd_that_is_not_a_regular_file_is_never_read(tmp_path: pathlib.Pat
         os.mknod(passwd, 0o644 | stat.S_IFCHR, os.makedev(1, 5))
     with pytest.raises(InvalidParameter, match="unable to find user app"):
         build_spec("h" * 64, {**CONFIG, "user": "app"}, handles)
+
+
+@pytest.mark.parametrize(("user", "expected"), [
+    ("", {"uid": 0, "gid": 0, "additionalGids": [10]}),  # root is listed in wheel
+    ("1000", {"uid": 1000, "gid": 1000, "additionalGids": [50, 60]}),  # found by its uid
+    ("app", {"uid": 1000, "gid": 1000, "additionalGids": [50, 60]}),
+    ("app:staff", {"uid": 1000, "gid": 50}),  # a group given: no additional gids
+    ("app:7", {"uid": 1000, "gid": 7}),
+    ("4242", {"uid": 4242, "gid": 0}),  # not in passwd: allowed, gid 0
+    ("4242:4243", {"uid": 4242, "gid": 4243})])
+def test_users_are_resolved_as_runcs_get_exec_user(tmp_path: pathlib.Path, user: str,
+                                                   expected: dict[str, object]) -> None:
+    handles = acquired(tmp_path)
+    (pathlib.Path(handles["rootfs"]["path"]) / "etc" / "group").write_text(
+        "root:x:0:\nwheel:x:10:root\nstaff:x:50:app,bob\nvideo:x:60:bob,app\n")
+    spec = build_spec("i" * 64, {**CONFIG, "user": user}, handles)
+    assert spec["process"]["user"] == expected
+    assert list(validator().iter_errors(spec)) == []
+
+
+@pytest.mark.parametrize(("user", "message"), [
+    ("4294967296", "uids and gids must be in range 0-2147483647"),
+    ("app:99999999999", "uids and gids must be in range 0-2147483647"),
+    ("app:nogroup", "unable to find group nogroup: no matching entries in group file")])
+def test_invalid_users_are_invalid_parameters(tmp_path: pathlib.Path, user: str,
+                                              message: str) -> None:
+    with pytest.raises(InvalidParameter, match=message):
+        build_spec("j" * 64, {**CONFIG, "user": user}, acquired(tmp_path))
