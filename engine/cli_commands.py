@@ -56,7 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         logs = Api(args)
         entries = iter(logs.call(logs.containers.Logs, pb.LogsRequest(
             container=container_id, follow=True, from_start=True)))
-        next(entries)
+        try:
+            next(entries)
+        except (CliError, StopIteration) as error:  # not followed: not started either
+            if args.rm:
+                with contextlib.suppress(CliError):
+                    api.call(api.containers.Remove, pb.RemoveRequest(
+                        container=container_id, force=True, volumes=True))
+            raise CliError(str(error) or "the daemon cannot follow the log",
+                           EXIT_REFUSED) from None
     try:
         api.call(api.containers.Start, pb.StartRequest(container=container_id))
     except CliError as error:

@@ -19,6 +19,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import pathlib
@@ -82,7 +83,8 @@ def _walk(top: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
     after it. Through descriptors, one a level (no path is ever longer than a name, whatever
     the depth), never following a symlink: each subdirectory is opened with O_NOFOLLOW and
     must be the inode its directory listed. Raises OSError."""
-    levels = [(os.dup(top), iter(sorted(os.listdir(top))), "")]
+    listed_top = iter(sorted(os.listdir(top)))
+    levels = [(os.dup(top), listed_top, "")]
     try:
         while levels:
             directory, names, prefix = levels[-1]
@@ -107,14 +109,29 @@ def _walk(top: int) -> Iterator[tuple[str, int, str, os.stat_result]]:
 
 
 def _opened(parent: int, name: str, flags: int, listed: os.stat_result) -> int:
-    """``name`` in ``parent`` opened with O_NOFOLLOW, if it is still the inode listed."""
-    descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-    now = os.fstat(descriptor)
-    if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
-            listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode)):
-        os.close(descriptor)
-        raise OSError(errno.EAGAIN, "changed while it was read", name)
-    return descriptor
+    """``name`` in ``parent``, if it is still the inode listed, opened with ``flags`` (never
+    following a symlink, not touching its access time). It is first reached with O_PATH,
+    which opens nothing: a file swapped for a fifo or a device meanwhile is never opened."""
+    reached = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        now = os.fstat(reached)
+        if (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
+                listed.st_dev, listed.st_ino, stat.S_IFMT(listed.st_mode)):
+            raise OSError(errno.EAGAIN, "changed while it was read", name)
+        # The magic link is followed to the inode reached: O_NOFOLLOW would stop at the link.
+        return os.open(f"/proc/self/fd/{reached}",
+                       (flags & ~os.O_NOFOLLOW) | os.O_NOATIME | os.O_CLOEXEC)
+    finally:
+        os.close(reached)
+
+
+def _special_xattrs(parent: int, name: str) -> list[tuple[str, bytes]]:
+    """The extended attributes of a fifo or device node, read without opening it."""
+    reached = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        return _xattrs_of(f"/proc/self/fd/{reached}")
+    finally:
+        os.close(reached)
 
 
 def _directory_digest(root: pathlib.Path) -> tuple[str, int]:
@@ -122,12 +139,17 @@ def _directory_digest(root: pathlib.Path) -> tuple[str, int]:
     name or target (newlines included) can forge another."""
     digest = hashlib.sha256()
     size = 0
-    top = os.open(root, _DIRECTORY)
+    counted: set[tuple[int, int]] = set()  # hardlinked bytes count once, as Docker's
+    top = os.open(root, _DIRECTORY | os.O_NOATIME)
     try:
-        for relative, directory, name, info in _walk(top):
+        here = os.fstat(top)  # the root's own mode, owner and attributes are content too
+        entries = itertools.chain([("", None, "", here)], _walk(top))
+        for relative, directory, name, info in entries:
             xattrs: list[tuple[str, bytes]] = []
             detail = ""
-            if stat.S_ISLNK(info.st_mode):
+            if directory is None:
+                xattrs = _xattrs_of(top)
+            elif stat.S_ISLNK(info.st_mode):
                 detail = os.readlink(name, dir_fd=directory)
             elif stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
                 opened = _opened(directory, name, os.O_RDONLY | os.O_NONBLOCK, info)
@@ -135,9 +157,13 @@ def _directory_digest(root: pathlib.Path) -> tuple[str, int]:
                     xattrs = _xattrs_of(opened)
                     if stat.S_ISREG(info.st_mode):
                         detail = _descriptor_digest(opened)
-                        size += info.st_size
+                        if (info.st_dev, info.st_ino) not in counted:
+                            counted.add((info.st_dev, info.st_ino))
+                            size += info.st_size
                 finally:
                     os.close(opened)
+            else:
+                xattrs = _special_xattrs(directory, name)
             entry = [relative, info.st_mode, info.st_uid, info.st_gid, info.st_rdev,
                      [[key, value.hex()] for key, value in xattrs], detail]
             digest.update(json.dumps(entry).encode("utf-8", "surrogateescape") + b"\n")
@@ -150,7 +176,9 @@ def _tree_size(root: pathlib.Path) -> int:
     """The bytes of the regular files under ``root``."""
     top = os.open(root, _DIRECTORY)
     try:
-        return sum(info.st_size for _, _, _, info in _walk(top) if stat.S_ISREG(info.st_mode))
+        inodes = {(info.st_dev, info.st_ino): info.st_size for _, _, _, info in _walk(top)
+                  if stat.S_ISREG(info.st_mode)}  # hardlinked bytes once
+        return sum(inodes.values())
     finally:
         os.close(top)
 
@@ -178,8 +206,8 @@ def _copy_tree(source: int, target: str,
     os.mkdir(target, 0o700)
     root = os.open(target, _DIRECTORY)
     linked: dict[tuple[int, int], str] = {}  # inode -> path of its first copy, from ``root``
-    levels = [(os.dup(source), iter(sorted(os.listdir(source))), os.dup(root), "",
-               os.fstat(source), _xattrs_of(source))]
+    listed = iter(sorted(os.listdir(source)))  # before any descriptor to close on failure
+    levels = [(os.dup(source), listed, os.dup(root), "", os.fstat(source), _xattrs_of(source))]
     try:
         while levels:
             origin, names, copy, prefix, info, xattrs = levels[-1]
@@ -201,13 +229,14 @@ def _copy_tree(source: int, target: str,
             if kind == stat.S_IFDIR:
                 child = _opened(origin, name, os.O_RDONLY | os.O_DIRECTORY, entry)
                 try:
+                    names_in = iter(sorted(os.listdir(child)))
+                    found_in = _xattrs_of(child)
                     os.mkdir(name, 0o700, dir_fd=copy)
                     made = os.open(name, _DIRECTORY, dir_fd=copy)
                 except OSError:
                     os.close(child)
                     raise
-                levels.append((child, iter(sorted(os.listdir(child))), made,
-                               f"{prefix}{name}/", entry, _xattrs_of(child)))
+                levels.append((child, names_in, made, f"{prefix}{name}/", entry, found_in))
                 continue
             if kind != stat.S_IFLNK and entry.st_nlink > 1 and (
                     entry.st_dev, entry.st_ino) in linked:
@@ -230,6 +259,7 @@ def _copy_tree(source: int, target: str,
                 finally:
                     os.close(readable)
             else:  # character and block devices, fifos: made, never opened
+                found = _special_xattrs(origin, name)
                 os.mknod(name, entry.st_mode, entry.st_rdev, dir_fd=copy)
             if kind != stat.S_IFLNK and entry.st_nlink > 1:
                 linked[entry.st_dev, entry.st_ino] = prefix + name
@@ -256,24 +286,22 @@ def _attributes(parent: int, name: str | None, info: os.stat_result,
     os.chown(name, info.st_uid, info.st_gid, dir_fd=parent, follow_symlinks=False)
     if not stat.S_ISLNK(info.st_mode):
         os.chmod(name, stat.S_IMODE(info.st_mode), dir_fd=parent)
-        if xattrs:
-            descriptor = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-                                 | (os.O_PATH if not stat.S_ISREG(info.st_mode) else 0),
-                                 dir_fd=parent)
+        if xattrs:  # reached with O_PATH (a fifo is never opened), set through /proc
+            reached = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             try:
                 for key, value in xattrs:
                     with contextlib.suppress(PermissionError):
-                        os.setxattr(descriptor, key, value)
+                        os.setxattr(f"/proc/self/fd/{reached}", key, value)
             finally:
-                os.close(descriptor)
+                os.close(reached)
     os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=parent,
              follow_symlinks=False)
 
 
-def _xattrs_of(descriptor: int) -> list[tuple[str, bytes]]:
+def _xattrs_of(target: int | str) -> list[tuple[str, bytes]]:
+    """Of an open descriptor, or of a path (followed)."""
     try:
-        return [(name, os.getxattr(descriptor, name)) for name in sorted(
-            os.listxattr(descriptor))]
+        return [(name, os.getxattr(target, name)) for name in sorted(os.listxattr(target))]
     except OSError:  # a filesystem without them
         return []
 
@@ -387,7 +415,9 @@ class ImageStore:
                 try:
                     hexdigest, size = self._unpack(opened, directory=kind == stat.S_IFDIR)
                 except (OSError, RecursionError) as exc:
-                    raise InvalidParameter(f"cannot import {source}: {exc}") from exc
+                    why = str(exc)  # a path deep in the image can be thousands of bytes
+                    why = why if len(why) <= 300 else f"{why[:140]} ... {why[-140:]}"
+                    raise InvalidParameter(f"cannot import {source}: {why}") from exc
                 except InvalidParameter as exc:
                     raise InvalidParameter(f"cannot import {source}: {exc.message}") from exc
                 return self._name(reference, hexdigest, size)
@@ -420,9 +450,11 @@ class ImageStore:
             with _held(staging):
                 rootfs = pathlib.Path(staging, "rootfs")
                 if directory:
-                    data_root = os.stat(self.root.parent)
+                    # Never the data root, the store or this staging: a source that holds them
+                    # would copy the staging into itself.
+                    mine = [os.stat(path) for path in (self.root.parent, self.root, staging)]
                     _copy_tree(source, str(rootfs),
-                               frozenset({(data_root.st_dev, data_root.st_ino)}))
+                               frozenset((info.st_dev, info.st_ino) for info in mine))
                     hexdigest, size = _directory_digest(rootfs)
                 else:
                     tarball = pathlib.Path(staging, "image.tar")

@@ -145,13 +145,14 @@ class _Stream:
     def write(self, chunk: bytes) -> None:
         *lines, rest = (self.pending + chunk).split(b"\n")  # pending < MAX_LINE: no quadratic
         entries: list[bytes] = []
+        moment = rfc3339_nano(time.time_ns())  # a line's pieces share one time, as Docker's
         for line in lines:  # Docker's copier: a full buffer goes out as a partial message
             while len(line) >= MAX_LINE:
-                entries.append(entry(line[:MAX_LINE], self.name))
+                entries.append(entry(line[:MAX_LINE], self.name, moment))
                 line = line[MAX_LINE:]
-            entries.append(entry(line + b"\n", self.name))
+            entries.append(entry(line + b"\n", self.name, moment))
         while len(rest) >= MAX_LINE:
-            entries.append(entry(rest[:MAX_LINE], self.name))
+            entries.append(entry(rest[:MAX_LINE], self.name, moment))
             rest = rest[MAX_LINE:]
         self.pending = rest
         if entries:
@@ -194,8 +195,8 @@ def _escape(match: re.Match[str]) -> str:
     return _BY_NAME.get(character, f"\\u{ord(character):04x}")
 
 
-def entry(line: bytes, stream: str) -> bytes:
-    """One json-file line, byte for byte as Docker writes it."""
+def entry(line: bytes, stream: str, moment: str | None = None) -> bytes:
+    """One json-file line, byte for byte as Docker writes it (``moment``: now)."""
     text = _go_string(line.decode("utf-8", errors="surrogateescape"))
-    return (f'{{"log":{text},"stream":"{stream}","time":"{rfc3339_nano(time.time_ns())}"}}\n'
-            ).encode()
+    moment = moment or rfc3339_nano(time.time_ns())
+    return f'{{"log":{text},"stream":"{stream}","time":"{moment}"}}\n'.encode()

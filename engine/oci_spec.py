@@ -9,8 +9,8 @@ CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the te
 
 from __future__ import annotations
 
-import contextlib
 import os
+import re
 import resource
 import stat
 from collections.abc import Mapping
@@ -64,54 +64,76 @@ def _rlimits() -> list[dict[str, Any]]:
 
 
 def _user(user: str, rootfs: str) -> dict[str, Any]:
-    """The process user of ``name|uid[:group|gid]`` as runc's GetExecUser (Docker's
-    getUser) makes it from the image's /etc/passwd and /etc/group: a name must be there, a
-    uid may be (its entry gives the gid), the default is uid 0; without a group, the groups
-    that list the user are its additional gids.
+    """The process user of ``name|uid[:group|gid]``, as Docker's getUser makes it with runc's
+    GetExecUser from the image's /etc/passwd and /etc/group: a name must be there, a uid may
+    be (its entry gives the gid), the default is uid 0's entry; without a group, the groups
+    that list the user are added; the additional gids start with the primary one (moby's fix
+    of CVE-2022-36109).
 
-    Raises InvalidParameter (unknown name, id out of range)."""
-    name, _, group = user.partition(":")
-    numeric = name.isascii() and name.isdigit()
-    uid, gid, matched = (_id(name) if numeric else 0), 0, ""
-    for fields in _fields(_in_root(rootfs, "/etc/passwd"), 4):
-        if (fields[0] == name) if name and not numeric else (fields[2] == str(uid)):
-            with contextlib.suppress(ValueError):
-                uid, gid, matched = _id(fields[2]), _id(fields[3]), fields[0]
-                break
+    Raises InvalidParameter (unknown name or group, an id given out of range)."""
+    user_arg, _, rest = user.partition(":")
+    group_arg = rest.partition(":")[0]
+    uid_arg = _number(user_arg)
+    uid, gid, matched = 0, 0, ""
+    for fields in _fields(_in_root(rootfs, "/etc/passwd"), 7, comments=False):
+        name, entry_uid = fields[0], _atoi(fields[2])
+        if (entry_uid == 0 if not user_arg else
+                entry_uid == uid_arg if uid_arg is not None else name == user_arg):
+            uid, gid, matched = entry_uid, _atoi(fields[3]), name
+            break
     else:
-        if name and not numeric:
+        if uid_arg is None and user_arg:
             raise InvalidParameter(
-                f"unable to find user {name}: no matching entries in passwd file")
-    groups = _fields(_in_root(rootfs, "/etc/group"), 3) if group or matched else []
-    additional: list[int] = []
-    if group and group.isascii() and group.isdigit():
-        gid = _id(group)
-    elif group:
-        named = [fields for fields in groups if fields[0] == group]
-        if not named or not named[0][2].isdigit():
+                f"unable to find user {user_arg}: no matching entries in passwd file")
+        if uid_arg is not None:
+            uid = _in_range(uid_arg)
+    groups = _fields(_in_root(rootfs, "/etc/group"), 4, comments=True)
+    supplementary: list[int] = []
+    if group_arg:
+        gid_arg = _number(group_arg)
+        named = [fields for fields in groups if (
+            _atoi(fields[2]) == gid_arg if gid_arg is not None else fields[0] == group_arg)]
+        if named:
+            gid = _atoi(named[0][2])
+        elif gid_arg is None:
             raise InvalidParameter(
-                f"unable to find group {group}: no matching entries in group file")
-        gid = _id(named[0][2])
+                f"unable to find group {group_arg}: no matching entries in group file")
+        else:
+            gid = _in_range(gid_arg)
     elif matched:
-        additional = [_id(fields[2]) for fields in groups if len(fields) >= 4
-                      and fields[2].isdigit() and matched in fields[3].split(",")]
-    process_user: dict[str, Any] = {"uid": uid, "gid": gid}
-    if additional:
-        process_user["additionalGids"] = additional
-    return process_user
+        supplementary = [_atoi(fields[2]) for fields in groups
+                         if matched in fields[3].split(",")]
+    return {"uid": uid, "gid": gid, "additionalGids": [gid, *supplementary]}
 
 
-def _id(text: str) -> int:
-    value = int(text)
+def _number(text: str) -> int | None:
+    """Go's strconv.Atoi: an optional sign, ASCII digits; else None."""
+    return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else None
+
+
+def _atoi(text: str) -> int:
+    """A field as runc's parser reads it: a number, or 0."""
+    number = _number(text)
+    return number if number is not None else 0
+
+
+def _in_range(value: int) -> int:
     if not 0 <= value <= _ID_MAX:
         raise InvalidParameter(f"uids and gids must be in range 0-{_ID_MAX}")
     return value
 
 
-def _fields(path: str, minimum: int) -> list[list[str]]:
-    """The entries of an image's passwd or group file with at least ``minimum`` fields."""
-    return [fields for line in _table(path)
-            if len(fields := line.strip().split(":")) >= minimum and not line.startswith("#")]
+def _fields(path: str, count: int, *, comments: bool) -> list[list[str]]:
+    """The entries of an image's passwd or group file as runc parses them: each line
+    trimmed, blank ones (and, in the group file, ``#`` ones) skipped, ``count`` fields."""
+    entries = []
+    for line in _table(path):
+        text = line.strip()
+        if not text or (comments and text.startswith("#")):
+            continue
+        fields = text.split(":")
+        entries.append((fields + [""] * count)[:count])
+    return entries
 
 
 def _in_root(rootfs: str, path: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 # Everything extraction may import is imported before the chroot, which has no Python.
 import bz2  # noqa: F401 - compressed tarballs
+import contextlib
 import gzip  # noqa: F401
 import lzma  # noqa: F401
 import os
@@ -63,6 +64,8 @@ def unpack(archive: tarfile.TarFile) -> None:
                         **trusted)  # type: ignore[arg-type]
         if not member.isdir():
             _set_xattrs(member, path)
+    last = {path: member for member, path in directories}  # a repeated directory: the last
+    directories = [(member, path) for member, path in directories if last[path] is member]
     for member, path in reversed(directories):  # the deepest first, like extractall
         try:
             still = stat.S_ISDIR(os.lstat(path).st_mode)
@@ -83,8 +86,9 @@ def _set_xattrs(member: tarfile.TarInfo, path: str) -> None:
         return
     for key, value in member.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
-            os.setxattr(path, key.removeprefix("SCHILY.xattr."),
-                        value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+            with contextlib.suppress(PermissionError):  # as Docker: user.* on a fifo, say
+                os.setxattr(path, key.removeprefix("SCHILY.xattr."),
+                            value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
 
 
 def main(argv: list[str]) -> int:

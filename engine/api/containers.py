@@ -144,16 +144,16 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         record = self._engine.inspect(request.container)
         path = self._engine.saga.host.log_path(record.id)
         log: BinaryIO | None = None
-        if request.follow and request.from_start:
-            # Held open from here: a removal at the exit (--rm) moves the file away, and what
-            # the run wrote is still read to its end.
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            log = open(path, "a+b")  # noqa: SIM115 - closed below
-            log.seek(0)
-            yield pb.LogEntry()  # the handshake: the caller may start the container now
         position = 0
         followed: list[int | None] = [None]  # the run followed: the first live one seen
         try:
+            if request.follow and request.from_start:
+                # Held open from here: a removal at the exit (--rm) moves the file away, and
+                # what the run wrote is still read to its end.
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                log = open(path, "a+b")  # noqa: SIM115 - closed below
+                log.seek(0)
+                yield pb.LogEntry()  # the handshake: the caller may start the container now
             while True:
                 if log is None:
                     with contextlib.suppress(FileNotFoundError):

@@ -130,7 +130,7 @@ def test_the_process_user_has_its_groups(engine: Engine, tmp_path: pathlib.Path)
         engine.start(record.id)
         assert engine.wait(record.id, timeout=30).exit_code == 0
         assert [line["log"] for line in log_lines(engine, record.id)] == [
-            "uid=1000(alice) gid=1001(alicegrp) groups=50(staff)\n"]
+            "uid=1000(alice) gid=1001(alicegrp) groups=50(staff),1001(alicegrp)\n"]
         engine.remove(record.id)
 
 

@@ -468,3 +468,53 @@ def test_pax_extended_attributes_are_kept(store: ImageStore, tmp_path: pathlib.P
     assert os.getxattr(rootfs / "ping", "user.note") == b"kept"
     assert os.getxattr(rootfs / "ping", "security.capability") == capability
     assert os.getxattr(rootfs / "d", "user.dir") == b"too"
+
+
+def test_the_data_root_or_its_store_as_a_source_never_copies_the_staging(
+        tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "root"
+    store = ImageStore(root, Database(str(tmp_path / "db")))
+    store.import_image(tarball(tmp_path / "seed.tar", (member("f"), b"seed")), "seed")
+    for source in (root, root / "images"):
+        record = store.import_image(str(source), f"self{len(source.parts)}")
+        rootfs = pathlib.Path(store.rootfs(record.digest))
+        assert not any(name.startswith(".import-") for _, names, _ in os.walk(rootfs)
+                       for name in names)
+    assert not [entry for entry in os.listdir(store.root) if entry.startswith(".")]
+
+
+def test_the_roots_own_attributes_are_part_of_the_digest(tmp_path: pathlib.Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for tree in (first, second):
+        tree.mkdir()
+        (tree / "f").write_text("same")
+    second.chmod(0o700)
+    assert _directory_digest(first)[0] != _directory_digest(second)[0]
+
+
+def test_hardlinked_bytes_count_once_and_fifo_xattrs_are_copied(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "links"
+    source.mkdir()
+    (source / "a").write_text("abc")
+    os.link(source / "a", source / "b")
+    os.mkfifo(source / "fifo")
+    os.setxattr(source / "fifo", "trusted.note", b"kept")
+    record = store.import_image(str(source), "links")
+    assert record.size_bytes == 3
+    assert os.getxattr(pathlib.Path(store.rootfs(record.digest)) / "fifo",
+                       "trusted.note") == b"kept"
+
+
+def test_a_repeated_directory_member_takes_the_last_ones_attributes_and_refused_xattrs_pass(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    fifo = member("p", tarfile.FIFOTYPE, mode=0o644)
+    fifo.pax_headers = {"SCHILY.xattr.user.x": "refused on a fifo"}
+    path = tmp_path / "repeat.tar"
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as archive:
+        archive.addfile(member("d", tarfile.DIRTYPE, mode=0o700))
+        archive.addfile(member("d", tarfile.DIRTYPE, mode=0o755))
+        archive.addfile(fifo)
+    rootfs = pathlib.Path(store.rootfs(store.import_image(str(path), "repeat").digest))
+    assert stat.S_IMODE((rootfs / "d").stat().st_mode) == 0o755
+    assert stat.S_ISFIFO((rootfs / "p").lstat().st_mode)

@@ -60,7 +60,7 @@ def test_spec_for_network_none_validates(tmp_path: pathlib.Path) -> None:
     spec = build_spec("c" * 64, CONFIG, acquired(tmp_path))
     errors = sorted(validator().iter_errors(spec), key=str)
     assert errors == []
-    assert spec["process"]["user"] == {"uid": 1000, "gid": 50}
+    assert spec["process"]["user"] == {"uid": 1000, "gid": 50, "additionalGids": [50]}
     # A new namespace, made by the runtime (the network handle's path is bound after create).
     networks = [ns for ns in spec["linux"]["namespaces"] if ns["type"] == "network"]
     assert networks == [{"type": "network"}]
@@ -110,7 +110,7 @@ def test_users_are_looked_up_inside_the_image_never_through_its_symlinks(
     inner.parent.mkdir(parents=True)
     inner.write_text("hostonly:x:77:88::/:\n")  # what the container itself would read
     assert build_spec("g" * 64, {**CONFIG, "user": "hostonly"}, handles)["process"]["user"] == {
-        "uid": 77, "gid": 88}
+        "uid": 77, "gid": 88, "additionalGids": [88]}
     (rootfs / "loop").symlink_to("loop")
     passwd.unlink()
     passwd.symlink_to("/loop")
@@ -135,18 +135,21 @@ def test_a_passwd_that_is_not_a_regular_file_is_never_read(tmp_path: pathlib.Pat
 
 
 @pytest.mark.parametrize(("user", "expected"), [
-    ("", {"uid": 0, "gid": 0, "additionalGids": [10]}),  # root is listed in wheel
-    ("1000", {"uid": 1000, "gid": 1000, "additionalGids": [50, 60]}),  # found by its uid
-    ("app", {"uid": 1000, "gid": 1000, "additionalGids": [50, 60]}),
-    ("app:staff", {"uid": 1000, "gid": 50}),  # a group given: no additional gids
-    ("app:7", {"uid": 1000, "gid": 7}),
-    ("4242", {"uid": 4242, "gid": 0}),  # not in passwd: allowed, gid 0
-    ("4242:4243", {"uid": 4242, "gid": 4243})])
+    ("", {"uid": 0, "gid": 0, "additionalGids": [0, 10]}),  # root is listed in wheel
+    ("1000", {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50, 60]}),  # by its uid
+    ("+1000", {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50, 60]}),  # Atoi's sign
+    ("app", {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50, 60]}),
+    ("app:staff", {"uid": 1000, "gid": 50, "additionalGids": [50]}),  # a group: no others
+    ("app:7", {"uid": 1000, "gid": 7, "additionalGids": [7]}),
+    ("app:staff:ignored", {"uid": 1000, "gid": 50, "additionalGids": [50]}),
+    ("4242", {"uid": 4242, "gid": 0, "additionalGids": [0]}),  # not in passwd: gid 0
+    ("4242:4243", {"uid": 4242, "gid": 4243, "additionalGids": [4243]})])
 def test_users_are_resolved_as_runcs_get_exec_user(tmp_path: pathlib.Path, user: str,
                                                    expected: dict[str, object]) -> None:
     handles = acquired(tmp_path)
     (pathlib.Path(handles["rootfs"]["path"]) / "etc" / "group").write_text(
-        "root:x:0:\nwheel:x:10:root\nstaff:x:50:app,bob\nvideo:x:60:bob,app\n")
+        "root:x:0:\nwheel:x:10:root\n  #comment:x:5:app\nstaff:x:50:app,bob\n"
+        "video:x:60:bob,app\n")
     spec = build_spec("i" * 64, {**CONFIG, "user": user}, handles)
     assert spec["process"]["user"] == expected
     assert list(validator().iter_errors(spec)) == []
