@@ -146,5 +146,6 @@ def test_a_complete_long_line_is_cut_as_dockers_copier_cuts_it(tmp_path: pathlib
     assert [line for stream, line in logged if stream == "stdout"] == [
         "B" * MAX_LINE, "B" * MAX_LINE, "B" * 7232 + "\n"]
     assert [line for stream, line in logged if stream == "stderr"] == ["C" * MAX_LINE, "\n"]
-    times = {entry["time"] for entry in entries(tmp_path / "cut.log") if entry["stream"] == "stdout"}
+    times = {entry["time"] for entry in entries(tmp_path / "cut.log")
+             if entry["stream"] == "stdout"}
     assert len(times) == 1  # a line's pieces carry its one time, as Docker's copier stamps them
