@@ -4,13 +4,15 @@ stored content-addressed under ``<root>/images/<sha256 hex>/rootfs`` and named b
 
 The digest of a tarball is the SHA-256 of its bytes; of a directory, the SHA-256 of a
 canonical listing: one JSON array per entry (path, mode, owner, device number, extended
-attributes, and the symlink's target or the file's content digest), in path order.
+attributes, and the symlink's target or the file's content digest), the root first, in a
+fixed walk order. Both are of what was staged, not of the source as it may be later.
 
 Nothing an import reads can write outside the new root filesystem: a tarball is unpacked by a
-process chrooted into it (``engine.unpack``), a directory is copied without following any of
-its symlinks. An import is unpacked in a staging directory (``images/.import-*``) and renamed
-into place complete; a removal renames the image out of place (``images/.remove-*``) before it
-deletes it. Staging left by a daemon that died is deleted when the store next opens.
+process chrooted into it (``engine.unpack``), a directory is copied through descriptors that
+never follow one of its symlinks. An import is unpacked in a staging directory
+(``images/.import-*``) and renamed into place complete; a removal renames the image out of
+place (``images/.remove-*``) before it deletes it. Staging left by a daemon that died is
+deleted when the store next opens.
 """
 
 from __future__ import annotations
