@@ -86,6 +86,21 @@ def _plain(path: str) -> bool:
     return not any(character in path for character in " \t\n\\")
 
 
+def propagation_of(path: str) -> tuple[str, list[str]]:
+    """The mount ``path`` is on and its propagation fields (``shared:N``, ``master:N``; none
+    for a private one), from /proc/self/mountinfo, as moby's getSourceMount finds them."""
+    target = os.path.realpath(path)
+    best, fields = "/", []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+        for line in table:
+            parts = line.split()
+            point = parts[4].encode().decode("unicode_escape")
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fields = point, parts[6:parts.index("-")]
+    return best, fields
+
+
 def mounts_under(prefix: str) -> list[str]:
     """Mount points at or below ``prefix``, deepest first (from /proc/self/mountinfo)."""
     base = prefix.rstrip("/")

@@ -107,11 +107,31 @@ class LinuxHost:
                     # directory; an existing one, a file included, is bound as it is.
                     if not os.path.lexists(mount["source"]):
                         os.makedirs(mount["source"], exist_ok=True)
+                    self._check_propagation(mount)
             else:
                 self._write_bundle(container, handle, acquired)
         except OSError as exc:
             raise System(f"{resource.value}: {exc}") from exc
         return handle
+
+    def _check_propagation(self, mount: Mapping[str, Any]) -> None:
+        """moby's ensureShared / ensureSharedOrSlave: a bind that asks for shared (slave)
+        propagation needs a source on a shared (shared or slave) mount, or the request would
+        silently do nothing. A source under the data root, or holding it, is exempt (moby's
+        fallback for its own directories)."""
+        wanted = mount.get("propagation") or ""
+        source = str(mount["source"])
+        if wanted not in ("shared", "rshared", "slave", "rslave") or (
+                source.startswith(self._root) or self._root.startswith(source)):
+            return
+        point, fields = linux.propagation_of(source)
+        shared = any(field.startswith("shared:") for field in fields)
+        slave = any(field.startswith("master:") for field in fields)
+        if wanted in ("shared", "rshared") and not shared:
+            raise System(f"path {source} is mounted on {point} but it is not a shared mount")
+        if not (shared or slave):
+            raise System(
+                f"path {source} is mounted on {point} but it is not a shared or slave mount")
 
     def _allocate_sandbox(self, path: str) -> None:
         """The file the container's network namespace is bound on once the runtime made it

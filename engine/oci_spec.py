@@ -204,10 +204,13 @@ def build_spec(container_id: str, config: Mapping[str, Any],
         mounts.append({"destination": "/run/secrets", "type": "bind",
                        "source": str(secrets["path"]), "options": ["rbind", "ro"]})
     volumes = acquired.get("volumes")
+    shared_root = False
     for volume in (volumes or {}).get("mounts", []):
         options = ["rbind", "ro" if volume["readonly"] else "rw"]
         if volume.get("propagation"):
             options.append(volume["propagation"])
+            if volume["propagation"] in ("shared", "rshared"):
+                shared_root = True  # moby: a shared bind needs a shared container root
         mounts.append({"destination": volume["destination"], "type": "bind",
                        "source": volume["source"], "options": options})
     capabilities = list(DEFAULT_CAPABILITIES)
@@ -235,6 +238,8 @@ def build_spec(container_id: str, config: Mapping[str, Any],
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    if shared_root:  # runc's default is rslave; the 1.0.2 schema names it "shared"
+        spec["linux"]["rootfsPropagation"] = "shared"
     if host_network:
         del spec["hostname"]  # no UTS namespace of its own: the host's name
     return spec

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from engine import steps
+from engine import linux, steps
 from engine.container_config import ContainerConfig
 from engine.errors import BerthError, InvalidParameter
 from engine.failpoint import Failpoints
@@ -23,6 +23,7 @@ from engine.testing.rootfs import build_busybox_rootfs
 from tests.integration.conftest import REASON, RealEngines, available, leaks
 
 pytestmark = pytest.mark.skipif(not available, reason=REASON)
+MS_SHARED = 1 << 20
 
 
 def config(*command: str, **fields: object) -> ContainerConfig:
@@ -107,15 +108,35 @@ def test_a_host_file_is_bind_mounted_read_only(engine: Engine, tmp_path: pathlib
 
 
 def test_docker_mount_modes_reach_the_runtime(engine: Engine, tmp_path: pathlib.Path) -> None:
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "note").write_text("propagated\n")
-    reader = engine.create(config("cat", "/mnt/note", name="modes",
-                                  mounts=(f"{tmp_path / 'shared'}:/mnt:ro,rslave,z",
-                                          "modesvol:/data:nocopy,cached")))
-    engine.start("modes")
-    assert engine.wait("modes", timeout=30).exit_code == 0
-    assert [line["log"] for line in log_lines(engine, reader.id)] == ["propagated\n"]
-    engine.remove("modes")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    linux.mount("tmpfs", str(shared), "tmpfs", 0, "size=1m")
+    try:
+        linux.mount("none", str(shared), "", MS_SHARED)  # a slave bind needs such a source
+        (shared / "note").write_text("propagated\n")
+        reader = engine.create(config("cat", "/mnt/note", name="modes",
+                                      mounts=(f"{shared}:/mnt:ro,rslave,z",
+                                              "modesvol:/data:nocopy,cached")))
+        engine.start("modes")
+        assert engine.wait("modes", timeout=30).exit_code == 0
+        assert [line["log"] for line in log_lines(engine, reader.id)] == ["propagated\n"]
+        engine.remove("modes")
+    finally:
+        linux.unmount(str(shared), lazy=True)
+
+
+def test_a_propagation_the_source_mount_cannot_give_fails_the_start(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    """moby's ensureSharedOrSlave: this host's mounts are private, so rslave would do
+    nothing. The start fails (System, as createSpec's errors) and leaves it created."""
+    (tmp_path / "private").mkdir()
+    engine.create(config("true", name="private-bind",
+                         mounts=(f"{tmp_path / 'private'}:/mnt:rslave",)))
+    with pytest.raises(BerthError, match="is not a shared or slave mount") as info:
+        engine.start("private-bind")
+    assert info.value.error_class.value == "System"
+    assert engine.inspect("private-bind").state is ContainerState.CREATED
+    engine.remove("private-bind")
 
 
 def test_the_process_user_has_its_groups(engine: Engine, tmp_path: pathlib.Path) -> None:

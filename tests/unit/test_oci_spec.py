@@ -163,3 +163,13 @@ def test_invalid_users_are_invalid_parameters(tmp_path: pathlib.Path, user: str,
                                               message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         build_spec("j" * 64, {**CONFIG, "user": user}, acquired(tmp_path))
+
+
+def test_a_shared_bind_makes_the_container_root_shared(tmp_path: pathlib.Path) -> None:
+    handles = acquired(tmp_path)
+    handles["volumes"]["mounts"][0]["propagation"] = "rshared"
+    spec = build_spec("k" * 64, CONFIG, handles)
+    assert spec["linux"]["rootfsPropagation"] == "shared"  # moby; the 1.0.2 schema's name
+    assert "rshared" in next(m for m in spec["mounts"] if m["destination"] == "/data")["options"]
+    assert list(validator().iter_errors(spec)) == []
+    assert "rootfsPropagation" not in build_spec("k" * 64, CONFIG, acquired(tmp_path))["linux"]
