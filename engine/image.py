@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import logging
 import os
 import pathlib
 import re
@@ -41,6 +42,7 @@ from engine.state import ContainerState
 from engine.store import Database, ImageRecord
 
 _CHUNK = 1 << 20
+log = logging.getLogger("berth.images")
 _STAGING = ".import-"
 _REMOVING = ".remove-"
 
@@ -318,14 +320,17 @@ def _copy_bytes(source: int, target: int, digest: Any = None) -> None:
             view = view[os.write(target, view):]
 
 
-def _untar(tarball: pathlib.Path, rootfs: pathlib.Path) -> None:
+def _untar(tarball: pathlib.Path, rootfs: pathlib.Path, lock: int) -> None:
     """Unpack ``tarball`` into the empty directory ``rootfs``, chrooted there. The child runs
-    isolated (``-I``): no PYTHON* variable, no user site, no current directory on its path."""
+    isolated (``-I``): no PYTHON* variable, no user site, no current directory on its path.
+    It inherits ``lock``, the staging's flock, so that a daemon started after this one died
+    never deletes the staging under it; and it stops once this process is gone."""
     rootfs.mkdir()
     with open(tarball, "rb") as source:
-        done = subprocess.run([sys.executable, "-I", "-m", "engine.unpack", str(rootfs)],
-                              stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, "-I", "-m", "engine.unpack", str(rootfs), str(os.getpid())],
+            stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
+            pass_fds=(lock,))
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
         raise InvalidParameter(said[-1] if said else f"unpack exited {done.returncode}")
@@ -341,12 +346,13 @@ def _delete(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _held(directory: str) -> Iterator[None]:
-    """Hold an flock on ``directory`` (its owner is alive) while the block runs."""
+def _held(directory: str, mode: int = fcntl.LOCK_EX) -> Iterator[int]:
+    """Hold an flock on ``directory`` (its owner is alive) while the block runs; yields the
+    locked descriptor (a child given it holds the lock too)."""
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        fcntl.flock(descriptor, mode)
+        yield descriptor
     finally:
         os.close(descriptor)
 
@@ -371,6 +377,7 @@ class ImageStore:
         # for users to its delete: no container is created on an image being removed.
         self._users = threading.Lock()
         self._sweep()
+        self._reclaim()
 
     def in_use(self) -> threading.Lock:
         """Hold while a container that will use an image is looked up and stored."""
@@ -390,6 +397,39 @@ class ImageStore:
             finally:
                 os.close(descriptor)
             _delete(entry.path)
+
+    def _reclaim(self) -> None:
+        """An image directory no row names is what a crash left between an import's move
+        into place and its row, or between a removal's rows and its files: delete it, or,
+        if a container uses it, keep it as a dangling image. Skipped while another store of
+        this root imports or removes (it holds the store's flock, shared)."""
+        try:
+            descriptor = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            with self._db.read() as reader:
+                named = {image.digest for image in reader.images()}
+                used = {str(c.config.get("image_digest", "")) for c in reader.containers()
+                        if c.state is not ContainerState.REMOVED}
+            for entry in os.scandir(self.root):
+                digest = f"sha256:{entry.name}"
+                if not re.fullmatch(r"[0-9a-f]{64}", entry.name) or digest in named:
+                    continue
+                if digest in used:
+                    size = _tree_size(pathlib.Path(entry.path, "rootfs"))
+                    with self._db.write() as writer:
+                        writer.put_image(digest, digest, size, time.time_ns() // 1_000_000)
+                else:
+                    log.warning("deleting image %s: no name left (a crash interrupted it)",
+                                entry.name[:12])
+                    self._delete_files(entry.name)
+        finally:
+            os.close(descriptor)
 
     def rootfs(self, digest: str) -> str:
         return str(self.root / digest.removeprefix("sha256:") / "rootfs")
@@ -413,7 +453,9 @@ class ImageStore:
             if kind not in (stat.S_IFDIR, stat.S_IFREG):
                 raise InvalidParameter(f"import source {source} is neither a regular file (a "
                                        "tarball) nor a directory")
-            with self._lock:
+            # The store's flock, shared: from its move into place to its row, an image is not
+            # an orphan for a store that opens meanwhile (``_reclaim``).
+            with self._lock, _held(str(self.root), fcntl.LOCK_SH):
                 try:
                     hexdigest, size = self._unpack(opened, directory=kind == stat.S_IFDIR)
                 except (OSError, RecursionError) as exc:
@@ -449,7 +491,7 @@ class ImageStore:
         from the image once it is in place (an import that fails leaves no image behind)."""
         staging = tempfile.mkdtemp(dir=self.root, prefix=_STAGING)
         try:
-            with _held(staging):
+            with _held(staging) as lock:
                 rootfs = pathlib.Path(staging, "rootfs")
                 if directory:
                     # Never the data root, the store or this staging: a source that holds them
@@ -464,7 +506,7 @@ class ImageStore:
                     with open(tarball, "xb") as copy:
                         _copy_bytes(source, copy.fileno(), digest)
                     hexdigest = digest.hexdigest()
-                    _untar(tarball, rootfs)
+                    _untar(tarball, rootfs, lock)
                     tarball.unlink()
                     size = _tree_size(rootfs)
                 target = self.root / hexdigest
@@ -514,7 +556,7 @@ class ImageStore:
         Raises NotFound; Conflict (moby's order) if a running container uses the image and
         ``reference`` is its ID, if an ID names an image with several names, or if a container
         uses the image and this was its last name (Docker: must be forced)."""
-        with self._lock, self._users:
+        with self._lock, self._users, _held(str(self.root), fcntl.LOCK_SH):
             record = self.resolve(reference)
             by_id = not self._names(reference, record) or record.reference == record.digest
             with self._db.read() as reader:

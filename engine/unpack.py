@@ -1,6 +1,7 @@
 """Unpack an image tarball inside a chroot of its new root filesystem.
 
-``python -m engine.unpack ROOTFS < TARBALL`` (run by ``engine.image``; as root).
+``python -m engine.unpack ROOTFS [PARENT_PID] < TARBALL`` (run by ``engine.image``; as root;
+it stops once PARENT_PID is no longer its parent).
 
 Like Docker's chrootarchive, the unpacking process first changes its root to the empty
 ``ROOTFS``: no member can reach the host, whatever its name (absolute, ``..``), whatever the
@@ -45,13 +46,15 @@ def _clear(member: tarfile.TarInfo) -> None:
         os.unlink(path)
 
 
-def unpack(archive: tarfile.TarFile) -> None:
+def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
     """Extract every member into ``/`` (the chroot); directories' modes, owners and times
     are set last, so that a read-only directory does not refuse its own members. A member
     for the root itself (``./``, ``/``) only gives the root its attributes."""
     trusted = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
     directories: list[tuple[tarfile.TarInfo, str]] = []
     for member in archive:
+        if parent and os.getppid() != parent:  # the daemon died: nobody wants the rest
+            raise OSError("the daemon that asked for this import is gone")
         path = os.path.normpath(os.path.join("/", member.name))
         if path in ("/", "//"):
             if member.isdir():
@@ -92,14 +95,14 @@ def _set_xattrs(member: tarfile.TarInfo, path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m engine.unpack ROOTFS < TARBALL", file=sys.stderr)
+    if len(argv) not in (1, 2) or not all(arg.isdigit() for arg in argv[1:]):
+        print("usage: python -m engine.unpack ROOTFS [PARENT_PID] < TARBALL", file=sys.stderr)
         return 2
     try:
         with tarfile.open(fileobj=os.fdopen(0, "rb", closefd=False), mode="r:*") as archive:
             os.chroot(argv[0])
             os.chdir("/")
-            unpack(archive)
+            unpack(archive, int(argv[1]) if len(argv) == 2 else 0)
     except (OSError, tarfile.TarError, EOFError, KeyError, ValueError) as exc:
         # KeyError: a hardlink whose target is neither on disk nor in the archive.
         print(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else exc,

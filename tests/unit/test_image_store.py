@@ -10,6 +10,7 @@ import os
 import pathlib
 import stat
 import subprocess
+import sys
 import tarfile
 import threading
 
@@ -518,3 +519,35 @@ def test_a_repeated_directory_member_takes_the_last_ones_attributes_and_refused_
     rootfs = pathlib.Path(store.rootfs(store.import_image(str(path), "repeat").digest))
     assert stat.S_IMODE((rootfs / "d").stat().st_mode) == 0o755
     assert stat.S_ISFIFO((rootfs / "p").lstat().st_mode)
+
+
+def test_an_image_directory_no_row_names_is_reclaimed_at_open(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    """A crash between an import's move into place and its row (or a removal's rows and its
+    files) left it: deleted, unless a container uses it (then kept, dangling)."""
+    images = engine.images
+    assert images is not None
+    used = images.import_image(tarball(tmp_path / "used.tar", (member("f"), b"used")), "used")
+    orphan = images.import_image(tarball(tmp_path / "orphan.tar", (member("f"), b"x")), "orphan")
+    engine.create(ContainerConfig(image="used", command=("true",)))
+    with engine.saga.db.write() as writer:  # what the crash left: files, no row
+        writer.delete_image("used:latest")
+        writer.delete_image("orphan:latest")
+    reopened = ImageStore(tmp_path / "root", engine.saga.db)
+    assert not pathlib.Path(reopened.rootfs(orphan.digest)).exists()
+    assert [(image.reference, image.digest) for image in reopened.list_images()] == [
+        (used.digest, used.digest)]  # <none>, removable by ID once its container goes
+    assert pathlib.Path(reopened.rootfs(used.digest)).is_dir()
+    assert not [entry for entry in os.listdir(reopened.root) if entry.startswith(".")]
+
+
+def test_the_unpacker_stops_once_its_daemon_is_gone(tmp_path: pathlib.Path) -> None:
+    source = tarball(tmp_path / "orphaned.tar", (member("a"), b"a"), (member("b"), b"b"))
+    (tmp_path / "rootfs").mkdir()
+    with open(source, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-I", "-m", "engine.unpack",
+                               str(tmp_path / "rootfs"), "1"],  # pid 1 is not its parent
+                              stdin=stdin, capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "the daemon that asked for this import is gone" in done.stderr
+    assert os.listdir(tmp_path / "rootfs") == []
