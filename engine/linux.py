@@ -11,6 +11,7 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import re
 
 from engine.errors import System
 
@@ -94,7 +95,7 @@ def propagation_of(path: str) -> tuple[str, list[str]]:
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         for line in table:
             parts = line.split()
-            point = parts[4].encode().decode("unicode_escape")
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4])
             inside = target == point or target.startswith(point.rstrip("/") + "/")
             if inside and len(point) >= len(best):
                 best, fields = point, parts[6:parts.index("-")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+
 import pytest
 
 from engine.container_config import (
@@ -299,3 +302,22 @@ def test_resolve_prefers_a_name_to_an_id_prefix(engine: Engine) -> None:
     named = engine.create(make_config(web.id[:12]))
     assert engine.resolve(web.id[:12]).id == named.id
     assert engine.resolve(web.id).id == web.id
+
+
+def test_the_mount_of_a_path_is_found_with_its_escaped_names(tmp_path: pathlib.Path) -> None:
+    """/proc/self/mountinfo writes a space as \\040; the deepest mount holding the path wins."""
+    from engine import linux
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    spaced = tmp_path / "with space"
+    spaced.mkdir()
+    linux.mount("tmpfs", str(spaced), "tmpfs", 0, "size=1m")
+    try:
+        (spaced / "inner").mkdir()
+        point, fields = linux.propagation_of(str(spaced / "inner"))
+        assert point == str(spaced)
+        assert all(field.startswith(("shared:", "master:", "propagate_from:", "unbindable"))
+                   for field in fields)
+    finally:
+        linux.unmount(str(spaced), lazy=True)
