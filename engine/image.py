@@ -420,14 +420,17 @@ class ImageStore:
                 digest = f"sha256:{entry.name}"
                 if not re.fullmatch(r"[0-9a-f]{64}", entry.name) or digest in named:
                     continue
-                if digest in used:
-                    size = _tree_size(pathlib.Path(entry.path, "rootfs"))
-                    with self._db.write() as writer:
-                        writer.put_image(digest, digest, size, time.time_ns() // 1_000_000)
-                else:
-                    log.warning("deleting image %s: no name left (a crash interrupted it)",
-                                entry.name[:12])
-                    self._delete_files(entry.name)
+                try:
+                    if digest in used:
+                        size = _tree_size(pathlib.Path(entry.path, "rootfs"))
+                        with self._db.write() as writer:
+                            writer.put_image(digest, digest, size, time.time_ns() // 1_000_000)
+                    else:
+                        log.warning("deleting image %s: no name left (a crash interrupted it)",
+                                    entry.name[:12])
+                        self._delete_files(entry.name)
+                except OSError as exc:  # never a reason for the daemon not to start
+                    log.error("image %s left as it is: %s", entry.name[:12], exc)
         finally:
             os.close(descriptor)
 
