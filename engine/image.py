@@ -27,7 +27,6 @@ import logging
 import os
 import pathlib
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any, NamedTuple
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.state import ContainerState
 from engine.store import Database, ImageRecord
+from engine.sweeper import abandoned, remove_tree
 
 _CHUNK = 1 << 20
 log = logging.getLogger("berth.images")
@@ -336,15 +336,6 @@ def _untar(tarball: pathlib.Path, rootfs: pathlib.Path, lock: int) -> None:
         raise InvalidParameter(said[-1] if said else f"unpack exited {done.returncode}")
 
 
-def _delete(path: str) -> None:
-    """``rm -rf path``: shutil.rmtree recurses, and an image may be deeper than Python's
-    recursion limit; coreutils' rm is not."""
-    try:
-        shutil.rmtree(path, ignore_errors=True)
-    except RecursionError:
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", path], check=False)
-
-
 @contextlib.contextmanager
 def _held(directory: str, mode: int = fcntl.LOCK_EX) -> Iterator[int]:
     """Hold an flock on ``directory`` (its owner is alive) while the block runs; yields the
@@ -389,14 +380,8 @@ class ImageStore:
         for entry in os.scandir(self.root):
             if not entry.name.startswith((_STAGING, _REMOVING)):
                 continue
-            descriptor = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # still being written, by a live process
-            finally:
-                os.close(descriptor)
-            _delete(entry.path)
+            if abandoned(pathlib.Path(entry.path)):  # else still written, by a live process
+                remove_tree(entry.path)
 
     def _reclaim(self) -> None:
         """An image directory no row names is what a crash left between an import's move
@@ -520,7 +505,7 @@ class ImageStore:
                         if not (target / "rootfs").is_dir():
                             raise exc
         finally:
-            _delete(staging)
+            remove_tree(staging)
         return hexdigest, size
 
     def resolve(self, reference: str) -> ImageRecord:
@@ -608,4 +593,4 @@ class ImageStore:
         with _held(doomed):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self.root / hexdigest, os.path.join(doomed, hexdigest))
-            _delete(doomed)
+            remove_tree(doomed)

@@ -87,6 +87,12 @@ def _plain(path: str) -> bool:
     return not any(character in path for character in " \t\n\\")
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path field: the kernel writes space, tab, newline and backslash as octal
+    escapes (``\\040``); any other byte, UTF-8 or not, is as it is."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
 def propagation_of(path: str) -> tuple[str, list[str]]:
     """The mount ``path`` is on and its propagation fields (``shared:N``, ``master:N``; none
     for a private one), from /proc/self/mountinfo, as moby's getSourceMount finds them."""
@@ -95,7 +101,7 @@ def propagation_of(path: str) -> tuple[str, list[str]]:
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
         for line in table:
             parts = line.split()
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4])
+            point = _unescape(parts[4])
             inside = target == point or target.startswith(point.rstrip("/") + "/")
             if inside and len(point) >= len(best):
                 best, fields = point, parts[6:parts.index("-")]
@@ -119,7 +125,7 @@ def mounts_under(prefix: str) -> list[str]:
     for line in content.splitlines():
         if base not in line and "\\" not in line:
             continue  # cheap: most lines are other mounts (escapes: decode to be sure)
-        point = line.split()[4].encode().decode("unicode_escape")
+        point = _unescape(line.split()[4])
         if point == base or point.startswith(base + "/"):
             found.append(point)
     return sorted(found, key=len, reverse=True)

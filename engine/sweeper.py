@@ -50,7 +50,7 @@ class Sweeper:
         self._thread: threading.Thread | None = None
         for leftover in sorted(os.listdir(trash)):
             path = trash / leftover
-            if path != self.directory and _abandoned(path):
+            if path != self.directory and abandoned(path):
                 self._submit(("remove", str(path)))
 
     def close_later(self, descriptor: int, key: str) -> None:
@@ -81,7 +81,7 @@ class Sweeper:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
-            _remove_tree(path)  # another filesystem than the trash: free it here and now
+            remove_tree(path)  # another filesystem than the trash: free it here and now
             return True
         self._submit(("remove", str(target)))
         return True
@@ -107,7 +107,7 @@ class Sweeper:
                 if kind == "close":
                     self.settle(subject)
                 else:
-                    _remove_tree(subject)
+                    remove_tree(subject)
             except Exception as exc:  # reported; the next task still runs
                 log.warning("sweeper: %s %s: %s", kind, subject, exc)
             finally:
@@ -117,8 +117,9 @@ class Sweeper:
                         self._idle.notify_all()
 
 
-def _abandoned(path: pathlib.Path) -> bool:
-    """True unless a live sweeper holds ``path`` (its flock)."""
+def abandoned(path: pathlib.Path) -> bool:
+    """True unless a live process holds ``path`` (its flock): a sweeper its trash, an image
+    store the staging of an import or a removal."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
@@ -132,7 +133,7 @@ def _abandoned(path: pathlib.Path) -> bool:
     return True
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str) -> None:
     """Delete ``path`` and everything under it; a tree deeper than Python's recursion limit
     (a container can make one) is freed without recursion."""
     if not os.path.isdir(path) or os.path.islink(path):

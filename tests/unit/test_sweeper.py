@@ -88,14 +88,14 @@ def test_close_later_closes_the_descriptor(tmp_path: pathlib.Path) -> None:
 def blocked(sweeper: Sweeper, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold the sweeper's thread on a first task until the returned event is set."""
     release = threading.Event()
-    real = sweeper_module._remove_tree
+    real = sweeper_module.remove_tree
 
     def remove(path: str) -> None:
         if path.endswith(".hold"):
             release.wait(10)
         real(path)
 
-    monkeypatch.setattr(sweeper_module, "_remove_tree", remove)
+    monkeypatch.setattr(sweeper_module, "remove_tree", remove)
     (sweeper.directory.parent / "hold").mkdir()
     sweeper.discard(str(sweeper.directory.parent / "hold"))
     return release
@@ -119,10 +119,10 @@ def test_work_runs_in_submission_order(tmp_path: pathlib.Path,
     """A filesystem is torn down before the directories under it are freed."""
     sweeper = Sweeper(tmp_path / "trash")
     done: list[str] = []
-    real_settle, real_remove = Sweeper.settle, sweeper_module._remove_tree
+    real_settle, real_remove = Sweeper.settle, sweeper_module.remove_tree
     monkeypatch.setattr(Sweeper, "settle",
                         lambda self, key: (done.append(f"close {key}"), real_settle(self, key)))
-    monkeypatch.setattr(sweeper_module, "_remove_tree",
+    monkeypatch.setattr(sweeper_module, "remove_tree",
                         lambda path: (done.append("remove " + path.rsplit(".", 1)[-1]),
                                       real_remove(path)))
     for index in range(3):
@@ -138,14 +138,14 @@ def test_work_runs_in_submission_order(tmp_path: pathlib.Path,
 def test_a_failing_task_never_stops_the_next(tmp_path: pathlib.Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     sweeper = Sweeper(tmp_path / "trash")
-    real = sweeper_module._remove_tree
+    real = sweeper_module.remove_tree
 
     def remove(path: str) -> None:
         if path.endswith(".bad"):
             raise ValueError("something no one expected")
         real(path)
 
-    monkeypatch.setattr(sweeper_module, "_remove_tree", remove)
+    monkeypatch.setattr(sweeper_module, "remove_tree", remove)
     sweeper.discard(str(tree(tmp_path / "bad")))
     sweeper.discard(str(tree(tmp_path / "good")))
     assert sweeper.drain(timeout=10)
