@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,22 @@ from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.testing import FakeHost, FakeRuntime
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
+
+def _shared() -> pathlib.Path:
+    """``../shared`` beside the checkout (as on CI); for a clone of a local checkout in a
+    temporary directory (a rehearsal of CI), the one beside the checkout it was cloned from."""
+    checkout = pathlib.Path(__file__).resolve().parents[1]
+    beside = checkout.parent / "shared"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(["git", "-C", str(checkout), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if origin and pathlib.Path(origin).is_dir():
+        return pathlib.Path(origin).resolve().parent / "shared"
+    return beside
+
+
+SHARED = _shared()
 
 
 @pytest.fixture
