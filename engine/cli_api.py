@@ -73,6 +73,9 @@ class Api:
         if why is Unreachable.DENIED:
             return CliError("permission denied while trying to connect to the berth daemon "
                             f"socket at {self.address}: {error.details()}")
+        if why is Unreachable.LOST:
+            return CliError(f"error during connect: lost the connection to the berth daemon at "
+                            f"{self.address}: {error.details()}")
         if why is not None:
             return CliError(f"error during connect: {error.details()}")
         return CliError(f"Error response from daemon: {error.details()}")

@@ -285,7 +285,7 @@ class Channel:
             return self._unreachable(error.reason)
         if error.protocol:
             return CallError(StatusCode.INTERNAL, error.reason)
-        return CallError(StatusCode.UNAVAILABLE, error.reason)
+        return CallError(StatusCode.UNAVAILABLE, error.reason, unreachable=Unreachable.LOST)
 
 
 def _dial_unix(path: str, timeout: float) -> Transport:

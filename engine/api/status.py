@@ -106,10 +106,11 @@ def percent_decode(text: bytes) -> str:
 
 
 class Unreachable(enum.Enum):
-    """Why no server was reached (a call error's ``unreachable``)."""
+    """Why no answer came from a server (a call error's ``unreachable``)."""
 
     ABSENT = "absent"  # no socket there, nobody listening, or no answer in time
     DENIED = "denied"  # the socket's permissions refuse this user
+    LOST = "lost"  # the connection ended before the answer (the server died or went away)
     OTHER = "other"  # anything else: TLS refused, not an HTTP/2 server, ...
 
 
@@ -121,7 +122,7 @@ class CallError(Exception):
                  trailing_metadata: Metadata = (), unreachable: Unreachable | None = None
                  ) -> None:
         super().__init__(f"{code.name}: {details}")
-        self.unreachable = unreachable  # set when no server was reached at all
+        self.unreachable = unreachable  # set when the server never answered
         self._code = code
         self._details = details
         self._initial_metadata = initial_metadata

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -242,3 +244,53 @@ def test_integer_flags_out_of_the_api_range_are_parse_errors(argv: list[str],
                             env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
     assert result.returncode == 125
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+
+def test_a_daemon_that_dies_mid_call_is_a_lost_connection_not_its_answer(
+        tmp_path: pathlib.Path) -> None:
+    """A server that answers the HTTP/2 handshake, takes the request, then goes away (a
+    daemon killed during a call): the CLI says the connection was lost, not that the daemon
+    answered "Socket closed"."""
+    path = str(tmp_path / "dying.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    taken = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # empty SETTINGS
+            received = b""
+            while not _has_headers(received):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                received += chunk
+            taken.set()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        result = Cli(tmp_path)("-H", f"unix://{path}", "wait", "web")
+    finally:
+        listener.close()
+    assert taken.is_set()
+    assert result.returncode == 1
+    # The reason is the operating system's: the end of the stream, or a reset or broken pipe
+    # if the client was still writing (its SETTINGS acknowledgement) when the server left.
+    assert result.stderr.startswith("error during connect: lost the connection to the berth "
+                                    f"daemon at unix://{path}: "), result.stderr
+    assert result.stderr.count("\n") == 1 and "Error response" not in result.stderr
+
+
+def _has_headers(received: bytes) -> bool:
+    """Whether the client's bytes, past its 24-byte preface, hold a whole HEADERS frame."""
+    position = 24
+    while position + 9 <= len(received):
+        length = int.from_bytes(received[position:position + 3], "big")
+        if received[position + 3] == 0x01 and position + 9 + length <= len(received):
+            return True
+        position += 9 + length
+    return False
