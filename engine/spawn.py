@@ -132,7 +132,12 @@ def _collect(pid: int, pipes: list[int]) -> dict[int, bytes]:
     poller = select.poll()
     for descriptor in pipes:
         poller.register(descriptor, select.POLLIN)
-    exited = os.pidfd_open(pid)
+    try:
+        exited = os.pidfd_open(pid)
+    except OSError:  # out of descriptors: the pipes still go
+        for descriptor in pipes:
+            os.close(descriptor)
+        raise
     poller.register(exited, select.POLLIN)
     deadline: float | None = None
     open_pipes = len(pipes)

@@ -19,7 +19,7 @@ Protocol: a unix socket ``<root>/supervisor.sock``; each JSON request line gets 
 line, and a connection carries any number of them (clients keep one open per thread):
 * ``{"op": "create", "id", "bundle", "binary", "runc_root", "log"}`` -> ``{"ok", "pid"|"error"}``
 * ``{"op": "wait", "id", "timeout"}`` -> ``{"exited": true, "exit_code", "exited_at"}``,
-  ``{"exited": false, "known": true}`` after ``timeout``, or
+  ``{"exited": false, "known": true}`` after ``timeout`` (or once the client hung up), or
   ``{"exited": false, "known": false}`` at once for a container this supervisor did not create
   and has no record of (an earlier supervisor's, which is gone: nobody saw its exit)
 * ``{"op": "ping"}`` -> ``{"ok": true, "pid"}``
@@ -54,6 +54,7 @@ LOCK_FILE = "supervisor.lock"  # held by the one supervisor serving the root
 EXITS = "exits"
 LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
 EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
+MAX_REQUEST_BYTES = 1 << 20  # a request line longer than this closes its connection
 
 log = logging.getLogger("berth.supervisor")
 
@@ -69,9 +70,13 @@ def write_atomically(path: pathlib.Path, content: str) -> None:
     of the daemon or of this process, which is what it is for; a power loss takes the
     containers with it, and recovery then finds their tasks gone (exit 255)."""
     temporary = path.with_name(f".tmp-{path.name}-{os.urandom(4).hex()}")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
 
 
 class _Container:
@@ -115,9 +120,25 @@ class Supervisor:
         pid_file = bundle / "init.pid"
         with contextlib.suppress(FileNotFoundError):
             runc_log.unlink()
-        exit_path(self.root, container_id).unlink(missing_ok=True)
+        # This run takes the id's place before anything runs: the run it replaces (a stale
+        # task the daemon force-deleted, perhaps reaped while this create runs) no longer
+        # records its exit, which would answer this run's waits.
+        pending = _Container(container_id, 0)
         with self.lock:
+            self.live[container_id] = pending
             self.exits.pop(container_id, None)
+        exit_path(self.root, container_id).unlink(missing_ok=True)
+        try:
+            return self._create(container_id, bundle, binary, runc_root, log_path, runc_log,
+                                pid_file)
+        finally:
+            with self.lock:
+                if self.live.get(container_id) is pending:  # failed: no run of it is live
+                    del self.live[container_id]
+
+    def _create(self, container_id: str, bundle: pathlib.Path, binary: str, runc_root: str,
+                log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path
+                ) -> tuple[dict[str, Any], Callable[[], None] | None]:
         stdout_read, stdout_write = spawn.pipe()
         stderr_read, stderr_write = spawn.pipe()
         try:
@@ -147,7 +168,15 @@ class Supervisor:
             first = next((line for line in said.splitlines() if line.strip()), "")
             return {"ok": False, "error": _runc_error(runc_log) or _last_error(said) or first
                     or f"runc create exited {returncode}"}, None
-        pid = int(pid_file.read_text().strip())
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError) as exc:
+            # Created, but not by a runtime this can supervise: the start's compensation
+            # deletes the task (force).
+            os.close(stdout_read)
+            os.close(stderr_read)
+            said = f"{binary} create: no init pid in {pid_file}: {exc}"
+            return {"ok": False, "error": said}, None
         container = _Container(container_id, pid)
         with self.lock:
             self.live[container_id] = container  # this run, not one it replaced
@@ -247,7 +276,11 @@ class Supervisor:
                 self.exits.popitem(last=False)
             self.lock.notify_all()
 
-    def wait(self, request: dict[str, Any]) -> dict[str, Any]:
+    def wait(self, request: dict[str, Any], gone: Callable[[], bool] | None = None
+             ) -> dict[str, Any]:
+        """Answer when the container's exit is recorded, or at the request's timeout; or,
+        checked every second, once ``gone()`` says the asker hung up (a daemon that stopped
+        waiting leaves no thread behind for the container's lifetime)."""
         container_id = str(request["id"])
         path = exit_path(self.root, container_id)
         deadline = time.monotonic() + float(request.get("timeout", 0))
@@ -261,7 +294,7 @@ class Supervisor:
                 if container_id not in self.live:
                     return {"exited": False, "known": False}
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or (gone is not None and gone()):
                     return {"exited": False, "known": True}
                 self.lock.wait(min(remaining, 1.0))
 
@@ -291,7 +324,10 @@ class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         # A connection carries any number of requests, one line each, answered in turn:
         # clients keep theirs open (a connection and its thread cost ~0.25 ms a request).
-        for line in self.rfile:
+        while line := self.rfile.readline(MAX_REQUEST_BYTES + 1):
+            if len(line) > MAX_REQUEST_BYTES:  # no request is this long: not a client of ours
+                log.warning("a request over %d bytes: connection closed", MAX_REQUEST_BYTES)
+                return
             reply, then = self._reply(line)
             try:
                 self.wfile.write((json.dumps(reply) + "\n").encode())
@@ -302,6 +338,17 @@ class _Handler(socketserver.StreamRequestHandler):
                 if then is not None:  # after the reply: off the client's latency
                     then()
 
+    def _hung_up(self) -> bool:
+        """Whether the client closed its end. A client sends nothing while it waits for a
+        reply, so the connection is readable only at its end."""
+        connection: socket.socket = self.connection
+        if not select.select([connection], [], [], 0)[0]:
+            return False
+        try:
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _reply(self, line: bytes) -> tuple[dict[str, Any], Callable[[], None] | None]:
         try:
             request = json.loads(line)
@@ -310,7 +357,7 @@ class _Handler(socketserver.StreamRequestHandler):
             if operation == "create":
                 return supervisor.create(request)
             if operation == "wait":
-                return supervisor.wait(request), None
+                return supervisor.wait(request, self._hung_up), None
             if operation == "ping":
                 return {"ok": True, "pid": os.getpid()}, None
             return {"ok": False, "error": f"unknown op {operation!r}"}, None

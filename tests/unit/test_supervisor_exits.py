@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -132,6 +134,59 @@ def test_the_exit_of_a_replaced_run_answers_no_wait(tmp_path: pathlib.Path) -> N
     assert "c1" not in sup.exits and sup.live["c1"] is current
 
 
+def test_a_run_reaped_while_its_replacement_is_created_answers_no_wait(
+        tmp_path: pathlib.Path) -> None:
+    """The stale run exits (its force-delete killed it) while ``runc create`` of the new run
+    of the id is still running: the new run's waits never see the old exit."""
+    sup = Supervisor(tmp_path / "root")
+    stale = adopt(sup, tmp_path, "exec sleep 1000")
+    sup.live.pop(stale.container_id)
+    sup.live["c1"] = stale
+    stale.container_id = "c1"
+    release = tmp_path / "release"
+    runtime = tmp_path / "runtime"
+    runtime.write_text("#!/bin/sh\n"
+                       f"while [ ! -e {release} ]; do sleep 0.01; done\n"
+                       "while [ \"$1\" != --pid-file ]; do shift; done\n"
+                       "echo $$ > \"$2\"\n")
+    runtime.chmod(0o755)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    replies: list[dict[str, object]] = []
+    creating = threading.Thread(target=lambda: replies.append(sup.create(
+        {"id": "c1", "bundle": str(bundle), "binary": str(runtime),
+         "runc_root": str(tmp_path / "runc"), "log": str(tmp_path / "c1.log")})[0]))
+    creating.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sup.live.get("c1") is stale and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the create has begun
+        os.kill(stale.pid, signal.SIGKILL)  # what the force-delete did to the stale task
+        reap_until(sup, lambda: stale.recorded)
+        assert stale.recorded
+    finally:
+        release.touch()
+        creating.join(30)
+    assert replies and replies[0]["ok"] is True
+    assert sup.wait({"id": "c1", "timeout": 0}) == {"exited": False, "known": True}
+    assert not exit_path(tmp_path / "root", "c1").exists()
+
+
+def test_a_failed_create_leaves_no_run_of_its_id_live(tmp_path: pathlib.Path) -> None:
+    sup = Supervisor(tmp_path / "root")
+    runtime = tmp_path / "runtime"
+    runtime.write_text("#!/bin/sh\nexit 0\n")  # "created", yet it wrote no pid file
+    runtime.chmod(0o755)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    reply, then = sup.create({"id": "c1", "bundle": str(bundle), "binary": str(runtime),
+                              "runc_root": str(tmp_path / "runc"),
+                              "log": str(tmp_path / "c1.log")})
+    assert reply["ok"] is False and "no init pid" in str(reply["error"]) and then is None
+    assert "c1" not in sup.live
+    assert sup.wait({"id": "c1", "timeout": 0}) == {"exited": False, "known": False}
+
+
 def test_a_second_supervisor_of_a_root_leaves(tmp_path: pathlib.Path) -> None:
     import fcntl
 
@@ -170,3 +225,71 @@ def test_a_client_that_leaves_before_its_reply_is_no_error(
         server.shutdown()
         server.server_close()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_wait_whose_client_left_ends_instead_of_waiting_out_its_timeout(
+        tmp_path: pathlib.Path) -> None:
+    """A daemon restarted while it waited on running containers (its waits asked for 1e9 s):
+    each abandoned wait's thread ends, instead of living as long as the container."""
+    import socket
+
+    sup = Supervisor(tmp_path)
+    sup.live["c1"] = _Container("c1", 1)  # known, never exits
+    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        before = threading.active_count()
+        for _ in range(10):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(str(tmp_path / "s.sock"))
+            client.sendall(b'{"op": "wait", "id": "c1", "timeout": 1e9}\n')
+            client.close()
+        deadline = time.monotonic() + 30
+        while threading.active_count() > before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert threading.active_count() == before
+        waiting = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # a client that stays
+        waiting.connect(str(tmp_path / "s.sock"))
+        waiting.sendall(b'{"op": "wait", "id": "c1", "timeout": 2.5}\n')
+        assert json.loads(waiting.makefile().readline()) == {"exited": False, "known": True}
+        waiting.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_exit_file_that_cannot_be_written_leaves_no_temporary_behind(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(supervisor.os, "replace", full)
+    with pytest.raises(OSError):
+        supervisor.write_atomically(tmp_path / "c1.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_request_line_without_end_closes_its_connection(tmp_path: pathlib.Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    import socket
+
+    monkeypatch.setattr(supervisor, "MAX_REQUEST_BYTES", 1024)
+    sup = Supervisor(tmp_path)
+    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(tmp_path / "s.sock"))
+        client.sendall(b"x" * 4096)  # and never a newline
+        client.settimeout(30)
+        assert client.recv(1) == b""  # closed by the supervisor, nothing answered
+        client.close()
+        again = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        again.connect(str(tmp_path / "s.sock"))
+        again.sendall(b'{"op": "ping"}\n')
+        assert json.loads(again.makefile().readline())["ok"] is True
+        again.close()
+    finally:
+        server.shutdown()
+        server.server_close()
