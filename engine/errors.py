@@ -153,3 +153,16 @@ def as_berth_error(error: BaseException) -> BerthError:
     if isinstance(error, BerthError):
         return error
     return Unknown(str(error) or type(error).__name__)
+
+
+_BASES: dict[ErrorClass, type[BerthError]] = {
+    base.error_class: base for base in (
+        NotFound, InvalidParameter, Conflict, Unauthorized, Unavailable, Forbidden, NotModified,
+        NotImplemented_, System, Unknown, Cancelled, Deadline, DataLoss)
+}
+
+
+def wrapped(error: BaseException, context: str) -> BerthError:
+    """``context: <error>``, of the error's own class (pkg/errors' Wrap keeps the class)."""
+    cause = as_berth_error(error)
+    return _BASES[cause.error_class](f"{context}: {cause.message}")

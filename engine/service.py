@@ -28,6 +28,7 @@ from engine.container_config import (
     validate,
 )
 from engine.errors import (
+    Conflict,
     ContainerNotFound,
     Deadline,
     Forbidden,
@@ -36,6 +37,7 @@ from engine.errors import (
     NotFound,
     NotModified,
     System,
+    wrapped,
 )
 from engine.event import ContainerEvent
 from engine.image import ImageStore
@@ -213,42 +215,88 @@ class Engine:
             if timeout is None:
                 timeout = record.config.get("stop_timeout")
             wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
+            run = record.resources_operation_id
             try:
-                record = self._stop_locked(record, stop_signal, wait_seconds, context)
+                record = self._signal(record, stop_signal, context, manual_stop=True)
             except Exception as exc:
                 raise System(f"cannot stop container: {record.name}: {exc}") from exc
-            if auto_remove:
-                self._remove_if_auto(record, context)
-            return record
+        # As moby, the wait holds no lock: a kill or an rm -f meanwhile goes through.
+        try:
+            record = self._stop_wait(record, run, stop_signal, wait_seconds, context)
+        except Exception as exc:
+            raise System(f"cannot stop container: {record.name}: {exc}") from exc
+        if auto_remove:
+            with self._locked(record.id):
+                self._remove_if_auto(self._latest(record.id), context)
+        return record
 
-    def _stop_locked(self, record: ContainerRecord, stop_signal: int, wait_seconds: float,
-                     context: JournalContext) -> ContainerRecord:
-        record = self._signal(record, stop_signal, context, manual_stop=True)
+    def _stop_wait(self, record: ContainerRecord, run: int | None, stop_signal: int,
+                   wait_seconds: float, context: JournalContext) -> ContainerRecord:
+        """Wait for the run ``run`` to end, SIGKILL it after ``wait_seconds`` (never if
+        negative); return the container once its exit and the ``stop`` are journaled."""
         status = self._wait(record, wait_seconds if wait_seconds >= 0 else None)
         if status is None:
             log.info("Container %s failed to exit within %ss of signal %d - using the force",
                      record.id[:12], wait_seconds, stop_signal)
-            record = self._signal(record, signals.SIGKILL, context, manual_stop=True)
+            with self._locked(record.id):
+                current = self._latest(record.id)
+                if self._same_run(current, run):
+                    record = self._signal(current, signals.SIGKILL, context, manual_stop=True)
             status = self._wait(record, KILL_TIMEOUT)
             if status is None:
                 raise System("tried to kill container, but did not receive an exit event")
-        return handle_exit(self.saga, record, self._exit_status(status, stopped=True), context)
+        with self._locked(record.id):
+            current = self._latest(record.id)
+            if self._same_run(current, run):
+                return handle_exit(self.saga, current, self._exit_status(status, stopped=True),
+                                   context)
+            if current.state is ContainerState.EXITED and current.resources_operation_id is None:
+                # Its exit was recorded by whoever came first (the exit monitor, a kill): the
+                # stop is journaled after it, as moby logs it once the wait is over.
+                journal = OperationJournal(self.saga, current, context)
+                journal.transition(Event.STOP)
+                current = journal.commit()
+                self.saga.events.publish(ContainerEvent(current.id, current.name, "stop",
+                                                        self.saga.clock()))
+            return current
+
+    @staticmethod
+    def _same_run(record: ContainerRecord, run: int | None) -> bool:
+        """Whether ``record`` is still live in the run that the start ``run`` began."""
+        return record.state in _LIVE and record.resources_operation_id == run
 
     def kill(self, reference: str, *, signal: int = signals.SIGKILL,
              context: JournalContext = API) -> ContainerRecord:
-        """Send ``signal``; for SIGKILL wait for the exit. Raises Conflict if not running."""
+        """Send ``signal``; for SIGKILL wait 10 s for the exit. Raises Conflict if not
+        running, the runtime's error as ``Cannot kill container <id>: <cause>``, System if a
+        SIGKILL brought no exit."""
         if signal <= 0 or signal >= 65:
             raise InvalidParameter(f"the linux daemon does not support signal {signal}")
         record = self.resolve(reference)
         with self._locked(record.id):
             record = self.reload_record(record.id)
             if record.state not in _LIVE:
+                if signal != signals.SIGKILL:  # moby's killWithSignal words it in lower case
+                    raise Conflict(f"container {record.id} is not running")
                 advance(record.state, Event.KILL, container_id=record.id)
+            run = record.resources_operation_id
             record = self._signal(record, signal, context, manual_stop=False)
-            status = self._wait(record, KILL_TIMEOUT if signal == signals.SIGKILL else 0.0)
-            if status is None:
-                return record
-            return self._exited(record, self._exit_status(status), context)
+            if signal != signals.SIGKILL:
+                status = self._wait(record, 0.0)
+                return record if status is None else self._exited(
+                    record, self._exit_status(status), context)
+        # As moby, the wait holds no lock: a stop or an rm -f meanwhile goes through.
+        # moby then kill(2)s the pid itself (containerd may not have delivered the signal):
+        # runc kill already signalled the init directly, and a second kill of a pid whose
+        # process may be gone could hit another process.
+        status = self._wait(record, KILL_TIMEOUT)
+        if status is None:
+            raise System("tried to kill container, but did not receive an exit event")
+        with self._locked(record.id):
+            current = self._latest(record.id)
+            if self._same_run(current, run):
+                return self._exited(current, self._exit_status(status), context)
+            return current  # its exit was recorded by whoever came first
 
     def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
                 manual_stop: bool) -> ContainerRecord:
@@ -266,6 +314,8 @@ class Engine:
             # that follows, and nothing is resumed.
             log.debug("%s: kill: the task has already finished: %s", record.id[:12], exc)
             finished = True
+        except Exception as exc:
+            raise wrapped(exc, f"Cannot kill container {record.id}") from exc
         self.saga.events.publish(ContainerEvent(record.id, record.name, "kill", self.saga.clock(),
                                                 (("signal", str(signal)),)))
         if record.state is ContainerState.PAUSED and not finished:

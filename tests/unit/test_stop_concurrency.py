@@ -1,0 +1,108 @@
+"""A stop waits for the exit without holding the container's lock (moby's containerStop): a
+kill or an ``rm -f`` during a long stop goes through, and the stop still ends journaled."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from engine.errors import Conflict, System
+from engine.service import Engine
+from engine.state import ContainerState
+from engine.testing import FakeRuntime
+from tests.conftest import make_config
+
+
+def _stopping(engine: Engine, timeout: int) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def stop() -> None:
+        try:
+            outcome.append(engine.stop("web", timeout=timeout))
+        except Exception as exc:  # reported to the test
+            outcome.append(exc)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    deadline = time.monotonic() + 30
+    while not any(row.event == "kill" for row in engine.history("web")):
+        assert time.monotonic() < deadline and stopper.is_alive()
+        time.sleep(0.01)
+    return stopper, outcome
+
+
+def test_a_kill_during_a_stop_that_waits_forever_goes_through(
+        engine: Engine, fake_runtime: FakeRuntime) -> None:
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    stopper, outcome = _stopping(engine, timeout=-1)  # never falls back to SIGKILL itself
+    killed = engine.kill("web")
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert killed.state is ContainerState.EXITED and killed.exit_code == 137
+    stopped = outcome[0]
+    assert not isinstance(stopped, Exception), stopped
+    after = engine.inspect("web")
+    assert after.state is ContainerState.EXITED and after.exit_code == 137
+    events = [row.event for row in engine.history("web") if "." not in row.event]
+    # moby: the stop's kill (15), the kill's (9), the exit, then the stop once its wait is over.
+    assert events[-4:] == ["kill", "kill", "die", "stop"], events
+    assert after.has_been_manually_stopped
+
+
+def test_an_rm_force_during_a_long_stop_goes_through(engine: Engine,
+                                                      fake_runtime: FakeRuntime) -> None:
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    stopper, outcome = _stopping(engine, timeout=-1)
+    engine.remove("web", force=True)
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    assert engine.list_containers(all=True) == []
+
+
+def test_a_stop_whose_exit_another_recorded_is_still_a_stop(
+        engine: Engine, fake_runtime: FakeRuntime) -> None:
+    """The exit monitor (a wait) records the exit first: the stop journals only its ``stop``."""
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    stopper, outcome = _stopping(engine, timeout=-1)
+    fake_runtime.exit(record.id, 3)  # it exits on its own, after all
+    engine.wait("web", timeout=30)  # the monitor's wait records it
+    stopper.join(30)
+    assert not stopper.is_alive()
+    after = engine.inspect("web")
+    assert (after.state, after.exit_code) == (ContainerState.EXITED, 3)
+    events = [row.event for row in engine.history("web") if "." not in row.event]
+    assert events[-2:] == ["die", "stop"] and events.count("die") == 1, events
+
+
+def test_kill_words_a_stopped_container_as_moby_does(engine: Engine) -> None:
+    record = engine.create(make_config("web"))
+    with pytest.raises(Conflict, match=f"^Container {record.id} is not running$"):
+        engine.kill("web")
+    with pytest.raises(Conflict, match=f"^container {record.id} is not running$"):
+        engine.kill("web", signal=15)
+
+
+def test_a_runtime_that_fails_to_signal_is_cannot_kill_with_its_class(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = engine.create(make_config("web"))
+    engine.start("web")
+
+    def refuse(*_: object, **__: object) -> None:
+        raise System("runc kill: permission denied")
+
+    monkeypatch.setattr(fake_runtime, "kill", refuse)
+    with pytest.raises(System, match=f"^Cannot kill container {record.id}: runc kill: "
+                                     "permission denied$"):
+        engine.kill("web", signal=15)
+    with pytest.raises(System, match=f"^cannot stop container: web: Cannot kill container "
+                                     f"{record.id}: runc kill: permission denied$"):
+        engine.stop("web")
