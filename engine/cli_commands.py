@@ -367,9 +367,16 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
+    import signal
+
+    # Before the daemon's modules load (a second or so): a SIGHUP now is a reload to do once
+    # the daemon serves, and a SIGTERM a stop, never the default action's sudden death.
+    early: list[int] = []
+    for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda received, _frame: early.append(received))
     from engine.daemon import run_daemon
 
-    return run_daemon(args)
+    return run_daemon(args, early)
 
 
 def cmd_failpoints(_args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import threading
 import time
 
 from engine.api.server import Tls, build_server, listen, start
-from engine.composition import default_root, open_engine
+from engine.composition import database_path, default_root, open_engine
 from engine.config import ConfigSnapshot, parse_config
 from engine.errors import BerthError, InvalidParameter, NotFound, System
 from engine.event import ContainerEvent
@@ -25,6 +25,7 @@ from engine.recovery import Recovery
 from engine.reload import ConfigKeeper
 from engine.service import Engine
 from engine.state import ContainerState
+from engine.store import MEMORY
 
 log = logging.getLogger("berth.daemon")
 GRACE_SECONDS = 10.0
@@ -98,7 +99,20 @@ class ExitMonitor:
 
 
 class Daemon:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, early: list[int] | None = None) -> None:
+        # First: a SIGHUP (a reload, a log rotation) or a SIGTERM that comes during recovery
+        # must not take the default action and kill the daemon half-way.
+        self.stopping = threading.Event()
+        self.keeper: ConfigKeeper | None = None
+        self._reload_pending = False
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_on_signal())
+        for received in early or ():
+            if received == signal.SIGHUP:
+                self._reload_pending = True
+            else:
+                self.stopping.set()
         self.root = pathlib.Path(args.root) if args.root else default_root()
         if args.config and not args.root and "BERTH_ROOT" not in os.environ:
             with open(args.config, encoding="utf-8") as handle:
@@ -106,7 +120,10 @@ class Daemon:
             if data_root:  # daemon.json's data-root, unless a flag or BERTH_ROOT says otherwise
                 self.root = pathlib.Path(str(data_root))
         self._lock = _hold_root(self.root)  # before recovery: it rewrites the journal
-        self.engine, report = open_engine(self.root, db_path=args.db or None,
+        database = args.db or database_path(self.root)
+        # The journal may live outside the root (--db, BERTH_DB): one daemon per journal too.
+        self._database_lock = _hold_database(database)
+        self.engine, report = open_engine(self.root, db_path=database,
                                           backend=args.backend, recover=False)
         self.keeper = ConfigKeeper(path=args.config, root=self.root, store=self.engine.config,
                                    db=self.engine.saga.db, events=self.engine.saga.events)
@@ -120,25 +137,27 @@ class Daemon:
                                        f"unix://{self.root / 'berth.sock'}"]
         self.tls = Tls(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
         self.insecure = args.insecure_tcp
-        self.stopping = threading.Event()
 
     def reload(self) -> ConfigSnapshot:
         """Raises InvalidParameter (the running configuration stays)."""
+        assert self.keeper is not None
         try:
             return self.keeper.reload()
         except OSError as error:
             raise InvalidParameter(f"cannot read the configuration file: {error}") from error
 
     def serve(self) -> int:
+        if self.stopping.is_set():  # told to stop during recovery: never serve
+            self.engine.close()
+            return 0
         server = build_server(self.engine, data_root=str(self.root), backend=self.backend,
                               reload=self.reload)
         bound = [listen(server, address, tls=self.tls, insecure=self.insecure)
                  for address in self.addresses]
         start(server, bound)
         ExitMonitor(self.engine).start()
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self._reload_on_signal())
+        if self._reload_pending:  # a SIGHUP came during recovery
+            self._reload_on_signal()
         print(f"berth daemon listening on {', '.join(bound)} "
               f"(database {self.engine.saga.db.path})", flush=True)
         self.stopping.wait()
@@ -147,6 +166,9 @@ class Daemon:
         return 0
 
     def _reload_on_signal(self) -> None:
+        if self.keeper is None:  # still starting: reloaded once it serves
+            self._reload_pending = True
+            return
         try:
             self.reload()
         except BerthError as error:
@@ -164,9 +186,24 @@ def _hold_root(root: pathlib.Path) -> int:
     return descriptor
 
 
-def run_daemon(args: argparse.Namespace) -> int:
+def _hold_database(path: str) -> int | None:
+    """Take ``<database>.lock`` for this daemon's life (None for an in-memory one). Raises
+    System if another daemon holds it: that one's root may differ, and recovery here would
+    judge its live containers by this root's runtime."""
+    if path == MEMORY:
+        return None
+    lock = f"{path}.lock"
+    descriptor = hold_lock(lock)
+    if descriptor is None:
+        raise System(f"another berth daemon is using the database {path} (it holds {lock})")
+    return descriptor
+
+
+def run_daemon(args: argparse.Namespace, early: list[int] | None = None) -> int:
+    """Run the daemon until SIGTERM or SIGINT; ``early`` holds the signals that came before
+    it could handle them (acted on once it can)."""
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transitions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return Daemon(args).serve()
+    return Daemon(args, early or []).serve()

@@ -25,6 +25,7 @@ log = logging.getLogger("berth.runc")
 
 POLL_SECONDS = 0.1  # how often runc is first asked about a task nobody supervises
 POLL_MAX_SECONDS = 2.0
+FORGET_EXIT_SECONDS = 2.0  # how long a deleted task's exit record is waited for, to remove it
 _FINISHED = ("container not running", "no such process")
 _NOT_FOUND = ("does not exist", "not found", "no such container")
 _CONFLICT = ("not running", "not paused", "is paused", "already", "cannot", "is stopped",
@@ -99,7 +100,12 @@ class RuncRuntime:
         self._run(binary, "resume", container_id)
 
     def delete(self, container_id: str, *, binary: str, force: bool = False) -> None:
-        exit_path(self.root, container_id).unlink(missing_ok=True)
+        path = exit_path(self.root, container_id)
+        try:
+            path.unlink()
+            recorded = True  # it ended and its exit was taken: the usual exit path
+        except FileNotFoundError:
+            recorded = False
         if not (self.runc_root / container_id).exists():
             return  # runc keeps a state directory per container under --root: none, nothing
         try:
@@ -111,6 +117,13 @@ class RuncRuntime:
                 raise
             with contextlib.suppress(NotFound):
                 self._run(binary, "delete", "--force", container_id)
+        if not recorded:
+            # Deleted before its exit was recorded (a created task, a start compensated): runc
+            # killed its init, and the supervisor records that exit too. Nobody will ask for it
+            # (the container's own exit, if any, is journaled), so it goes once written.
+            with contextlib.suppress(OSError):
+                self.supervisor.wait(container_id, FORGET_EXIT_SECONDS)
+            path.unlink(missing_ok=True)
 
     def wait(self, container_id: str, *, binary: str, timeout: float) -> TaskState | None:
         try:

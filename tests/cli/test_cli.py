@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import time
 
@@ -193,6 +194,25 @@ def test_a_second_daemon_on_the_same_root_is_refused(session: Cli) -> None:
     assert "another berth daemon is running on" in second.stderr
     assert "Traceback" not in second.stderr
     assert session.ok("ps", "-a") is not None  # the first one still answers on its socket
+
+
+def test_a_second_daemon_on_the_same_database_is_refused(session: Cli,
+                                                          tmp_path: pathlib.Path) -> None:
+    """Another root, the same journal (``--db``): its recovery would judge the live daemon's
+    running containers by its own runtime root, find none, and record them exited."""
+    running = session.ok("run", "-d", "busybox", "sleep", "1000").strip()
+    try:
+        second = subprocess.run(
+            [BERTH, "daemon", "--backend", "runc", "--root", str(tmp_path / "other"),
+             "--db", str(session.root / "berth.db")],
+            env={**session.environment, "BERTH_ROOT": str(tmp_path / "other")},
+            capture_output=True, text=True, timeout=60, check=False)
+        assert second.returncode != 0
+        assert (f"another berth daemon is using the database {session.root / 'berth.db'}"
+                in second.stderr), second.stderr
+        assert json.loads(session.ok("inspect", running))[0]["State"]["Status"] == "running"
+    finally:
+        session.ok("rm", "-f", running)
 
 
 def test_ps_quiet_lists_short_ids_as_docker_does(session: Cli) -> None:

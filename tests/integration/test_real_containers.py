@@ -248,6 +248,9 @@ def test_failure_at_every_phase_c_step_leaves_nothing(engines: RealEngines, step
         engine.start("doomed")
     assert engine.inspect("doomed").state is ContainerState.CREATED
     assert leaks(engines.root) == {}
+    # runc killed the created init when the compensation deleted it: that exit, recorded by
+    # the supervisor, is nobody's and must not stay behind either.
+    assert sorted((engines.root / "exits").glob("*.json")) == []
 
 
 DAEMON = """

@@ -77,6 +77,7 @@ def test_a_stop_whose_exit_another_recorded_is_still_a_stop(
     engine.wait("web", timeout=30)  # the monitor's wait records it
     stopper.join(30)
     assert not stopper.is_alive()
+    assert not isinstance(outcome[0], Exception), outcome[0]
     after = engine.inspect("web")
     assert (after.state, after.exit_code) == (ContainerState.EXITED, 3)
     events = [row.event for row in engine.history("web") if "." not in row.event]
