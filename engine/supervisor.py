@@ -55,6 +55,7 @@ EXITS = "exits"
 LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
 EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
 MAX_REQUEST_BYTES = 1 << 20  # a request line longer than this closes its connection
+SAID_BYTES = 65536  # how much of what runc create printed on stderr is kept for its error
 
 log = logging.getLogger("berth.supervisor")
 
@@ -153,15 +154,14 @@ class Supervisor:
             return {"ok": False, "error": str(exc)}, None
         os.close(stdout_write)
         os.close(stderr_write)
+        # runc also prints its error to stderr (the container's stderr pipe, until the init
+        # holds it): read the pipes while it runs, or an error longer than a pipe holds (a
+        # 100 kB command not found) blocks it, and this thread with it, for good.
+        said = _drain_until_exit(runc, stdout_read, stderr_read).decode(errors="replace")
         returncode = os.waitstatus_to_exitcode(os.waitpid(runc, 0)[1])
         if returncode != 0:
-            # runc logs its errors to --log; one that dies parsing its flags writes to stderr,
-            # which here is the container's stderr pipe: read what it said.
-            os.set_blocking(stderr_read, False)
-            try:
-                said = os.read(stderr_read, 65536).decode(errors="replace")
-            except BlockingIOError:
-                said = ""
+            # runc logs its errors to --log; one that dies parsing its flags writes them only
+            # to stderr.
             os.close(stdout_read)
             os.close(stderr_read)
             # It writes its JSON lines there too when it cannot open the log file.
@@ -297,6 +297,47 @@ class Supervisor:
                 if remaining <= 0 or (gone is not None and gone()):
                     return {"exited": False, "known": True}
                 self.lock.wait(min(remaining, 1.0))
+
+
+def _drain_until_exit(pid: int, stdout: int, stderr: int) -> bytes:
+    """Read ``stdout`` and ``stderr`` until the child ``pid`` has exited (not to their end:
+    the container's init holds them once created); return the first ``SAID_BYTES`` of stderr.
+    The child is left to be reaped."""
+    said = bytearray()
+    exited = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        for descriptor in (exited, stdout, stderr):
+            poller.register(descriptor, select.POLLIN)
+        running = True
+        while running:
+            for descriptor, _events in poller.poll():
+                if descriptor == exited:
+                    running = False
+                    continue
+                chunk = _read_available(descriptor)
+                if not chunk:
+                    poller.unregister(descriptor)  # its end (a runtime that closed it)
+                elif descriptor == stderr and len(said) < SAID_BYTES:
+                    said += chunk[:SAID_BYTES - len(said)]
+        for descriptor in (stdout, stderr):  # what it wrote just before it exited
+            while chunk := _read_available(descriptor):
+                if descriptor == stderr and len(said) < SAID_BYTES:
+                    said += chunk[:SAID_BYTES - len(said)]
+    finally:
+        os.close(exited)
+    return bytes(said)
+
+
+def _read_available(descriptor: int) -> bytes:
+    """What ``descriptor`` holds now (b"" at its end or when it holds nothing yet)."""
+    os.set_blocking(descriptor, False)
+    try:
+        return os.read(descriptor, 65536)
+    except BlockingIOError:
+        return b""
+    finally:
+        os.set_blocking(descriptor, True)
 
 
 def _runc_error(log: pathlib.Path) -> str:

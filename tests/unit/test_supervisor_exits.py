@@ -293,3 +293,26 @@ def test_a_request_line_without_end_closes_its_connection(tmp_path: pathlib.Path
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_runtime_error_longer_than_a_pipe_holds_is_answered(tmp_path: pathlib.Path) -> None:
+    """runc prints its error to stderr too: a 200 kB one (a command of that length, not
+    found) used to block runc on the full pipe and the create with it, for good."""
+    runtime = tmp_path / "runtime"
+    runtime.write_text("#!/bin/sh\nhead -c 200000 /dev/zero | tr '\\0' a >&2\n"
+                       "echo ' not found' >&2\nexit 1\n")
+    runtime.chmod(0o755)
+    sup = Supervisor(tmp_path / "root")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    replies: list[dict[str, object]] = []
+    creating = threading.Thread(target=lambda: replies.append(sup.create(
+        {"id": "c1", "bundle": str(bundle), "binary": str(runtime),
+         "runc_root": str(tmp_path / "runc"), "log": str(tmp_path / "c1.log")})[0]),
+        daemon=True)
+    creating.start()
+    creating.join(60)
+    assert not creating.is_alive(), "the create is blocked on the runtime's stderr"
+    assert replies[0]["ok"] is False
+    error = str(replies[0]["error"])
+    assert error.startswith("aaaa") and len(error) <= supervisor.SAID_BYTES
