@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,11 +22,17 @@ def _config(args: argparse.Namespace) -> Any:
     except ValueError:
         raise CliError(f"invalid restart policy format: {args.restart}",
                        EXIT_REFUSED) from None
+    env = []
     for variable in args.env:
         if not variable or variable.startswith("="):
             raise CliError(f"invalid environment variable: {variable}", EXIT_REFUSED)
+        if "=" not in variable and variable in os.environ:
+            # Docker's ValidateEnv: a bare name takes the client's value; one the client does
+            # not have stays bare, and the daemon unsets it.
+            variable = f"{variable}={os.environ[variable]}"
+        env.append(variable)
     return pb.ContainerConfig(
-        image=args.image, cmd=args.command, name=args.name or "", env=args.env,
+        image=args.image, cmd=args.command, name=args.name or "", env=env,
         working_dir=args.workdir or "", user=args.user or "", network_mode=args.network,
         mounts=args.volume, restart_policy=name, restart_max_retries=max_retries,
         auto_remove=args.rm, runtime=args.runtime or "", secrets=args.secret,

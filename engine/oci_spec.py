@@ -165,14 +165,24 @@ def _in_root(rootfs: str, path: str) -> str:
     return os.path.join(rootfs, *resolved)
 
 
+def _environment(variables: list[str]) -> list[str]:
+    """The process environment: the default PATH, then the container's variables in order,
+    a later one replacing an earlier one of its name; a bare name (no ``=``) unsets the
+    variable (moby's ReplaceOrAppendEnvValues)."""
+    env: dict[str, str] = {"PATH": DEFAULT_PATH}
+    for variable in variables:
+        name, equals, _value = variable.partition("=")
+        env.pop(name, None)  # re-inserted last: moby replaces in place, order is cosmetic
+        if equals:
+            env[name] = variable
+    return list(env.values())
+
+
 def build_spec(container_id: str, config: Mapping[str, Any],
                acquired: Mapping[str, Handle]) -> dict[str, Any]:
     """The config.json of ``container_id``. Raises InvalidParameter (unknown user)."""
     rootfs = str(acquired["rootfs"]["path"])
-    env = [DEFAULT_PATH] + [variable for variable in config.get("env", [])
-                            if not variable.startswith("PATH=")]
-    if any(variable.startswith("PATH=") for variable in config.get("env", [])):
-        env = list(config.get("env", []))
+    env = _environment(config.get("env", []))
     host_network = config.get("network_mode") == "host"
     namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
     if not host_network:

@@ -70,7 +70,8 @@ class RuncRuntime:
 
     def state(self, container_id: str, *, binary: str) -> TaskState:
         raw = json.loads(self._run(binary, "state", container_id, output=True))
-        status = TaskStatus(raw.get("status", "stopped"))
+        # runc's "creating": its create is still running (a slow hook); no init runs yet.
+        status = _status(str(raw.get("status", "stopped")))
         code, exited_at = self._exit(container_id)
         return TaskState(container_id, status, int(raw.get("pid") or 0), raw.get("bundle", ""),
                          code, exited_at)
@@ -164,8 +165,22 @@ class RuncRuntime:
 
     def list(self, *, binary: str) -> list[TaskState]:
         raw = json.loads(self._run(binary, "list", "--format", "json", output=True) or "null") or []
-        return [TaskState(entry["id"], TaskStatus(entry["status"]), int(entry.get("pid") or 0),
+        return [TaskState(entry["id"], _status(str(entry["status"])), int(entry.get("pid") or 0),
                           entry.get("bundle", "")) for entry in raw]
+
+
+# runc's statuses, as the engine's task statuses ("creating": its create still runs, a slow
+# hook; "pausing": its freeze is under way).
+_STATUSES = {"creating": TaskStatus.CREATED, "created": TaskStatus.CREATED,
+             "running": TaskStatus.RUNNING, "pausing": TaskStatus.RUNNING,
+             "paused": TaskStatus.PAUSED, "stopped": TaskStatus.STOPPED}
+
+
+def _status(text: str) -> TaskStatus:
+    try:
+        return _STATUSES[text]
+    except KeyError:
+        raise System(f"the runtime reports an unknown task status {text!r}") from None
 
 
 def _message(stderr: str) -> str:

@@ -28,6 +28,7 @@ from engine.container_config import (
     validate,
 )
 from engine.errors import (
+    BerthError,
     Conflict,
     ContainerNotFound,
     Deadline,
@@ -37,6 +38,7 @@ from engine.errors import (
     NotFound,
     NotModified,
     System,
+    Unknown,
     wrapped,
 )
 from engine.event import ContainerEvent
@@ -58,6 +60,13 @@ KILL_TIMEOUT = 10.0  # moby waits this long for a SIGKILLed task to exit
 FORCE_REMOVE_TIMEOUT = 3.0
 MISSING_TASK_EXIT = 255  # moby (post PR #45800) for a task that vanished
 _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
+
+
+def check_wait_timeout(timeout: float | None) -> None:
+    """Raises InvalidParameter unless ``timeout`` is None or a number of seconds >= 0 (NaN
+    compares false with everything: a deadline made of it never passes)."""
+    if timeout is not None and not timeout >= 0:
+        raise InvalidParameter(f"invalid wait timeout {timeout}: it must be 0 or more seconds")
 
 
 class Engine:
@@ -206,6 +215,8 @@ class Engine:
 
     def _stop(self, reference: str, *, timeout: int | None, signal: int | None,
               context: JournalContext, auto_remove: bool) -> ContainerRecord:
+        if signal is not None and not 0 < signal < 65:  # checked before anything is journaled
+            raise InvalidParameter(f"the linux daemon does not support signal {signal}")
         record = self.resolve(reference)
         with self._locked(record.id):
             record = self.reload_record(record.id)
@@ -377,7 +388,9 @@ class Engine:
         An exit is recorded only for the run it ended: if the container was stopped and
         started again meanwhile (a restart), this waits for the new run instead (Docker's
         waiter would have returned at the stop; the exit monitor must go on watching).
-        Raises Deadline if ``timeout`` seconds pass first."""
+        Raises Deadline if ``timeout`` seconds pass first, InvalidParameter for a negative
+        or NaN one."""
+        check_wait_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             record = self.resolve(reference)
@@ -441,14 +454,19 @@ class Engine:
 
     def restart(self, reference: str, *, timeout: int | None = None,
                 context: JournalContext = API) -> ContainerRecord:
-        """Stop (if running) then start, as ``docker restart``. Errors lose their class in
-        moby (always 500); here they keep it."""
+        """Stop (if running) then start, as ``docker restart``. Raises ContainerNotFound;
+        any later error as moby words it, ``Cannot restart container <reference>: <cause>``,
+        unclassified (moby's fmt.Errorf drops the class: always a 500)."""
         record = self.resolve(reference)
-        if record.state in _LIVE:  # moby's HasBeenManuallyRestarted: no auto-remove here
-            self._stop(record.id, timeout=timeout, signal=None, context=context,
-                       auto_remove=False)
-        self.start(record.id, context=context)
-        return self.reload_record(record.id)
+        try:
+            if record.state in _LIVE:  # moby's HasBeenManuallyRestarted: no auto-remove here
+                self._stop(record.id, timeout=timeout, signal=None, context=context,
+                           auto_remove=False)
+            self.start(record.id, context=context)
+            return self.reload_record(record.id)
+        except Exception as exc:
+            cause = exc.message if isinstance(exc, BerthError) else str(exc)
+            raise Unknown(f"Cannot restart container {reference}: {cause}") from exc
 
     # -- pause ---------------------------------------------------------------------------
     def pause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.errors import Deadline, NotFound, NotModified, Unavailable
-from engine.service import Engine
+from engine.service import Engine, check_wait_timeout
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
 
@@ -111,6 +112,9 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         """Waits in slices while the call is active: a client that goes away (or a server
         that stops) frees this worker within one slice instead of never."""
         timeout = request.timeout if request.HasField("timeout") else None
+        check_wait_timeout(timeout)
+        if timeout is not None and math.isinf(timeout):
+            timeout = None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = WAIT_SLICE if deadline is None else deadline - time.monotonic()

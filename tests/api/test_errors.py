@@ -209,6 +209,18 @@ def test_wait_timeout_is_deadline_exceeded(daemon: ApiDaemon) -> None:
                   Code.DEADLINE_EXCEEDED, "Deadline")
 
 
+@pytest.mark.parametrize("timeout", [float("nan"), -1.0])
+def test_a_wait_timeout_that_is_no_duration_is_invalid(daemon: ApiDaemon, timeout: float
+                                                       ) -> None:
+    """A NaN one compared false with every deadline: the wait spun a core until the client
+    left."""
+    daemon.run("web")
+    assert_status(lambda: daemon.containers.Wait(pb.WaitRequest(container="web",
+                                                                timeout=timeout),
+                                                 timeout=CALL_TIMEOUT),
+                  Code.INVALID_ARGUMENT, "InvalidParameter")
+
+
 def test_daemon_keeps_serving_after_errors(daemon: ApiDaemon) -> None:
     for _ in range(3):
         failure(lambda: daemon.containers.Inspect(pb.InspectRequest(container="ghost"),

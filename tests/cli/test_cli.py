@@ -168,6 +168,19 @@ def test_rmi_prints_what_it_untagged_and_deleted(session: Cli, tmp_path: object)
     assert "tiny" not in session.ok("images")
 
 
+def test_a_bare_env_name_takes_the_clients_value_or_is_unset(session: Cli) -> None:
+    """Docker's ``-e NAME``: the client's value if it has one, else no variable at all."""
+    session.environment["BERTH_TEST_GIVEN"] = "from the client"
+    session.environment.pop("BERTH_TEST_ABSENT", None)
+    try:
+        shown = session.ok("run", "--rm", "-e", "BERTH_TEST_GIVEN", "-e", "BERTH_TEST_ABSENT",
+                           "busybox", "sh", "-c",
+                           'echo "$BERTH_TEST_GIVEN"; env | grep -c BERTH_TEST_ABSENT; true')
+    finally:
+        del session.environment["BERTH_TEST_GIVEN"]
+    assert shown == "from the client\n0\n"
+
+
 def test_logs_follow_streams_until_the_container_exits(session: Cli) -> None:
     session.ok("run", "-d", "--name", "talker", "busybox", "sh", "-c",
                "for i in 1 2 3; do echo line $i; sleep 0.3; done")

@@ -18,7 +18,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from engine.errors import InvalidParameter
-from engine.oci_spec import build_spec
+from engine.oci_spec import DEFAULT_PATH, build_spec
 from tests.conftest import SHARED
 
 SCHEMA_DIR = SHARED / "oci-runtime-spec-v1.0.2" / "schema"
@@ -174,3 +174,19 @@ def test_a_shared_bind_makes_the_container_root_shared(tmp_path: pathlib.Path) -
     assert list(validator().iter_errors(spec)) == []
     handles["volumes"]["mounts"][0]["propagation"] = "rslave"  # runc's default root: rslave
     assert "rootfsPropagation" not in build_spec("k" * 64, CONFIG, handles)["linux"]
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ([], [DEFAULT_PATH]),
+    (["A=1", "B=2"], [DEFAULT_PATH, "A=1", "B=2"]),
+    (["PATH=/x", "A=1"], ["PATH=/x", "A=1"]),
+    (["A=1", "A=2"], ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                      "A=2"]),
+    (["A=1", "A"], [DEFAULT_PATH]),  # a bare name unsets the variable (and is no variable)
+    (["PATH", "B=2"], ["B=2"]),
+    (["GONE"], [DEFAULT_PATH]),
+])
+def test_the_environment_follows_moby(tmp_path: pathlib.Path, env: list[str],
+                                      expected: list[str]) -> None:
+    spec = build_spec("f" * 64, {**CONFIG, "env": env}, acquired(tmp_path))
+    assert spec["process"]["env"] == expected

@@ -119,3 +119,21 @@ def test_other_runtime_failures_stay_system(tmp_path: pathlib.Path) -> None:
     binary = scripted_runtime(tmp_path, stderr=RUNC_ERROR.format("something odd"))
     with pytest.raises(System, match="something odd"):
         driver(tmp_path, StubSupervisor()).pause("c1", binary=binary)
+
+
+@pytest.mark.parametrize(("said", "status"), [("creating", TaskStatus.CREATED),
+                                              ("pausing", TaskStatus.RUNNING),
+                                              ("paused", TaskStatus.PAUSED)])
+def test_runcs_transient_statuses_are_read(tmp_path: pathlib.Path, said: str,
+                                           status: TaskStatus) -> None:
+    """"creating" (a create whose hook is slow) used to raise a bare ValueError, which left a
+    recovering start unresolved."""
+    binary = scripted_runtime(tmp_path, stdout=f'{{"id": "c1", "status": "{said}", "pid": 0}}',
+                              code=0)
+    assert driver(tmp_path, StubSupervisor()).state("c1", binary=binary).status is status
+
+
+def test_an_unknown_task_status_is_a_system_error(tmp_path: pathlib.Path) -> None:
+    binary = scripted_runtime(tmp_path, stdout='{"id": "c1", "status": "odd", "pid": 0}', code=0)
+    with pytest.raises(System, match="unknown task status 'odd'"):
+        driver(tmp_path, StubSupervisor()).state("c1", binary=binary)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from engine.errors import Conflict, System
+from engine.errors import Conflict, ContainerNotFound, InvalidParameter, System, Unknown
 from engine.service import Engine
 from engine.state import ContainerState
 from engine.testing import FakeRuntime
@@ -107,3 +107,31 @@ def test_a_runtime_that_fails_to_signal_is_cannot_kill_with_its_class(
     with pytest.raises(System, match=f"^cannot stop container: web: Cannot kill container "
                                      f"{record.id}: runc kill: permission denied$"):
         engine.stop("web")
+
+
+@pytest.mark.parametrize("signal", [0, -9, 65, 999])
+def test_a_stop_with_no_such_signal_is_refused_before_anything_is_journaled(
+        engine: Engine, signal: int) -> None:
+    engine.create(make_config("web"))
+    engine.start("web")
+    before = len(engine.history("web"))
+    with pytest.raises(InvalidParameter, match=f"does not support signal {signal}$"):
+        engine.stop("web", signal=signal)
+    assert len(engine.history("web")) == before
+    after = engine.inspect("web")
+    assert after.state is ContainerState.RUNNING and not after.has_been_manually_stopped
+
+
+def test_a_failed_restart_is_wrapped_and_unclassified_as_moby(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine.create(make_config("web"))
+
+    def missing(*_: object, **__: object) -> None:
+        raise InvalidParameter('exec: "nope": executable file not found in $PATH')
+
+    monkeypatch.setattr(fake_runtime, "start", missing)
+    with pytest.raises(Unknown, match=r'^Cannot restart container web: exec: "nope": '
+                                      r'executable file not found in \$PATH$'):
+        engine.restart("web")
+    with pytest.raises(ContainerNotFound):  # looked up first: not wrapped
+        engine.restart("ghost")
