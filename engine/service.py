@@ -62,6 +62,14 @@ MISSING_TASK_EXIT = 255  # moby (post PR #45800) for a task that vanished
 _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
 
 
+class _ContainerLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0  # holding it or waiting for it
+
+
 def check_wait_timeout(timeout: float | None) -> None:
     """Raises InvalidParameter unless ``timeout`` is None or a number of seconds >= 0 (NaN
     compares false with everything: a deadline made of it never passes)."""
@@ -77,7 +85,9 @@ class Engine:
         self.saga = saga
         self.config = config
         self.images = images
-        self._locks: dict[str, threading.Lock] = {}
+        # One lock per container, while someone holds or waits for it (counted): the table
+        # never grows with the containers that came and went.
+        self._locks: dict[str, _ContainerLock] = {}
         self._locks_guard = threading.Lock()
 
     def close(self) -> None:
@@ -120,9 +130,18 @@ class Engine:
     @contextmanager
     def _locked(self, container_id: str) -> Iterator[None]:
         with self._locks_guard:
-            lock = self._locks.setdefault(container_id, threading.Lock())
-        with lock:
-            yield
+            entry = self._locks.get(container_id)
+            if entry is None:
+                entry = self._locks[container_id] = _ContainerLock()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._locks_guard:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._locks[container_id]
 
     # -- create --------------------------------------------------------------------------
     def create(self, config: ContainerConfig, *, context: JournalContext = API
@@ -520,11 +539,7 @@ class Engine:
                                     journal_context=context)
         # The lock is released: while the files go, the container reads ``removing`` and
         # every other operation on it is refused (a second rm gets "already in progress").
-        try:
-            return finish_removal(journal, volumes=volumes)
-        finally:
-            with self._locks_guard:
-                self._locks.pop(record.id, None)
+        return finish_removal(journal, volumes=volumes)
 
     def remove_now(self, record: ContainerRecord, *, volumes: bool,
                    context: JournalContext) -> None:

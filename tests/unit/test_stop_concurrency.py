@@ -135,3 +135,15 @@ def test_a_failed_restart_is_wrapped_and_unclassified_as_moby(
         engine.restart("web")
     with pytest.raises(ContainerNotFound):  # looked up first: not wrapped
         engine.restart("ghost")
+
+
+def test_the_lock_table_keeps_only_the_locks_in_use(engine: Engine) -> None:
+    """Auto-removed containers (``--rm``) used to leave their lock behind, one per container."""
+    for index in range(20):
+        engine.create(make_config(f"gone{index}", auto_remove=True))
+        engine.start(f"gone{index}")
+        engine.kill(f"gone{index}")  # its exit removes it
+    engine.create(make_config("kept"))
+    engine.remove("kept")
+    assert engine.list_containers(all=True) == []
+    assert engine._locks == {}
