@@ -3,7 +3,8 @@
 ``open_channel`` is the CLI's way in: ``engine.api.channel``, which speaks gRPC over HTTP/2
 itself and never imports grpc, so that a CLI command starts fast. ``connect`` gives a grpc
 channel instead (imported on call), for the tests, the load generator and other Python clients.
-Both take the same addresses and TLS files, and both limit messages to MAX_MESSAGE_BYTES.
+Both take the same addresses and TLS files, and both limit requests to MAX_MESSAGE_BYTES and
+replies to MAX_REPLY_BYTES.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from engine.api import MAX_MESSAGE_BYTES
+from engine.api import MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 
 if TYPE_CHECKING:
     import grpc
@@ -38,7 +39,7 @@ def open_channel(address: str, *, tls_ca: str | None = None, tls_cert: str | Non
     from engine.api.channel import Channel
 
     return Channel(address, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-                   max_receive_bytes=MAX_MESSAGE_BYTES, max_send_bytes=MAX_MESSAGE_BYTES,
+                   max_receive_bytes=MAX_REPLY_BYTES, max_send_bytes=MAX_MESSAGE_BYTES,
                    user_agent=user_agent)
 
 
@@ -49,7 +50,7 @@ def connect(address: str, *, tls_ca: str | None = None, tls_cert: str | None = N
     Raises OSError (unreadable TLS files)."""
     import grpc
 
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    options = [("grpc.max_receive_message_length", MAX_REPLY_BYTES),
                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
     if address.startswith("unix://"):
         return grpc.insecure_channel(f"unix:{address.removeprefix('unix://')}", options=options)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from engine.api import MAX_MESSAGE_BYTES
+from engine.api import MAX_REPLY_BYTES
 from engine.api.connection import (
     REFUSED_STREAM,
     Connection,
@@ -71,7 +71,7 @@ class Channel:
     def __init__(self, address: str, *, tls_ca: str | None = None, tls_cert: str | None = None,
                  tls_key: str | None = None, connect_timeout: float = CONNECT_TIMEOUT,
                  receive_window: int = RECEIVE_WINDOW,
-                 max_receive_bytes: int = MAX_MESSAGE_BYTES, max_send_bytes: int | None = None,
+                 max_receive_bytes: int = MAX_REPLY_BYTES, max_send_bytes: int | None = None,
                  user_agent: str = USER_AGENT) -> None:
         self.address = address
         self._connect_timeout = connect_timeout

@@ -2,8 +2,8 @@
 
 Listening: ``unix://PATH`` (mode 0660 once bound), or ``tcp://HOST:PORT`` with TLS (a server
 certificate; with a CA, mutual TLS: clients without a certificate signed by it are refused).
-Plain TCP only when explicitly forced (``insecure=True``). Messages are limited to
-``MAX_MESSAGE_BYTES`` each way.
+Plain TCP only when explicitly forced (``insecure=True``). Requests are limited to
+``MAX_MESSAGE_BYTES``, replies to ``MAX_REPLY_BYTES``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine.api import MAX_MESSAGE_BYTES
+from engine.api import MAX_MESSAGE_BYTES, MAX_REPLY_BYTES
 from engine.api.containers import ContainersService
 from engine.api.errors import ErrorInterceptor
 from engine.api.idempotency import RequestLedger
@@ -58,7 +58,7 @@ def build_server(engine: Engine, *, data_root: str, backend: str,
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="berth-api"),
         interceptors=[ErrorInterceptor()],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+                 ("grpc.max_send_message_length", MAX_REPLY_BYTES)],
     )
     ledger = RequestLedger(engine.saga.db)
     containers_pb2_grpc.add_ContainersServicer_to_server(ContainersService(engine, ledger),

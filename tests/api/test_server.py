@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from engine.api import codegen, containers
+from engine.api.channel import Channel
 from engine.api.server import MAX_MESSAGE_BYTES, SERVICE_NAMES
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
@@ -94,6 +95,22 @@ def test_an_over_large_request_is_refused_and_the_daemon_keeps_serving(daemon: A
     assert daemon.system.Version(spb.VersionRequest(), timeout=CALL_TIMEOUT).version
     listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
     assert [container.name for container in listed.containers] == ["small"]
+
+
+def test_a_list_larger_than_a_request_may_be_is_served(daemon: ApiDaemon) -> None:
+    """Each create fits in a request; the list of them all does not, and must still come."""
+    for index in range(2):
+        daemon.containers.Create(pb.CreateRequest(config=pb.ContainerConfig(
+            image="busybox", cmd=["sleep", "1000"], name=f"big{index}",
+            env=["BIG=" + "x" * (5 * 1024 * 1024 // 2)])), timeout=CALL_TIMEOUT)
+    listed = daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
+    assert listed.ByteSize() > MAX_MESSAGE_BYTES
+    assert sorted(container.name for container in listed.containers) == ["big0", "big1"]
+    with Channel(daemon.address) as channel:  # the CLI's own client
+        reply = channel.unary_unary(
+            "/berth.v1.Containers/List", pb.ListRequest(all=True).SerializeToString(),
+            timeout=CALL_TIMEOUT)
+    assert len(pb.ListResponse.FromString(reply).containers) == 2
 
 
 @pytest.mark.parametrize("size", [1024 * 1024, 3 * 1024 * 1024])
