@@ -150,8 +150,9 @@ class Daemon:
         if self.stopping.is_set():  # told to stop during recovery: never serve
             self.engine.close()
             return 0
+        shutdown = threading.Event()
         server = build_server(self.engine, data_root=str(self.root), backend=self.backend,
-                              reload=self.reload)
+                              reload=self.reload, shutdown=shutdown)
         bound = [listen(server, address, tls=self.tls, insecure=self.insecure)
                  for address in self.addresses]
         start(server, bound)
@@ -161,6 +162,7 @@ class Daemon:
         print(f"berth daemon listening on {', '.join(bound)} "
               f"(database {self.engine.saga.db.path})", flush=True)
         self.stopping.wait()
+        shutdown.set()  # the long calls end now; the others get the grace period
         server.stop(GRACE_SECONDS).wait()
         self.engine.close()
         return 0

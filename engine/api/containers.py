@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -27,6 +28,7 @@ from engine.store import ContainerRecord, JournalContext
 
 LOG_POLL_SECONDS = 0.1
 WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
+SHUTTING_DOWN = "the berth daemon is shutting down"
 
 
 def _context(request_id: str) -> JournalContext:
@@ -34,9 +36,17 @@ def _context(request_id: str) -> JournalContext:
 
 
 class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
-    def __init__(self, engine: Engine, ledger: RequestLedger) -> None:
+    def __init__(self, engine: Engine, ledger: RequestLedger,
+                 shutdown: threading.Event | None = None) -> None:
         self._engine = engine
         self._ledger = ledger
+        # Set when the daemon stops: long calls (a wait, a followed log) end at once instead
+        # of holding the server's grace period and being cancelled at its end.
+        self._shutdown = shutdown or threading.Event()
+
+    def _check_shutdown(self) -> None:
+        if self._shutdown.is_set():
+            raise Unavailable(SHUTTING_DOWN)
 
     def _change(self, method: str, container: str, request_id: str,
                 action: Callable[[JournalContext], object]) -> pb.ChangeResponse:
@@ -126,6 +136,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                     raise  # the caller's own timeout
                 if not context.is_active():
                     return pb.WaitResponse()  # nobody is listening any more
+                self._check_shutdown()
                 continue
             return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
 
@@ -173,6 +184,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                                           time=entry["time"])
                 if not request.follow or not context.is_active():
                     return
+                self._check_shutdown()
                 if not self._still_running(record.id, followed,
                                            waiting=request.from_start and followed[0] is None):
                     if log is not None and os.fstat(log.fileno()).st_size > position:

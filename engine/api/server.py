@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,7 +54,10 @@ class Tls:
 
 
 def build_server(engine: Engine, *, data_root: str, backend: str,
-                 reload: Callable[[], ConfigSnapshot], max_workers: int = 64) -> grpc.Server:
+                 reload: Callable[[], ConfigSnapshot], max_workers: int = 64,
+                 shutdown: threading.Event | None = None) -> grpc.Server:
+    """The daemon's server. ``shutdown``, once set, ends the long calls (waits, followed
+    logs, events) with UNAVAILABLE: set it before stopping the server."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="berth-api"),
         interceptors=[ErrorInterceptor()],
@@ -61,11 +65,11 @@ def build_server(engine: Engine, *, data_root: str, backend: str,
                  ("grpc.max_send_message_length", MAX_REPLY_BYTES)],
     )
     ledger = RequestLedger(engine.saga.db)
-    containers_pb2_grpc.add_ContainersServicer_to_server(ContainersService(engine, ledger),
-                                                         server)
+    containers_pb2_grpc.add_ContainersServicer_to_server(
+        ContainersService(engine, ledger, shutdown), server)
     system_pb2_grpc.add_SystemServicer_to_server(
         SystemService(engine, data_root=data_root, backend=backend, reload=reload,
-                      ledger=ledger), server)
+                      ledger=ledger, shutdown=shutdown), server)
     checker = health.HealthServicer()
     for name in ("", *SERVICE_NAMES):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from engine.api.containers import SHUTTING_DOWN
 from engine.api.convert import history_message
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import events_pb2
@@ -22,6 +23,7 @@ from engine.api.v1 import system_pb2 as spb
 from engine.api.v1 import system_pb2_grpc as rpc
 from engine.cli_version import API_VERSION, VERSION
 from engine.config import ConfigSnapshot
+from engine.errors import Unavailable
 from engine.lifecycle import DOCKER_EVENTS
 from engine.service import Engine
 from engine.state import ContainerState
@@ -31,7 +33,9 @@ EVENT_POLL_SECONDS = 1.0
 
 class SystemService(rpc.SystemServicer):  # type: ignore[misc]
     def __init__(self, engine: Engine, *, data_root: str, backend: str,
-                 reload: Callable[[], ConfigSnapshot], ledger: RequestLedger) -> None:
+                 reload: Callable[[], ConfigSnapshot], ledger: RequestLedger,
+                 shutdown: threading.Event | None = None) -> None:
+        self._shutdown = shutdown or threading.Event()  # see ContainersService
         self._engine = engine
         self._ledger = ledger
         self._data_root = data_root
@@ -98,5 +102,7 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                         continue
                     yield history_message(row, name)
                 wake.wait(EVENT_POLL_SECONDS)
+                if self._shutdown.is_set():
+                    raise Unavailable(SHUTTING_DOWN)
         finally:
             unwatch()

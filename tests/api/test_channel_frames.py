@@ -438,7 +438,8 @@ def test_a_bad_or_huge_compressed_message_is_a_call_error(
         peer.send(DATA, 0, 1, b"\x01" + len(payload).to_bytes(4, "big") + payload)  # compressed
         peer.trailers(1)
 
-    with Channel(peer_address(script)) as channel, pytest.raises(CallError) as failed:
+    with Channel(peer_address(script), max_receive_bytes=4 << 20) as channel, \
+            pytest.raises(CallError) as failed:
         channel.unary_unary("/pkg.Service/Method", b"", timeout=5)
     assert failed.value.code() is code
 

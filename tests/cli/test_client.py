@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -294,3 +295,40 @@ def _has_headers(received: bytes) -> bool:
             return True
         position += 9 + length
     return False
+
+
+def test_a_stopping_daemon_ends_its_long_calls_with_a_clear_reason(
+        tmp_path: pathlib.Path) -> None:
+    """A wait, a followed log and an events stream end when the daemon is told to stop, with
+    why, instead of holding its grace period and being cut off as "Cancelling all calls"."""
+    root = tmp_path / "root"
+    daemon = start_daemon(root, backend="fake")
+    cli = Cli(root)
+    try:
+        container = cli.ok("run", "-d", "busybox", "sleep", "1000").strip()
+        clients = [subprocess.Popen([BERTH, *arguments], env=cli.environment,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for arguments in (("wait", container), ("logs", "-f", container),
+                                     ("events",))]
+        deadline = time.monotonic() + 30
+        while _connected(root / "berth.sock") < len(clients):  # each one has reached it
+            assert time.monotonic() < deadline, "the clients did not connect"
+            time.sleep(0.05)
+        time.sleep(0.5)  # and sent its call (a handshake and a request, on a local socket)
+        daemon.terminate()
+        said = [client.communicate(timeout=60)[1] for client in clients]
+        assert daemon.wait(60) == 0
+    finally:
+        stop_daemon(daemon)
+    for client, stderr in zip(clients, said, strict=True):
+        assert client.returncode == 1, (client.args, stderr)
+        assert stderr == "Error response from daemon: the berth daemon is shutting down\n", (
+            client.args, stderr)
+
+
+def _connected(socket_path: pathlib.Path) -> int:
+    """How many connections the server side of ``socket_path`` has accepted (the accepted
+    sockets carry the listening one's path in /proc/net/unix, in state 03: connected)."""
+    lines = pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]
+    return sum(1 for line in lines
+               if line.endswith(f" {socket_path}") and line.split()[5] == "03")
