@@ -14,6 +14,7 @@ Cases, in this order (each container on its own; a failure is logged and the nex
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -44,9 +45,12 @@ from engine.state import (
     StepStatus,
 )
 from engine.store import ContainerRecord, JournalContext, OperationRecord, StepDraft, StepRecord
-from engine.termination import ExitStatus, finish_exit, handle_exit, held_by
+from engine.termination import ExitStatus, handle_exit, resume_exit
 
 log = logging.getLogger("berth.recovery")
+# How long an exit the supervisor has not recorded yet is waited for (it records one within
+# moby's 10 s log drain of the reap).
+EXIT_RECORD_SECONDS = 12.0
 
 RECOVERY = JournalContext(Actor.RECOVERY)
 _UNFINISHED = frozenset({StepStatus.PENDING, StepStatus.COMPENSATING, StepStatus.RUNNING})
@@ -130,11 +134,8 @@ class Recovery:
                 journal.commit()
             report.compensated.append(record.id)
         elif operation.kind == OperationKind.EXIT.value:
-            params: Mapping[str, object] = operation.params or {}
-            status = ExitStatus(int(str(params.get("exit_code", MISSING_TASK_EXIT))),
-                                int(str(params.get("exited_at", self._saga.clock()))),
-                                bool(params.get("stopped", False)))
-            finish_exit(journal, held_by(self._saga, record), status)
+            resume_exit(self._saga, record, operation, RECOVERY,
+                        missing_exit_code=MISSING_TASK_EXIT)
             report.exits.append(record.id)
         elif operation.kind == OperationKind.REMOVE.value:
             volumes = bool((operation.params or {}).get("volumes", False))
@@ -201,6 +202,15 @@ class Recovery:
             report.reconciled.append(record.id)
             return
         if task.status is TaskStatus.STOPPED:
+            if task.exit_code is None:
+                # Stopped, and no exit recorded yet: its supervisor may still be writing it
+                # (reaped, output draining). Asked for it, it answers at once if it never
+                # knew the task (then 255), else once it is recorded.
+                with contextlib.suppress(NotFound):
+                    recorded = self._saga.runtime.wait(record.id, binary=binary,
+                                                       timeout=EXIT_RECORD_SECONDS)
+                    if recorded is not None and recorded.exit_code is not None:
+                        task = recorded
             code = MISSING_TASK_EXIT if task.exit_code is None else task.exit_code
             handle_exit(self._saga, record, ExitStatus(code, task.exited_at or now), RECOVERY)
             report.reconciled.append(record.id)

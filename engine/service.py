@@ -48,9 +48,9 @@ from engine.removal import begin_removal, finish_removal
 from engine.runtime import TaskState, TaskStatus
 from engine.saga import OperationJournal, SagaContext
 from engine.start import StartSaga
-from engine.state import Actor, ContainerState
+from engine.state import Actor, ContainerState, OperationKind
 from engine.store import ContainerRecord, HistoryDraft, HistoryRecord, JournalContext
-from engine.termination import ExitStatus, handle_exit
+from engine.termination import ExitStatus, handle_exit, resume_exit
 
 log = logging.getLogger("berth.engine")
 
@@ -363,6 +363,19 @@ class Engine:
                                                         self.saga.clock()))
         return record
 
+    def _resume_exit(self, record: ContainerRecord, context: JournalContext
+                     ) -> ContainerRecord:
+        with self.saga.db.read() as reader:
+            exits = [operation for operation in reader.unfinished_operations()
+                     if operation.container_id == record.id
+                     and operation.kind == OperationKind.EXIT.value]
+        if not exits:
+            return record
+        record = resume_exit(self.saga, record, exits[-1], context,
+                             missing_exit_code=MISSING_TASK_EXIT)
+        self._remove_if_auto(record, context)
+        return record
+
     def _exited(self, record: ContainerRecord, status: ExitStatus,
                 context: JournalContext) -> ContainerRecord:
         """moby's T8: record the exit, then remove an auto-remove container. The caller holds
@@ -419,6 +432,10 @@ class Engine:
             # Its exit is being handled (under the lock): the exit code is not written yet.
             with self._locked(record.id):
                 record = self._latest(record.id)
+                if record.state is ContainerState.EXITING:
+                    # Nobody handles it (that one holds the lock): its handling failed half
+                    # way (a commit refused). Finish it from the journal, as recovery would.
+                    record = self._resume_exit(record, context)
         while record.state in _LIVE:
             run = record.resources_operation_id  # the start that made this run live
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -18,7 +18,7 @@ from engine.host import Handle
 from engine.lifecycle import Event
 from engine.saga import OperationJournal, SagaContext
 from engine.state import OperationKind, OperationStatus
-from engine.store import ContainerRecord, JournalContext
+from engine.store import ContainerRecord, JournalContext, OperationRecord
 
 PLAN = {name: index for index, name in enumerate(steps.CLEANUP_STEPS)}
 
@@ -51,6 +51,19 @@ def handle_exit(saga: SagaContext, record: ContainerRecord, status: ExitStatus,
     journal.transition(Event.BEGIN_EXIT, attributes={"exitCode": status.exit_code})
     journal.commit()
     return finish_exit(journal, held, status)
+
+
+def resume_exit(saga: SagaContext, record: ContainerRecord, operation: OperationRecord,
+                journal_context: JournalContext, *, missing_exit_code: int) -> ContainerRecord:
+    """Finish the exit ``operation`` journaled for ``record`` (its status is in the operation's
+    parameters): what recovery does after a crash, and a wait after an exit handling that
+    failed half-way (the container was left ``exiting``)."""
+    params: Mapping[str, object] = operation.params or {}
+    status = ExitStatus(int(str(params.get("exit_code", missing_exit_code))),
+                        int(str(params.get("exited_at", saga.clock()))),
+                        bool(params.get("stopped", False)))
+    journal = OperationJournal(saga, record, journal_context, operation.id)
+    return finish_exit(journal, held_by(saga, record), status)
 
 
 def finish_exit(journal: OperationJournal, held: Mapping[str, Handle], status: ExitStatus

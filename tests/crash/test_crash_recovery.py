@@ -8,6 +8,7 @@ recovery, and inspects the journal and the fake runtime's and host's persisted s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from engine import steps
 from engine.composition import open_engine
 from engine.failpoint import CRASH_STATUS
+from engine.runtime import TaskState
 from engine.service import Engine
 from engine.state import ContainerState
 from engine.testing import FakeHost, FakeRuntime
@@ -193,4 +195,26 @@ def test_container_whose_task_vanished_exits_255(tmp_path: pathlib.Path) -> None
     engine, runtime, host = reopen(tmp_path)
     assert_converged(engine, runtime, host)
     assert engine.inspect("web").exit_code == 255
+    engine.saga.db.close()
+
+
+def test_an_exit_still_being_recorded_is_waited_for_not_made_up(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime says stopped, but the supervisor has not written the exit yet (reaped,
+    output draining): recovery asks for it instead of recording 255."""
+    assert drive(tmp_path, "run") == 0
+    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
+    (container_id,) = runtime.tasks()
+    runtime.exit(container_id, 7)
+    original_state = FakeRuntime.state
+
+    def not_recorded_yet(self: FakeRuntime, container_id: str, *, binary: str) -> TaskState:
+        return dataclasses.replace(original_state(self, container_id, binary=binary),
+                                   exit_code=None, exited_at=None)
+
+    monkeypatch.setattr(FakeRuntime, "state", not_recorded_yet)
+    engine, runtime, host = reopen(tmp_path)
+    assert_converged(engine, runtime, host)
+    record = engine.inspect("web")
+    assert (record.state, record.exit_code) == (ContainerState.EXITED, 7)
     engine.saga.db.close()

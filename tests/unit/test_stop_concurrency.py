@@ -147,3 +147,30 @@ def test_the_lock_table_keeps_only_the_locks_in_use(engine: Engine) -> None:
     engine.remove("kept")
     assert engine.list_containers(all=True) == []
     assert engine._locks == {}
+
+
+def test_an_exit_whose_handling_failed_half_way_is_finished_by_the_next_wait(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit was journaled (``exiting``), then its handling failed (a commit refused): it
+    used to stay ``exiting`` until the daemon restarted, every wait answering at once."""
+    from engine import termination
+
+    engine.create(make_config("web"))
+    engine.start("web")
+    original = termination.run_cleanup
+    calls: list[int] = []
+
+    def fails_once(*arguments: object, **options: object) -> None:
+        if not calls:
+            calls.append(1)
+            raise System("database: commit failed: disk I/O error")
+        original(*arguments, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(termination, "run_cleanup", fails_once)
+    with pytest.raises(System):
+        engine.kill("web")
+    assert engine.inspect("web").state is ContainerState.EXITING
+    waited = engine.wait("web", timeout=30)
+    assert (waited.state, waited.exit_code) == (ContainerState.EXITED, 137)
+    with engine.saga.db.read() as reader:
+        assert reader.unfinished_operations() == []
