@@ -62,6 +62,13 @@ MISSING_TASK_EXIT = 255  # moby (post PR #45800) for a task that vanished
 _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
 
 
+def still_running(container_id: str, timeout: float | None) -> str:
+    """Deadline's message: ``timeout`` as given (0.5s, not 0.49999944999945s)."""
+    if timeout is None:
+        return f"container {container_id} still running"
+    return f"container {container_id} still running after {timeout:g}s"
+
+
 class _ContainerLock:
     __slots__ = ("lock", "users")
 
@@ -441,7 +448,7 @@ class Engine:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             task = self._wait(record, remaining)
             if task is None:
-                raise Deadline(f"container {record.id} still running after {timeout}s")
+                raise Deadline(still_running(record.id, timeout))
             with self._locked(record.id):
                 record = self._latest(record.id)  # removed meanwhile: its last record
                 if record.state in _LIVE and record.resources_operation_id == run:

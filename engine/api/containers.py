@@ -22,7 +22,7 @@ from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.errors import Deadline, NotFound, NotModified, Unavailable
-from engine.service import Engine, check_wait_timeout
+from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
 
@@ -131,9 +131,10 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
             try:
                 record = self._engine.wait(request.container,
                                            timeout=max(0.0, min(left, WAIT_SLICE)))
-            except Deadline:
-                if deadline is not None and left <= WAIT_SLICE:
-                    raise  # the caller's own timeout
+            except Deadline as exc:
+                if deadline is not None and left <= WAIT_SLICE:  # the caller's own timeout
+                    record = self._engine.inspect(request.container)
+                    raise Deadline(still_running(record.id, timeout)) from exc
                 if not context.is_active():
                     return pb.WaitResponse()  # nobody is listening any more
                 self._check_shutdown()

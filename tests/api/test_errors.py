@@ -203,10 +203,13 @@ def test_image_store_missing_is_unavailable(daemon: ApiDaemon) -> None:
 
 
 def test_wait_timeout_is_deadline_exceeded(daemon: ApiDaemon) -> None:
-    daemon.run("web")
+    created = daemon.run("web")
     assert_status(lambda: daemon.containers.Wait(pb.WaitRequest(container="web", timeout=0.01),
                                                  timeout=CALL_TIMEOUT),
                   Code.DEADLINE_EXCEEDED, "Deadline")
+    error = failure(lambda: daemon.containers.Wait(pb.WaitRequest(container="web", timeout=0.5),
+                                                   timeout=CALL_TIMEOUT))
+    assert error.details() == f"container {created.id} still running after 0.5s"
 
 
 @pytest.mark.parametrize("timeout", [float("nan"), -1.0])
