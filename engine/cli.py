@@ -139,7 +139,7 @@ def _history_flags(sub: argparse.ArgumentParser) -> None:
 
 def _import_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("source")
-    sub.add_argument("reference")
+    sub.add_argument("reference", nargs="?", default="")  # none: an untagged image
 
 
 def _rmi_flags(sub: argparse.ArgumentParser) -> None:

@@ -301,8 +301,6 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    import os
-
     api = Api(args)
     image = api.call(api.containers.Import, messages().ImportRequest(
         source=os.path.abspath(args.source), reference=args.reference))

@@ -423,13 +423,14 @@ class ImageStore:
         return str(self.root / digest.removeprefix("sha256:") / "rootfs")
 
     def import_image(self, source: str, reference: str) -> ImageRecord:
-        """Import a rootfs tarball or directory as ``reference``.
+        """Import a rootfs tarball or directory as ``reference`` (empty: untagged, as
+        ``docker import`` without a repository: a ``<none>`` image unless a name has it).
 
         The source is opened once (a symlink given as the source is followed there) and
         copied into staging, a tarball while it is hashed; the digest is of what was staged,
         so a source changed meanwhile cannot put content under another content's digest.
         Raises InvalidParameter (missing, unreadable or invalid source, bad reference)."""
-        reference = normalize_reference(reference)
+        reference = normalize_reference(reference) if reference else ""
         try:
             opened = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -459,6 +460,14 @@ class ImageStore:
     def _name(self, reference: str, hexdigest: str, size: int) -> ImageRecord:
         digest = f"sha256:{hexdigest}"
         now = time.time_ns() // 1_000_000
+        if not reference:  # untagged: its first name, if it has one, else dangling
+            with self._db.read() as reader:
+                named = [image for image in reader.images() if image.digest == digest]
+            if named:
+                return named[0]
+            with self._db.write() as writer:
+                writer.put_image(digest, digest, size, now)
+            return ImageRecord(digest, digest, size, now)
         with self._db.read() as reader:
             previous = reader.image(reference)
             others = [image for image in reader.images() if previous is not None

@@ -226,7 +226,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         if images is None:
             raise Unavailable("this daemon has no image store (fake backend)")
         return self._ledger.once("Import", request.request_id, pb.Image, lambda: image_message(
-            images.import_image(request.source, request.reference or "imported")))
+            images.import_image(request.source, request.reference)))
 
     def Images(self, request: pb.ImagesRequest, context: grpc.ServicerContext
                ) -> pb.ImagesResponse:

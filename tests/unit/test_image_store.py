@@ -328,6 +328,21 @@ def test_a_name_moved_to_new_content_leaves_the_old_image_dangling(
     assert new.digest not in references and "app:latest" in references
 
 
+def test_an_import_without_a_name_is_untagged_as_docker_import(
+        store: ImageStore, tmp_path: pathlib.Path) -> None:
+    """``docker import FILE``: a ``<none>`` image, not one named "imported"; the same content
+    already named keeps its name and gains no ``<none>`` twin."""
+    untagged = store.import_image(tarball(tmp_path / "a.tar", (member("f"), b"a")), "")
+    assert untagged.reference == untagged.digest  # dangling: named by its ID
+    assert [image.reference for image in store.list_images()] == [untagged.digest]
+    named = store.import_image(str(tmp_path / "a.tar"), "app")
+    assert named.digest == untagged.digest
+    assert [image.reference for image in store.list_images()] == ["app:latest"]
+    again = store.import_image(str(tmp_path / "a.tar"), "")
+    assert again.reference == "app:latest"
+    assert [image.reference for image in store.list_images()] == ["app:latest"]
+
+
 def test_an_image_being_removed_is_never_used_by_a_new_container(
         engine: Engine, tmp_path: pathlib.Path) -> None:
     images = engine.images
