@@ -29,6 +29,7 @@ from engine.store import MEMORY
 
 log = logging.getLogger("berth.daemon")
 GRACE_SECONDS = 10.0
+SIGNAL_POLL_SECONDS = 0.1  # how often the main loop looks at the signals that came
 LOCK_FILE = "daemon.lock"  # held by the one daemon serving a data root
 RETRY_SECONDS = 0.1  # an exit monitor's first retry; doubled up to RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 5.0
@@ -101,18 +102,13 @@ class ExitMonitor:
 class Daemon:
     def __init__(self, args: argparse.Namespace, early: list[int] | None = None) -> None:
         # First: a SIGHUP (a reload, a log rotation) or a SIGTERM that comes during recovery
-        # must not take the default action and kill the daemon half-way.
-        self.stopping = threading.Event()
+        # must not take the default action and kill the daemon half-way. The handlers only
+        # note what came (no lock, no database: the main thread they interrupt may hold
+        # them); the main loop of ``serve`` acts on it.
         self.keeper: ConfigKeeper | None = None
-        self._reload_pending = False
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self._reload_on_signal())
-        for received in early or ():
-            if received == signal.SIGHUP:
-                self._reload_pending = True
-            else:
-                self.stopping.set()
+        self._signals: list[int] = early if early is not None else []
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, lambda received, _frame: self._signals.append(received))
         self.root = pathlib.Path(args.root) if args.root else default_root()
         if args.config and not args.root and "BERTH_ROOT" not in os.environ:
             with open(args.config, encoding="utf-8") as handle:
@@ -146,8 +142,11 @@ class Daemon:
         except OSError as error:
             raise InvalidParameter(f"cannot read the configuration file: {error}") from error
 
+    def _stop_requested(self) -> bool:
+        return any(number != signal.SIGHUP for number in self._signals)
+
     def serve(self) -> int:
-        if self.stopping.is_set():  # told to stop during recovery: never serve
+        if self._stop_requested():  # told to stop during recovery: never serve
             self.engine.close()
             return 0
         shutdown = threading.Event()
@@ -157,20 +156,23 @@ class Daemon:
                  for address in self.addresses]
         start(server, bound)
         ExitMonitor(self.engine).start()
-        if self._reload_pending:  # a SIGHUP came during recovery
-            self._reload_on_signal()
         print(f"berth daemon listening on {', '.join(bound)} "
               f"(database {self.engine.saga.db.path})", flush=True)
-        self.stopping.wait()
+        handled = 0
+        while True:
+            arrived = self._signals[handled:]
+            handled += len(arrived)
+            if any(number != signal.SIGHUP for number in arrived):
+                break
+            if arrived:  # SIGHUPs, during recovery or since the last look: one reload
+                self._reload_on_signal()
+            time.sleep(SIGNAL_POLL_SECONDS)
         shutdown.set()  # the long calls end now; the others get the grace period
         server.stop(GRACE_SECONDS).wait()
         self.engine.close()
         return 0
 
     def _reload_on_signal(self) -> None:
-        if self.keeper is None:  # still starting: reloaded once it serves
-            self._reload_pending = True
-            return
         try:
             self.reload()
         except BerthError as error:
@@ -195,7 +197,10 @@ def _hold_database(path: str) -> int | None:
     if path == MEMORY:
         return None
     lock = f"{path}.lock"
-    descriptor = hold_lock(lock)
+    try:
+        descriptor = hold_lock(lock)
+    except OSError as exc:  # its directory is missing, unwritable...
+        raise System(f"cannot open database {path}: {exc}") from exc
     if descriptor is None:
         raise System(f"another berth daemon is using the database {path} (it holds {lock})")
     return descriptor
@@ -208,4 +213,4 @@ def run_daemon(args: argparse.Namespace, early: list[int] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("transitions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return Daemon(args, early or []).serve()
+    return Daemon(args, early).serve()

@@ -9,6 +9,7 @@ container's lock; every state change goes through the journal. Errors are classi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -69,6 +70,16 @@ def still_running(container_id: str, timeout: float | None) -> str:
     return f"container {container_id} still running after {timeout:g}s"
 
 
+class _PendingStop:
+    """A stop waiting for the run it signalled (``run``: the start that made it live)."""
+
+    __slots__ = ("restarting", "run")
+
+    def __init__(self, run: int | None, *, restarting: bool) -> None:
+        self.run = run
+        self.restarting = restarting  # a restart's stop: its exit is not auto-removed
+
+
 class _ContainerLock:
     __slots__ = ("lock", "users")
 
@@ -95,6 +106,8 @@ class Engine:
         # One lock per container, while someone holds or waits for it (counted): the table
         # never grows with the containers that came and went.
         self._locks: dict[str, _ContainerLock] = {}
+        # The stops waiting on each container, under that container's lock.
+        self._pending_stops: dict[str, list[_PendingStop]] = {}
         self._locks_guard = threading.Lock()
 
     def close(self) -> None:
@@ -252,50 +265,58 @@ class Engine:
             if timeout is None:
                 timeout = record.config.get("stop_timeout")
             wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
-            run = record.resources_operation_id
             try:
                 record = self._signal(record, stop_signal, context, manual_stop=True)
             except Exception as exc:
                 raise System(f"cannot stop container: {record.name}: {exc}") from exc
+            # Whoever records this run's exit while the stop waits (the exit monitor, a
+            # kill, rm -f) records it as stopped, and a restart's exit is not auto-removed.
+            pending = _PendingStop(record.resources_operation_id, restarting=not auto_remove)
+            self._pending_stops.setdefault(record.id, []).append(pending)
         # As moby, the wait holds no lock: a kill or an rm -f meanwhile goes through.
         try:
-            record = self._stop_wait(record, run, stop_signal, wait_seconds, context)
+            record = self._stop_wait(record, pending, stop_signal, wait_seconds, context)
         except Exception as exc:
             raise System(f"cannot stop container: {record.name}: {exc}") from exc
+        finally:
+            with self._locked(record.id):
+                stops = self._pending_stops.get(record.id, [])
+                if pending in stops:
+                    stops.remove(pending)
+                if not stops:
+                    self._pending_stops.pop(record.id, None)
         if auto_remove:
             with self._locked(record.id):
                 self._remove_if_auto(self._latest(record.id), context)
         return record
 
-    def _stop_wait(self, record: ContainerRecord, run: int | None, stop_signal: int,
+    def _stop_wait(self, record: ContainerRecord, pending: _PendingStop, stop_signal: int,
                    wait_seconds: float, context: JournalContext) -> ContainerRecord:
-        """Wait for the run ``run`` to end, SIGKILL it after ``wait_seconds`` (never if
-        negative); return the container once its exit and the ``stop`` are journaled."""
+        """Wait for the run to end, SIGKILL it after ``wait_seconds`` (never if negative);
+        return the container once its exit and the ``stop`` are journaled."""
+        run = pending.run
         status = self._wait(record, wait_seconds if wait_seconds >= 0 else None)
         if status is None:
-            log.info("Container %s failed to exit within %ss of signal %d - using the force",
-                     record.id[:12], wait_seconds, stop_signal)
             with self._locked(record.id):
                 current = self._latest(record.id)
                 if self._same_run(current, run):
+                    log.info("Container %s failed to exit within %ss of signal %d - using the "
+                             "force", record.id[:12], wait_seconds, stop_signal)
                     record = self._signal(current, signals.SIGKILL, context, manual_stop=True)
-            status = self._wait(record, KILL_TIMEOUT)
-            if status is None:
-                raise System("tried to kill container, but did not receive an exit event")
+                    killed = True
+                else:  # the run ended meanwhile (a kill, rm -f): nothing to force
+                    killed = False
+            if killed:
+                status = self._wait(record, KILL_TIMEOUT)
+                if status is None:
+                    raise System("tried to kill container, but did not receive an exit event")
         with self._locked(record.id):
             current = self._latest(record.id)
-            if self._same_run(current, run):
-                return handle_exit(self.saga, current, self._exit_status(status, stopped=True),
-                                   context)
-            if current.state is ContainerState.EXITED and current.resources_operation_id is None:
-                # Its exit was recorded by whoever came first (the exit monitor, a kill): the
-                # stop is journaled after it, as moby logs it once the wait is over.
-                journal = OperationJournal(self.saga, current, context)
-                journal.transition(Event.STOP)
-                current = journal.commit()
-                self.saga.events.publish(ContainerEvent(current.id, current.name, "stop",
-                                                        self.saga.clock()))
-            return current
+            if current.state is ContainerState.EXITING:
+                current = self._resume_exit(current, context)  # a handling that failed
+            if self._same_run(current, run) and status is not None:
+                return self._record_exit(current, status, context)
+            return current  # its exit was recorded by whoever came first, as stopped
 
     @staticmethod
     def _same_run(record: ContainerRecord, run: int | None) -> bool:
@@ -331,6 +352,8 @@ class Engine:
             raise System("tried to kill container, but did not receive an exit event")
         with self._locked(record.id):
             current = self._latest(record.id)
+            if current.state is ContainerState.EXITING:
+                current = self._resume_exit(current, context)  # a handling that failed
             if self._same_run(current, run):
                 return self._exited(current, self._exit_status(status), context)
             return current  # its exit was recorded by whoever came first
@@ -387,8 +410,22 @@ class Engine:
                 context: JournalContext) -> ContainerRecord:
         """moby's T8: record the exit, then remove an auto-remove container. The caller holds
         the container's lock; the record returned is the exited one."""
+        return self._record_exit(record, status, context)
+
+    def _record_exit(self, record: ContainerRecord, status: ExitStatus | TaskState,
+                     context: JournalContext, *, auto_remove: bool = True) -> ContainerRecord:
+        """Record the exit of ``record``'s live run (a stop waiting on it makes it a stop's:
+        moby's ``stop`` event follows the ``die``), then auto-remove unless a restart's stop
+        is waiting (moby's HasBeenManuallyRestarted). The caller holds the lock."""
+        stops = [stop for stop in self._pending_stops.get(record.id, [])
+                 if stop.run == record.resources_operation_id]
+        if isinstance(status, TaskState):
+            status = self._exit_status(status)
+        if stops:
+            status = dataclasses.replace(status, stopped=True)
         record = handle_exit(self.saga, record, status, context)
-        self._remove_if_auto(record, context)
+        if auto_remove and not any(stop.restarting for stop in stops):
+            self._remove_if_auto(record, context)
         return record
 
     def _remove_if_auto(self, record: ContainerRecord, context: JournalContext) -> None:
@@ -451,6 +488,8 @@ class Engine:
                 raise Deadline(still_running(record.id, timeout))
             with self._locked(record.id):
                 record = self._latest(record.id)  # removed meanwhile: its last record
+                if record.state is ContainerState.EXITING:
+                    record = self._resume_exit(record, context)  # a handling that failed
                 if record.state in _LIVE and record.resources_operation_id == run:
                     return self._exited(record, self._exit_status(task), context)
         return record
@@ -503,8 +542,9 @@ class Engine:
         record = self.resolve(reference)
         try:
             if record.state in _LIVE:  # moby's HasBeenManuallyRestarted: no auto-remove here
-                self._stop(record.id, timeout=timeout, signal=None, context=context,
-                           auto_remove=False)
+                with contextlib.suppress(NotModified):  # it ended meanwhile: start it
+                    self._stop(record.id, timeout=timeout, signal=None, context=context,
+                               auto_remove=False)
             self.start(record.id, context=context)
             return self.reload_record(record.id)
         except Exception as exc:
@@ -557,8 +597,8 @@ class Engine:
                     raise System(f"Could not kill running container {record.id}, cannot "
                                  "remove - tried to kill container, but did not receive an "
                                  "exit event")
-                record = handle_exit(self.saga, self.reload_record(record.id),
-                                     self._exit_status(status), context)
+                record = self._record_exit(self.reload_record(record.id), status, context,
+                                           auto_remove=False)  # removed just below
             journal = begin_removal(self.saga, record, volumes=volumes,
                                     journal_context=context)
         # The lock is released: while the files go, the container reads ``removing`` and

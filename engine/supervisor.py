@@ -136,6 +136,7 @@ class Supervisor:
             with self.lock:
                 if self.live.get(container_id) is pending:  # failed: no run of it is live
                     del self.live[container_id]
+                    self.lock.notify_all()  # its waiters learn it at once, not in a second
 
     def _create(self, container_id: str, bundle: pathlib.Path, binary: str, runc_root: str,
                 log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path
@@ -263,13 +264,18 @@ class Supervisor:
                 # its exit would answer the new run's waits.
                 log.debug("%s: exit of a replaced run dropped", container.container_id[:12])
                 return
+        path = exit_path(self.root, container.container_id)
         try:
-            write_atomically(exit_path(self.root, container.container_id), json.dumps(record))
+            write_atomically(path, json.dumps(record))
         except Exception as exc:  # a full disk: the live daemon still hears of it
             log.error("%s: cannot record its exit durably: %s", container.container_id[:12], exc)
         with self.lock:
-            if self.live.get(container.container_id) is container:
-                del self.live[container.container_id]
+            if self.live.get(container.container_id) is not container:
+                # A create of the same id came while the file was written: the file is this
+                # replaced run's, never the new run's answer.
+                path.unlink(missing_ok=True)
+                return
+            del self.live[container.container_id]
             self.exits[container.container_id] = record
             self.exits.move_to_end(container.container_id)
             while len(self.exits) > EXITS_KEPT:
@@ -304,7 +310,10 @@ def _drain_until_exit(pid: int, stdout: int, stderr: int) -> bytes:
     the container's init holds them once created); return the first ``SAID_BYTES`` of stderr.
     The child is left to be reaped."""
     said = bytearray()
-    exited = os.pidfd_open(pid)
+    try:
+        exited = os.pidfd_open(pid)
+    except OSError:  # out of descriptors: wait for it blindly, its output unread
+        return b""
     try:
         poller = select.poll()
         for descriptor in (exited, stdout, stderr):
@@ -383,10 +392,10 @@ class _Handler(socketserver.StreamRequestHandler):
         """Whether the client closed its end. A client sends nothing while it waits for a
         reply, so the connection is readable only at its end."""
         connection: socket.socket = self.connection
-        if not select.select([connection], [], [], 0)[0]:
-            return False
-        try:
-            return connection.recv(1, socket.MSG_PEEK) == b""
+        try:  # never select(): a descriptor above 1023 is out of its range
+            return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False  # nothing to read: still there
         except OSError:
             return True
 

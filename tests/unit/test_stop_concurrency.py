@@ -174,3 +174,104 @@ def test_an_exit_whose_handling_failed_half_way_is_finished_by_the_next_wait(
     assert (waited.state, waited.exit_code) == (ContainerState.EXITED, 137)
     with engine.saga.db.read() as reader:
         assert reader.unfinished_operations() == []
+
+
+def _monitor_first(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make every wait of another thread (the stop's) return only once the returned event is
+    set: the test's own wait, the exit monitor's, records the exit first."""
+    original = engine._wait
+    main = threading.current_thread()
+    recorded = threading.Event()
+
+    def later(target: object, timeout: float | None) -> object:
+        status = original(target, timeout)  # type: ignore[arg-type]
+        if threading.current_thread() is not main:
+            recorded.wait(30)
+        return status
+
+    monkeypatch.setattr(engine, "_wait", later)
+    return recorded
+
+
+def _events(engine: Engine, reference: str) -> list[str]:
+    return [row.event for row in engine.history(reference) if "." not in row.event]
+
+
+def test_a_restart_of_an_auto_remove_container_keeps_it_whoever_records_the_exit(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit monitor records the exit while the restart's stop waits: it used to
+    auto-remove the container, and the restart then failed on a container gone."""
+    record = engine.create(make_config("web", auto_remove=True))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    recorded = _monitor_first(engine, monkeypatch)
+    outcome: list[object] = []
+
+    def restart() -> None:
+        try:
+            outcome.append(engine.restart("web", timeout=-1))
+        except Exception as exc:  # reported to the test
+            outcome.append(exc)
+
+    restarter = threading.Thread(target=restart)
+    restarter.start()
+    deadline = time.monotonic() + 30
+    while "kill" not in _events(engine, "web"):
+        assert time.monotonic() < deadline and restarter.is_alive()
+        time.sleep(0.01)
+    fake_runtime.exit(record.id, 0)  # it ends after all
+    engine.wait("web", timeout=30)  # the monitor's wait records it first
+    recorded.set()
+    restarter.join(30)
+    assert not restarter.is_alive()
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    assert engine.inspect("web").state is ContainerState.RUNNING
+    events = _events(engine, "web")
+    assert events[-4:] == ["kill", "die", "stop", "start"], events
+    assert "destroy" not in events
+
+
+def test_a_stop_of_an_auto_remove_container_is_journaled_before_its_removal(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = engine.create(make_config("web", auto_remove=True))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    recorded = _monitor_first(engine, monkeypatch)
+    stopper, outcome = _stopping(engine, timeout=-1)
+    fake_runtime.exit(record.id, 0)
+    engine.wait("web", timeout=30)  # the monitor records the exit, then auto-removes
+    recorded.set()
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    assert engine.list_containers(all=True) == []
+    with engine.saga.db.read() as reader:
+        events = [row.event for row in reader.history(since=0)
+                  if row.container_id == record.id and "." not in row.event]
+    # The stop's event used to be lost: the monitor's exit removed the container first.
+    assert events[-4:] == ["kill", "die", "stop", "destroy"], events
+
+
+def test_a_stop_whose_run_ended_meanwhile_does_not_wait_for_the_next_one(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stop -t 1`` times out; before it forces, the run is killed and started again: the
+    stop must not SIGKILL the new run, nor wait 10 s on it."""
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    original = engine._wait
+    calls: list[float | None] = []
+
+    def first_times_out_then_a_new_run(target: object, timeout: float | None) -> object:
+        calls.append(timeout)
+        if len(calls) == 1:
+            engine.kill("web")
+            engine.start("web")  # a new run, before the stop looks again
+            return None
+        return original(target, timeout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_wait", first_times_out_then_a_new_run)
+    engine.stop("web", timeout=1)
+    monkeypatch.setattr(engine, "_wait", original)
+    assert engine.inspect("web").state is ContainerState.RUNNING  # the new run, untouched
+    assert len(calls) == 2  # the stop's own wait and the kill's, never a forced one more

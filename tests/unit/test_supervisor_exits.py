@@ -316,3 +316,34 @@ def test_a_runtime_error_longer_than_a_pipe_holds_is_answered(tmp_path: pathlib.
     assert replies[0]["ok"] is False
     error = str(replies[0]["error"])
     assert error.startswith("aaaa") and len(error) <= supervisor.SAID_BYTES
+
+
+def test_a_wait_on_a_connection_above_descriptor_1023_still_waits(
+        tmp_path: pathlib.Path) -> None:
+    """select() refuses a descriptor above 1023: a supervisor holding that many (a few hundred
+    containers, a raised limit) answered every wait at once with its ValueError, and each stop
+    became an immediate SIGKILL."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        pytest.skip(f"the hard descriptor limit {hard} is below 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    sup = Supervisor(tmp_path)
+    sup.live["c1"] = _Container("c1", 1)  # known, never exits
+    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(tmp_path / "s.sock"))
+        client.sendall(b'{"op": "wait", "id": "c1", "timeout": 1.5}\n')
+        assert json.loads(client.makefile().readline()) == {"exited": False, "known": True}
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
