@@ -307,16 +307,27 @@ class Engine:
                 else:  # the run ended meanwhile (a kill, rm -f): nothing to force
                     killed = False
             if killed:
-                status = self._wait(record, KILL_TIMEOUT)
-                if status is None:
-                    raise System("tried to kill container, but did not receive an exit event")
+                status = self._await_kill(record)
+        return self._exit_of_run(record, run, status, context)
+
+    def _await_kill(self, record: ContainerRecord) -> TaskState:
+        """The exit of a SIGKILLed task (moby waits 10 s). Raises System if none comes."""
+        status = self._wait(record, KILL_TIMEOUT)
+        if status is None:
+            raise System("tried to kill container, but did not receive an exit event")
+        return status
+
+    def _exit_of_run(self, record: ContainerRecord, run: int | None, status: TaskState | None,
+                     context: JournalContext) -> ContainerRecord:
+        """After a wait without the lock: record ``status`` as the exit of the run ``run`` if
+        it is still live; else the container as whoever came first left it."""
         with self._locked(record.id):
             current = self._latest(record.id)
             if current.state is ContainerState.EXITING:
                 current = self._resume_exit(current, context)  # a handling that failed
-            if self._same_run(current, run) and status is not None:
+            if status is not None and self._same_run(current, run):
                 return self._record_exit(current, status, context)
-            return current  # its exit was recorded by whoever came first, as stopped
+            return current
 
     @staticmethod
     def _same_run(record: ContainerRecord, run: int | None) -> bool:
@@ -347,16 +358,7 @@ class Engine:
         # moby then kill(2)s the pid itself (containerd may not have delivered the signal):
         # runc kill already signalled the init directly, and a second kill of a pid whose
         # process may be gone could hit another process.
-        status = self._wait(record, KILL_TIMEOUT)
-        if status is None:
-            raise System("tried to kill container, but did not receive an exit event")
-        with self._locked(record.id):
-            current = self._latest(record.id)
-            if current.state is ContainerState.EXITING:
-                current = self._resume_exit(current, context)  # a handling that failed
-            if self._same_run(current, run):
-                return self._exited(current, self._exit_status(status), context)
-            return current  # its exit was recorded by whoever came first
+        return self._exit_of_run(record, run, self._await_kill(record), context)
 
     def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
                 manual_stop: bool) -> ContainerRecord:

@@ -3,13 +3,14 @@ comes last, without a thread per exit; and a log that never ends delays it only 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -32,6 +33,18 @@ def adopt(sup: Supervisor, tmp_path: pathlib.Path, script: str) -> _Container:
         sup.live[container.container_id] = container  # what a create does for what it made
         sup.children[pid] = container
     return container
+
+
+@contextlib.contextmanager
+def serving(sup: Supervisor, path: pathlib.Path) -> Iterator[None]:
+    """``sup`` answering on the unix socket ``path`` while the block runs."""
+    server = supervisor._Server(str(path), sup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def reap_until(sup: Supervisor, done: Callable[[], bool], seconds: float = 10) -> None:
@@ -204,13 +217,10 @@ def test_a_client_that_leaves_before_its_reply_is_no_error(
         tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A daemon stopped while its wait was pending: the reply has nobody to go to."""
     import socket
-    import threading
 
     sup = Supervisor(tmp_path)
     sup.live["c1"] = _Container("c1", 1)  # known, never exits: the wait runs to its timeout
-    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(sup, tmp_path / "s.sock"):
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(str(tmp_path / "s.sock"))
         client.sendall(b'{"op": "wait", "id": "c1", "timeout": 0.2}\n')
@@ -221,9 +231,6 @@ def test_a_client_that_leaves_before_its_reply_is_no_error(
         again.sendall(b'{"op": "ping"}\n')
         assert json.loads(again.makefile().readline())["ok"] is True
         again.close()
-    finally:
-        server.shutdown()
-        server.server_close()
     assert "Traceback" not in capsys.readouterr().err
 
 
@@ -235,9 +242,7 @@ def test_a_wait_whose_client_left_ends_instead_of_waiting_out_its_timeout(
 
     sup = Supervisor(tmp_path)
     sup.live["c1"] = _Container("c1", 1)  # known, never exits
-    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(sup, tmp_path / "s.sock"):
         before = threading.active_count()
         for _ in range(10):
             client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -253,9 +258,6 @@ def test_a_wait_whose_client_left_ends_instead_of_waiting_out_its_timeout(
         waiting.sendall(b'{"op": "wait", "id": "c1", "timeout": 2.5}\n')
         assert json.loads(waiting.makefile().readline()) == {"exited": False, "known": True}
         waiting.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_an_exit_file_that_cannot_be_written_leaves_no_temporary_behind(
@@ -276,9 +278,7 @@ def test_a_request_line_without_end_closes_its_connection(tmp_path: pathlib.Path
 
     monkeypatch.setattr(supervisor, "MAX_REQUEST_BYTES", 1024)
     sup = Supervisor(tmp_path)
-    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(sup, tmp_path / "s.sock"):
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(str(tmp_path / "s.sock"))
         client.sendall(b"x" * 4096)  # and never a newline
@@ -290,9 +290,6 @@ def test_a_request_line_without_end_closes_its_connection(tmp_path: pathlib.Path
         again.sendall(b'{"op": "ping"}\n')
         assert json.loads(again.makefile().readline())["ok"] is True
         again.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_runtime_error_longer_than_a_pipe_holds_is_answered(tmp_path: pathlib.Path) -> None:
@@ -333,17 +330,14 @@ def test_a_wait_on_a_connection_above_descriptor_1023_still_waits(
     filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     sup = Supervisor(tmp_path)
     sup.live["c1"] = _Container("c1", 1)  # known, never exits
-    server = supervisor._Server(str(tmp_path / "s.sock"), sup)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        client.connect(str(tmp_path / "s.sock"))
-        client.sendall(b'{"op": "wait", "id": "c1", "timeout": 1.5}\n')
-        assert json.loads(client.makefile().readline()) == {"exited": False, "known": True}
-        client.close()
+        with serving(sup, tmp_path / "s.sock"):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(str(tmp_path / "s.sock"))
+            client.sendall(b'{"op": "wait", "id": "c1", "timeout": 1.5}\n')
+            assert json.loads(client.makefile().readline()) == {"exited": False, "known": True}
+            client.close()
     finally:
-        server.shutdown()
-        server.server_close()
         for descriptor in filler:
             os.close(descriptor)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
