@@ -18,7 +18,7 @@ import time
 from engine.api.server import Tls, build_server, listen, start
 from engine.composition import database_path, default_root, open_engine
 from engine.config import ConfigSnapshot, parse_config
-from engine.errors import BerthError, InvalidParameter, NotFound, System
+from engine.errors import BerthError, InvalidParameter, NotFound, System, Unavailable
 from engine.event import ContainerEvent
 from engine.linux import hold_lock
 from engine.recovery import Recovery
@@ -82,6 +82,8 @@ class ExitMonitor:
                                   container_id[:12])
                     return
                 except Exception as exc:
+                    if isinstance(exc, Unavailable) and self._engine.closing.is_set():
+                        return  # the daemon stops: the next one watches it again
                     failures += 1
                     if failures == 1:
                         log.exception("exit monitor of %s: trying again", container_id[:12])
@@ -167,6 +169,7 @@ class Daemon:
             if arrived:  # SIGHUPs, during recovery or since the last look: one reload
                 self._reload_on_signal()
             time.sleep(SIGNAL_POLL_SECONDS)
+        self.engine.closing.set()  # the engine's lock-free waits (a stop's) end too
         shutdown.set()  # the long calls end now; the others get the grace period
         server.stop(GRACE_SECONDS).wait()
         self.engine.close()

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.config import ConfigStore
+from engine.config import ConfigSnapshot, ConfigStore
 from engine.container_config import (
     DEFAULT_STOP_TIMEOUT,
     ContainerConfig,
@@ -39,6 +39,7 @@ from engine.errors import (
     NotFound,
     NotModified,
     System,
+    Unavailable,
     Unknown,
     wrapped,
 )
@@ -59,6 +60,8 @@ API = JournalContext(Actor.API)
 MONITOR = JournalContext(Actor.MONITOR)
 KILL_TIMEOUT = 10.0  # moby waits this long for a SIGKILLed task to exit
 FORCE_REMOVE_TIMEOUT = 3.0
+WAIT_SLICE_SECONDS = 2.0  # a wait looks at ``Engine.closing`` this often
+SHUTTING_DOWN = "the berth daemon is shutting down"
 MISSING_TASK_EXIT = 255  # moby (post PR #45800) for a task that vanished
 _LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
 
@@ -73,11 +76,12 @@ def still_running(container_id: str, timeout: float | None) -> str:
 class _PendingStop:
     """A stop waiting for the run it signalled (``run``: the start that made it live)."""
 
-    __slots__ = ("restarting", "run")
+    __slots__ = ("counted", "restarting", "run")
 
     def __init__(self, run: int | None, *, restarting: bool) -> None:
         self.run = run
         self.restarting = restarting  # a restart's stop: its exit is not auto-removed
+        self.counted = False  # its ``stop`` event rode with the exit's record
 
 
 class _ContainerLock:
@@ -108,10 +112,14 @@ class Engine:
         self._locks: dict[str, _ContainerLock] = {}
         # The stops waiting on each container, under that container's lock.
         self._pending_stops: dict[str, list[_PendingStop]] = {}
+        # Set when the daemon stops: the waits that hold no lock (a stop's, a kill's, the
+        # exit monitor's) end within a slice, so that the daemon's grace period is enough.
+        self.closing = threading.Event()
         self._locks_guard = threading.Lock()
 
     def close(self) -> None:
         """Finish the host's deferred work and close the database."""
+        self.closing.set()
         try:
             self.saga.host.drain()
         finally:
@@ -225,14 +233,25 @@ class Engine:
             # second start it waits for the container lock below.
             advance(record.state, Event.BEGIN_START, container_id=record.id)
         snapshot.resolve_runtime(record.runtime)
-        with self._locked(record.id):
-            record = self.reload_record(record.id)
+        if checkpoint_dir:
+            with self._locked(record.id):
+                self.reload_record(record.id)
+                raise Forbidden("custom checkpointdir is not supported")
+        return self._start_locked(record.id, snapshot, context)
+
+    def _start_locked(self, container_id: str, snapshot: ConfigSnapshot,
+                      context: JournalContext) -> bool:
+        """moby's containerStart: under the lock, nothing to do if it runs (a concurrent
+        start won, B2); an exit left half handled is finished first."""
+        with self._locked(container_id):
+            record = self.reload_record(container_id)
+            if record.state is ContainerState.EXITING:
+                record = self._resume_exit(record, context)
             if record.state in (ContainerState.RUNNING, ContainerState.RESTARTING):
                 return False  # a concurrent start won (moby's B2)
-            if record.state in (ContainerState.REMOVING, ContainerState.DEAD):
+            if record.state in (ContainerState.REMOVING, ContainerState.DEAD,
+                                ContainerState.REMOVED, ContainerState.PAUSED):
                 advance(record.state, Event.BEGIN_START, container_id=record.id)
-            if checkpoint_dir:
-                raise Forbidden("custom checkpointdir is not supported")
             saga = StartSaga(self.saga, snapshot, context,
                              lambda cid: self._auto_remove(cid, context))
             saga.run(record)
@@ -273,7 +292,8 @@ class Engine:
             # kill, rm -f) records it as stopped, and a restart's exit is not auto-removed.
             pending = _PendingStop(record.resources_operation_id, restarting=not auto_remove)
             self._pending_stops.setdefault(record.id, []).append(pending)
-        # As moby, the wait holds no lock: a kill or an rm -f meanwhile goes through.
+        # As moby, the wait holds no lock: a kill or an rm -f meanwhile goes through. The
+        # auto-remove of an ``--rm`` container is done by whoever records the exit.
         try:
             record = self._stop_wait(record, pending, stop_signal, wait_seconds, context)
         except Exception as exc:
@@ -285,9 +305,21 @@ class Engine:
                     stops.remove(pending)
                 if not stops:
                     self._pending_stops.pop(record.id, None)
-        if auto_remove:
-            with self._locked(record.id):
-                self._remove_if_auto(self._latest(record.id), context)
+                if not pending.counted:
+                    record = self._journal_stop(self._latest(record.id), context)
+        return record
+
+    def _journal_stop(self, record: ContainerRecord, context: JournalContext
+                      ) -> ContainerRecord:
+        """The ``stop`` of a stop whose run's exit was recorded without it (a second stop of
+        the same run: moby logs one per call). The caller holds the lock."""
+        if record.state is not ContainerState.EXITED:
+            return record  # removed (its stop is in its history), or running again
+        journal = OperationJournal(self.saga, record, context)
+        journal.transition(Event.STOP)
+        record = journal.commit()
+        self.saga.events.publish(ContainerEvent(record.id, record.name, "stop",
+                                                self.saga.clock()))
         return record
 
     def _stop_wait(self, record: ContainerRecord, pending: _PendingStop, stop_signal: int,
@@ -425,6 +457,7 @@ class Engine:
             status = self._exit_status(status)
         if stops:
             status = dataclasses.replace(status, stopped=True)
+            stops[0].counted = True  # the others journal their own ``stop`` (moby: one each)
         record = handle_exit(self.saga, record, status, context)
         if auto_remove and not any(stop.restarting for stop in stops):
             self._remove_if_auto(record, context)
@@ -442,12 +475,22 @@ class Engine:
             log.error("can't remove container %s: %s", record.id[:12], exc)
 
     def _wait(self, record: ContainerRecord, timeout: float | None) -> TaskState | None:
-        try:
-            return self.saga.runtime.wait(record.id, binary=self._binary(record),
-                                          timeout=1e9 if timeout is None else timeout)
-        except NotFound:
-            return TaskState(record.id, TaskStatus.STOPPED, exit_code=MISSING_TASK_EXIT,
-                             exited_at=self.saga.clock())
+        """The task's exit, or None after ``timeout`` seconds (None: no limit). Waits in
+        slices; raises Unavailable once the engine is closing."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        binary = self._binary(record)
+        while True:
+            left = WAIT_SLICE_SECONDS if deadline is None else deadline - time.monotonic()
+            try:
+                task = self.saga.runtime.wait(record.id, binary=binary,
+                                              timeout=max(0.0, min(left, WAIT_SLICE_SECONDS)))
+            except NotFound:
+                return TaskState(record.id, TaskStatus.STOPPED, exit_code=MISSING_TASK_EXIT,
+                                 exited_at=self.saga.clock())
+            if task is not None or (deadline is not None and left <= WAIT_SLICE_SECONDS):
+                return task
+            if self.closing.is_set():
+                raise Unavailable(SHUTTING_DOWN)
 
     def _exit_status(self, task: TaskState, *, stopped: bool = False) -> ExitStatus:
         code = MISSING_TASK_EXIT if task.exit_code is None else task.exit_code
@@ -547,7 +590,9 @@ class Engine:
                 with contextlib.suppress(NotModified):  # it ended meanwhile: start it
                     self._stop(record.id, timeout=timeout, signal=None, context=context,
                                auto_remove=False)
-            self.start(record.id, context=context)
+            # moby's containerRestart calls containerStart itself: no API-level state check
+            # (a concurrent restart's start, or an exit still being recorded, is no error).
+            self._start_locked(record.id, self.config.current(), context)
             return self.reload_record(record.id)
         except Exception as exc:
             cause = exc.message if isinstance(exc, BerthError) else str(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -275,3 +276,114 @@ def test_a_stop_whose_run_ended_meanwhile_does_not_wait_for_the_next_one(
     monkeypatch.setattr(engine, "_wait", original)
     assert engine.inspect("web").state is ContainerState.RUNNING  # the new run, untouched
     assert len(calls) == 2  # the stop's own wait and the kill's, never a forced one more
+
+
+def _gate_thread(engine: Engine, monkeypatch: pytest.MonkeyPatch, name: str
+                 ) -> threading.Event:
+    """Waits made by the thread called ``name`` return only once the event is set."""
+    original = engine._wait
+    gate = threading.Event()
+
+    def gated(target: object, timeout: float | None) -> object:
+        status = original(target, timeout)  # type: ignore[arg-type]
+        if threading.current_thread().name == name:
+            gate.wait(30)
+        return status
+
+    monkeypatch.setattr(engine, "_wait", gated)
+    return gate
+
+
+def _in_thread(name: str, call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # reported to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, outcome
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_stop_racing_a_restart_of_an_auto_remove_container_leaves_it_running(
+        engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain stop used to auto-remove the container after its own wait, between the
+    restart's stop and its start: the restart then failed on a container gone."""
+    record = engine.create(make_config("web", auto_remove=True))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    gate = _gate_thread(engine, monkeypatch, "restarter")
+    restarter, restarted = _in_thread("restarter", lambda: engine.restart("web", timeout=-1))
+    _until(lambda: _events(engine, "web").count("kill") == 1)
+    stopper, stopped = _in_thread("stopper", lambda: engine.stop("web", timeout=-1))
+    _until(lambda: _events(engine, "web").count("kill") == 2)
+    fake_runtime.exit(record.id, 0)
+    stopper.join(30)
+    gate.set()
+    restarter.join(30)
+    assert not isinstance(stopped[0], Exception), stopped[0]
+    assert not isinstance(restarted[0], Exception), restarted[0]
+    assert engine.inspect("web").state is ContainerState.RUNNING
+    assert "destroy" not in _events(engine, "web")
+
+
+def test_two_restarts_at_once_both_succeed(engine: Engine, fake_runtime: FakeRuntime,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The later restart finds the container running again (the other's start): moby's
+    containerStart has nothing to do. It used to fail "Container is already started"."""
+    record = engine.create(make_config("web"))
+    engine.start("web")
+    gate = _gate_thread(engine, monkeypatch, "first")
+    first, first_outcome = _in_thread("first", lambda: engine.restart("web", timeout=5))
+    _until(lambda: _events(engine, "web").count("kill") == 1)
+    engine.restart("web", timeout=5)  # the second one, all the way
+    gate.set()
+    first.join(30)
+    assert not isinstance(first_outcome[0], Exception), first_outcome[0]
+    assert engine.inspect("web").state is ContainerState.RUNNING
+    assert record.id in fake_runtime.tasks()
+
+
+def test_each_stop_of_a_run_journals_its_stop(engine: Engine, fake_runtime: FakeRuntime,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    gate = _gate_thread(engine, monkeypatch, "second")
+    first, first_outcome = _in_thread("first", lambda: engine.stop("web", timeout=-1))
+    _until(lambda: _events(engine, "web").count("kill") == 1)
+    second, second_outcome = _in_thread("second", lambda: engine.stop("web", timeout=-1))
+    _until(lambda: _events(engine, "web").count("kill") == 2)
+    fake_runtime.exit(record.id, 143)
+    first.join(30)
+    gate.set()
+    second.join(30)
+    for outcome in (first_outcome, second_outcome):
+        assert not isinstance(outcome[0], Exception), outcome[0]
+    events = _events(engine, "web")
+    assert events[-5:] == ["kill", "kill", "die", "stop", "stop"], events
+
+
+def test_a_closing_engine_ends_a_stop_that_would_wait_forever(
+        engine: Engine, fake_runtime: FakeRuntime) -> None:
+    """A daemon told to stop: the stop's lock-free wait ends, and the daemon with it."""
+    record = engine.create(make_config("web"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start("web")
+    stopper, outcome = _in_thread("stopper", lambda: engine.stop("web", timeout=-1))
+    _until(lambda: "kill" in _events(engine, "web"))
+    engine.closing.set()
+    stopper.join(30)
+    assert not stopper.is_alive()
+    assert isinstance(outcome[0], System)
+    assert str(outcome[0]) == "cannot stop container: web: the berth daemon is shutting down"
