@@ -315,6 +315,28 @@ def _until(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
+def _race(engine: Engine, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch,
+          container_id: str, *, gated: Callable[[], object], free: Callable[[], object],
+          gated_first: bool, exit_code: int) -> None:
+    """Run ``gated`` and ``free`` (each sends a signal, then waits), the one named first
+    first; the task exits; ``free`` finishes, then ``gated`` (its waits held back until
+    then). Both must succeed."""
+    gate = _gate_thread(engine, monkeypatch, "gated")
+    order = [("gated", gated), ("free", free)] if gated_first else [("free", free),
+                                                                     ("gated", gated)]
+    threads = {}
+    for count, (name, call) in enumerate(order, start=1):
+        threads[name] = _in_thread(name, call)
+        _until(lambda count=count: _events(engine, "web").count("kill") == count)
+    runtime.exit(container_id, exit_code)
+    threads["free"][0].join(30)
+    gate.set()
+    threads["gated"][0].join(30)
+    for name, (thread, outcome) in threads.items():
+        assert not thread.is_alive(), name
+        assert not isinstance(outcome[0], Exception), (name, outcome[0])
+
+
 def test_a_stop_racing_a_restart_of_an_auto_remove_container_leaves_it_running(
         engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
     """The plain stop used to auto-remove the container after its own wait, between the
@@ -322,17 +344,9 @@ def test_a_stop_racing_a_restart_of_an_auto_remove_container_leaves_it_running(
     record = engine.create(make_config("web", auto_remove=True))
     fake_runtime.ignore_sigterm.add(record.id)
     engine.start("web")
-    gate = _gate_thread(engine, monkeypatch, "restarter")
-    restarter, restarted = _in_thread("restarter", lambda: engine.restart("web", timeout=-1))
-    _until(lambda: _events(engine, "web").count("kill") == 1)
-    stopper, stopped = _in_thread("stopper", lambda: engine.stop("web", timeout=-1))
-    _until(lambda: _events(engine, "web").count("kill") == 2)
-    fake_runtime.exit(record.id, 0)
-    stopper.join(30)
-    gate.set()
-    restarter.join(30)
-    assert not isinstance(stopped[0], Exception), stopped[0]
-    assert not isinstance(restarted[0], Exception), restarted[0]
+    _race(engine, fake_runtime, monkeypatch, record.id, exit_code=0,
+          gated=lambda: engine.restart("web", timeout=-1),
+          free=lambda: engine.stop("web", timeout=-1), gated_first=True)
     assert engine.inspect("web").state is ContainerState.RUNNING
     assert "destroy" not in _events(engine, "web")
 
@@ -359,17 +373,9 @@ def test_each_stop_of_a_run_journals_its_stop(engine: Engine, fake_runtime: Fake
     record = engine.create(make_config("web"))
     fake_runtime.ignore_sigterm.add(record.id)
     engine.start("web")
-    gate = _gate_thread(engine, monkeypatch, "second")
-    first, first_outcome = _in_thread("first", lambda: engine.stop("web", timeout=-1))
-    _until(lambda: _events(engine, "web").count("kill") == 1)
-    second, second_outcome = _in_thread("second", lambda: engine.stop("web", timeout=-1))
-    _until(lambda: _events(engine, "web").count("kill") == 2)
-    fake_runtime.exit(record.id, 143)
-    first.join(30)
-    gate.set()
-    second.join(30)
-    for outcome in (first_outcome, second_outcome):
-        assert not isinstance(outcome[0], Exception), outcome[0]
+    _race(engine, fake_runtime, monkeypatch, record.id, exit_code=143,
+          gated=lambda: engine.stop("web", timeout=-1),
+          free=lambda: engine.stop("web", timeout=-1), gated_first=False)
     events = _events(engine, "web")
     assert events[-5:] == ["kill", "kill", "die", "stop", "stop"], events
 
