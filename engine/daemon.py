@@ -18,7 +18,7 @@ import time
 from engine.api.server import Tls, build_server, listen, start
 from engine.composition import database_path, default_root, open_engine
 from engine.config import ConfigSnapshot, parse_config
-from engine.errors import BerthError, InvalidParameter, NotFound, System, Unavailable
+from engine.errors import BerthError, InvalidParameter, NotFound, System
 from engine.event import ContainerEvent
 from engine.linux import hold_lock
 from engine.recovery import Recovery
@@ -82,7 +82,7 @@ class ExitMonitor:
                                   container_id[:12])
                     return
                 except Exception as exc:
-                    if isinstance(exc, Unavailable) and self._engine.closing.is_set():
+                    if self._engine.closing.is_set():
                         return  # the daemon stops: the next one watches it again
                     failures += 1
                     if failures == 1:

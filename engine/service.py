@@ -233,25 +233,25 @@ class Engine:
             # second start it waits for the container lock below.
             advance(record.state, Event.BEGIN_START, container_id=record.id)
         snapshot.resolve_runtime(record.runtime)
-        if checkpoint_dir:
-            with self._locked(record.id):
-                self.reload_record(record.id)
-                raise Forbidden("custom checkpointdir is not supported")
-        return self._start_locked(record.id, snapshot, context)
+        return self._start_locked(record.id, snapshot, context, checkpoint_dir=checkpoint_dir)
 
     def _start_locked(self, container_id: str, snapshot: ConfigSnapshot,
-                      context: JournalContext) -> bool:
+                      context: JournalContext, *, checkpoint_dir: str = "") -> bool:
         """moby's containerStart: under the lock, nothing to do if it runs (a concurrent
-        start won, B2); an exit left half handled is finished first."""
+        start won, B2; paused counts as running); an exit left half handled is finished
+        first."""
         with self._locked(container_id):
             record = self.reload_record(container_id)
             if record.state is ContainerState.EXITING:
                 record = self._resume_exit(record, context)
-            if record.state in (ContainerState.RUNNING, ContainerState.RESTARTING):
+            if record.state in (ContainerState.RUNNING, ContainerState.RESTARTING,
+                                ContainerState.PAUSED):
                 return False  # a concurrent start won (moby's B2)
             if record.state in (ContainerState.REMOVING, ContainerState.DEAD,
-                                ContainerState.REMOVED, ContainerState.PAUSED):
+                                ContainerState.REMOVED):
                 advance(record.state, Event.BEGIN_START, container_id=record.id)
+            if checkpoint_dir:
+                raise Forbidden("custom checkpointdir is not supported")
             saga = StartSaga(self.saga, snapshot, context,
                              lambda cid: self._auto_remove(cid, context))
             saga.run(record)
@@ -435,9 +435,13 @@ class Engine:
                      and operation.kind == OperationKind.EXIT.value]
         if not exits:
             return record
+        run = record.resources_operation_id
+        restarting = any(stop.restarting for stop in self._pending_stops.get(record.id, [])
+                         if stop.run == run)
         record = resume_exit(self.saga, record, exits[-1], context,
                              missing_exit_code=MISSING_TASK_EXIT)
-        self._remove_if_auto(record, context)
+        if not restarting:  # a restart's stop waits on it: never auto-removed (as _record_exit)
+            self._remove_if_auto(record, context)
         return record
 
     def _exited(self, record: ContainerRecord, status: ExitStatus,

@@ -21,6 +21,7 @@ class FlakyEngine:
         self.final = final
         self.calls = 0
         self.done = threading.Event()
+        self.closing = threading.Event()  # as Engine.closing: never set here
 
     def wait(self, container_id: str) -> Any:
         self.calls += 1

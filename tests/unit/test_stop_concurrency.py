@@ -11,7 +11,8 @@ import pytest
 
 from engine.errors import Conflict, ContainerNotFound, InvalidParameter, System, Unknown
 from engine.service import Engine
-from engine.state import ContainerState
+from engine.state import Actor, ContainerState
+from engine.store import JournalContext
 from engine.testing import FakeRuntime
 from tests.conftest import make_config
 
@@ -393,3 +394,24 @@ def test_a_closing_engine_ends_a_stop_that_would_wait_forever(
     assert not stopper.is_alive()
     assert isinstance(outcome[0], System)
     assert str(outcome[0]) == "cannot stop container: web: the berth daemon is shutting down"
+
+
+def test_a_start_that_finds_the_container_running_or_paused_under_the_lock_does_nothing(
+        engine: Engine) -> None:
+    """moby's containerStart once it holds the lock: a concurrent start won (paused counts
+    as running), whatever else the request asked (a checkpoint directory is refused only
+    for a start that would run)."""
+    engine.create(make_config("web"))
+    engine.start("web")
+    snapshot = engine.config.current()
+    record = engine.inspect("web")
+    assert engine._start_locked(record.id, snapshot, engine_context()) is False
+    assert engine._start_locked(record.id, snapshot, engine_context(),
+                                checkpoint_dir="/cp") is False
+    engine.pause("web")
+    assert engine._start_locked(record.id, snapshot, engine_context()) is False
+    assert engine.inspect("web").state is ContainerState.PAUSED
+
+
+def engine_context() -> JournalContext:
+    return JournalContext(Actor.API)
