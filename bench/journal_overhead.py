@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -83,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", default="normal", choices=["normal", "full"])
     args = parser.parse_args(argv)
     workdir = args.dir or tempfile.mkdtemp(prefix="berth-bench-")
+    try:
+        return report(args, workdir)
+    finally:
+        if args.dir is None:  # its own directory: the databases go with it
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, workdir: str) -> int:
     durable: list[dict[str, float]] = []
     memory: list[dict[str, float]] = []
     floors: list[float] = []
