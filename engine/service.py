@@ -327,7 +327,8 @@ class Engine:
         """Wait for the run to end, SIGKILL it after ``wait_seconds`` (never if negative);
         return the container once its exit and the ``stop`` are journaled."""
         run = pending.run
-        status = self._wait(record, wait_seconds if wait_seconds >= 0 else None)
+        status = self._wait(record, wait_seconds if wait_seconds >= 0 else None,
+                            interruptible=True)
         if status is None:
             with self._locked(record.id):
                 current = self._latest(record.id)
@@ -344,7 +345,7 @@ class Engine:
 
     def _await_kill(self, record: ContainerRecord) -> TaskState:
         """The exit of a SIGKILLed task (moby waits 10 s). Raises System if none comes."""
-        status = self._wait(record, KILL_TIMEOUT)
+        status = self._wait(record, KILL_TIMEOUT, interruptible=True)
         if status is None:
             raise System("tried to kill container, but did not receive an exit event")
         return status
@@ -384,8 +385,7 @@ class Engine:
             record = self._signal(record, signal, context, manual_stop=False)
             if signal != signals.SIGKILL:
                 status = self._wait(record, 0.0)
-                return record if status is None else self._exited(
-                    record, self._exit_status(status), context)
+                return record if status is None else self._record_exit(record, status, context)
         # As moby, the wait holds no lock: a stop or an rm -f meanwhile goes through.
         # moby then kill(2)s the pid itself (containerd may not have delivered the signal):
         # runc kill already signalled the init directly, and a second kill of a pid whose
@@ -444,17 +444,12 @@ class Engine:
             self._remove_if_auto(record, context)
         return record
 
-    def _exited(self, record: ContainerRecord, status: ExitStatus,
-                context: JournalContext) -> ContainerRecord:
-        """moby's T8: record the exit, then remove an auto-remove container. The caller holds
-        the container's lock; the record returned is the exited one."""
-        return self._record_exit(record, status, context)
-
     def _record_exit(self, record: ContainerRecord, status: ExitStatus | TaskState,
                      context: JournalContext, *, auto_remove: bool = True) -> ContainerRecord:
-        """Record the exit of ``record``'s live run (a stop waiting on it makes it a stop's:
-        moby's ``stop`` event follows the ``die``), then auto-remove unless a restart's stop
-        is waiting (moby's HasBeenManuallyRestarted). The caller holds the lock."""
+        """moby's T8: record the exit of ``record``'s live run (a stop waiting on it makes it
+        a stop's: moby's ``stop`` event follows the ``die``), then auto-remove unless a
+        restart's stop is waiting (moby's HasBeenManuallyRestarted). The caller holds the
+        lock."""
         stops = [stop for stop in self._pending_stops.get(record.id, [])
                  if stop.run == record.resources_operation_id]
         if isinstance(status, TaskState):
@@ -478,9 +473,20 @@ class Engine:
         except Exception as exc:
             log.error("can't remove container %s: %s", record.id[:12], exc)
 
-    def _wait(self, record: ContainerRecord, timeout: float | None) -> TaskState | None:
-        """The task's exit, or None after ``timeout`` seconds (None: no limit). Waits in
-        slices; raises Unavailable once the engine is closing."""
+    def _wait(self, record: ContainerRecord, timeout: float | None, *,
+              interruptible: bool = False) -> TaskState | None:
+        """The task's exit, or None after ``timeout`` seconds (None: no limit).
+        ``interruptible`` (a stop's or a kill's wait, in a worker the server's shutdown
+        joins): in slices, raising Unavailable once the engine is closing. The exit
+        monitor's waits are not: one supervisor request per running container, not one per
+        slice, and its threads do not hold the daemon up."""
+        if not interruptible:
+            try:
+                return self.saga.runtime.wait(record.id, binary=self._binary(record),
+                                              timeout=1e9 if timeout is None else timeout)
+            except NotFound:
+                return TaskState(record.id, TaskStatus.STOPPED, exit_code=MISSING_TASK_EXIT,
+                                 exited_at=self.saga.clock())
         deadline = None if timeout is None else time.monotonic() + timeout
         binary = self._binary(record)
         while True:
@@ -540,7 +546,7 @@ class Engine:
                 if record.state is ContainerState.EXITING:
                     record = self._resume_exit(record, context)  # a handling that failed
                 if record.state in _LIVE and record.resources_operation_id == run:
-                    return self._exited(record, self._exit_status(task), context)
+                    return self._record_exit(record, task, context)
         return record
 
     def _latest(self, container_id: str) -> ContainerRecord:
@@ -579,7 +585,7 @@ class Engine:
                 task = self._wait(record, 0.0)
                 if task is None:
                     continue
-                self._exited(record, self._exit_status(task), context)
+                self._record_exit(record, task, context)
                 handled += 1
         return handled
 

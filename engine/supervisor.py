@@ -308,45 +308,46 @@ class Supervisor:
 def _drain_until_exit(pid: int, stdout: int, stderr: int) -> bytes:
     """Read ``stdout`` and ``stderr`` until the child ``pid`` has exited (not to their end:
     the container's init holds them once created); return the first ``SAID_BYTES`` of stderr.
-    The child is left to be reaped."""
+    The child is left to be reaped; the pipes are left blocking, as they came."""
     said = bytearray()
     try:
         exited = os.pidfd_open(pid)
     except OSError:  # out of descriptors: wait for it blindly, its output unread
         return b""
+    pipes = (stdout, stderr)
+    for descriptor in pipes:
+        os.set_blocking(descriptor, False)
     try:
         poller = select.poll()
-        for descriptor in (exited, stdout, stderr):
+        for descriptor in (exited, *pipes):
             poller.register(descriptor, select.POLLIN)
         running = True
         while running:
             for descriptor, _events in poller.poll():
                 if descriptor == exited:
                     running = False
-                    continue
-                chunk = _read_available(descriptor)
-                if not chunk:
+                elif _keep(descriptor, descriptor == stderr, said) == b"":
                     poller.unregister(descriptor)  # its end (a runtime that closed it)
-                elif descriptor == stderr and len(said) < SAID_BYTES:
-                    said += chunk[:SAID_BYTES - len(said)]
-        for descriptor in (stdout, stderr):  # what it wrote just before it exited
-            while chunk := _read_available(descriptor):
-                if descriptor == stderr and len(said) < SAID_BYTES:
-                    said += chunk[:SAID_BYTES - len(said)]
+        for descriptor in pipes:  # what it wrote just before it exited
+            while _keep(descriptor, descriptor == stderr, said):
+                pass
     finally:
         os.close(exited)
+        for descriptor in pipes:
+            os.set_blocking(descriptor, True)
     return bytes(said)
 
 
-def _read_available(descriptor: int) -> bytes:
-    """What ``descriptor`` holds now (b"" at its end or when it holds nothing yet)."""
-    os.set_blocking(descriptor, False)
+def _keep(descriptor: int, kept: bool, said: bytearray) -> bytes | None:
+    """Read what the non-blocking ``descriptor`` holds, into ``said`` if ``kept`` (up to
+    ``SAID_BYTES``); return it: b"" at its end, None when it holds nothing now."""
     try:
-        return os.read(descriptor, 65536)
+        chunk = os.read(descriptor, 65536)
     except BlockingIOError:
-        return b""
-    finally:
-        os.set_blocking(descriptor, True)
+        return None
+    if kept and len(said) < SAID_BYTES:
+        said += chunk[:SAID_BYTES - len(said)]
+    return chunk
 
 
 def _runc_error(log: pathlib.Path) -> str:

@@ -185,8 +185,8 @@ def _monitor_first(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> threading
     main = threading.current_thread()
     recorded = threading.Event()
 
-    def later(target: object, timeout: float | None) -> object:
-        status = original(target, timeout)  # type: ignore[arg-type]
+    def later(target: object, timeout: float | None, **options: bool) -> object:
+        status = original(target, timeout, **options)  # type: ignore[arg-type]
         if threading.current_thread() is not main:
             recorded.wait(30)
         return status
@@ -264,13 +264,14 @@ def test_a_stop_whose_run_ended_meanwhile_does_not_wait_for_the_next_one(
     original = engine._wait
     calls: list[float | None] = []
 
-    def first_times_out_then_a_new_run(target: object, timeout: float | None) -> object:
+    def first_times_out_then_a_new_run(target: object, timeout: float | None,
+                                       **options: bool) -> object:
         calls.append(timeout)
         if len(calls) == 1:
             engine.kill("web")
             engine.start("web")  # a new run, before the stop looks again
             return None
-        return original(target, timeout)  # type: ignore[arg-type]
+        return original(target, timeout, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "_wait", first_times_out_then_a_new_run)
     engine.stop("web", timeout=1)
@@ -285,8 +286,8 @@ def _gate_thread(engine: Engine, monkeypatch: pytest.MonkeyPatch, name: str
     original = engine._wait
     gate = threading.Event()
 
-    def gated(target: object, timeout: float | None) -> object:
-        status = original(target, timeout)  # type: ignore[arg-type]
+    def gated(target: object, timeout: float | None, **options: bool) -> object:
+        status = original(target, timeout, **options)  # type: ignore[arg-type]
         if threading.current_thread().name == name:
             gate.wait(30)
         return status

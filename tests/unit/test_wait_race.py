@@ -27,15 +27,15 @@ def test_an_old_runs_exit_does_not_end_the_restarted_run(
     original = engine._wait
     raced: list[bool] = []
 
-    def exit_then_restart(target: Any, timeout: float | None) -> Any:
+    def exit_then_restart(target: Any, timeout: float | None, **options: Any) -> Any:
         """The first run exits and the waiter gets its exit; before the waiter takes the lock,
         a restart runs (its stop records that exit, then it starts a new run): the race of
         the exit monitor and ``berth restart``."""
         if raced:
-            return original(target, timeout)
+            return original(target, timeout, **options)
         raced.append(True)
         fake_runtime.exit(record.id, 3)
-        task = original(target, timeout)
+        task = original(target, timeout, **options)
         engine.restart("web", timeout=0)
         return task
 
