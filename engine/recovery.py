@@ -3,7 +3,8 @@ the database with what the runtime really has.
 
 Cases, in this order (each container on its own; a failure is logged and the next goes on):
 1. a start in progress: roll forward if every acquiring step began and the runtime says the
-   task runs; otherwise compensate it as a failed start (error "start interrupted ...");
+   task runs, or ran and stopped (its exit is then recorded by 6); otherwise compensate it as
+   a failed start (error "start interrupted ...");
 2. a start compensating: run the Cleanup sub-steps not yet finished, roll back, auto-remove;
 3. a failed start whose auto-remove had not run: run it;
 4. an exit cleanup in progress: finish the sub-steps not yet finished, record ``die``;
@@ -159,7 +160,10 @@ class Recovery:
             state = self._saga.runtime.state(journal.record.id, binary=binary)
         except NotFound:
             return False
-        if state.status is not TaskStatus.RUNNING:
+        # Stopped: its start_task intent was committed, so runc start may have run, and an init
+        # waiting for it cannot exit unless killed. It ran: rolled forward, its exit (code and
+        # time, from the supervisor) is recorded with the running containers' (case 6).
+        if state.status not in (TaskStatus.RUNNING, TaskStatus.STOPPED):
             return False
         now = self._saga.clock()
         start_task = by_name[steps.START_TASK]

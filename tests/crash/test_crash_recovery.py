@@ -188,6 +188,53 @@ def test_container_that_exited_while_the_daemon_was_down(tmp_path: pathlib.Path)
     engine.saga.db.close()
 
 
+@pytest.mark.parametrize("failpoint", ["start.start_task.after", "start.mark_running"])
+def test_a_start_whose_task_ran_and_exited_while_down_is_rolled_forward(
+        tmp_path: pathlib.Path, failpoint: str) -> None:
+    """The start_task intent was committed and the task then ran to its end with the daemon
+    down: it started (start, then die, with the task's own exit code), not a failed start."""
+    assert drive(tmp_path, "create") == 0
+    assert drive(tmp_path, "start", f"{failpoint}=crash") == CRASH_STATUS
+    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
+    (container_id,) = runtime.tasks()
+    runtime.exit(container_id, 5)
+    exited_at = runtime.tasks()[container_id].exited_at
+    engine, runtime, host = reopen(tmp_path)
+    assert_converged(engine, runtime, host)
+    record = engine.inspect("web")
+    assert (record.state, record.exit_code, record.error) == (ContainerState.EXITED, 5, "")
+    assert record.finished_at == exited_at
+    with engine.saga.db.read() as reader:
+        events = [row.event for row in reader.history(record.id)]
+        start = next(op for op in reader.operations(record.id) if op.kind == "start")
+        start_task = next(row for row in reader.steps(start.id)
+                          if row.name == steps.START_TASK)
+    assert events.count("start") == 1 and events.count("die") == 1
+    assert events.index("start") < events.index("die")
+    assert start.status == "succeeded"
+    assert record.started_at == start_task.started_at
+    finish_cleanly(engine, runtime, host)
+
+
+def test_a_task_killed_before_its_start_intent_is_a_failed_start(tmp_path: pathlib.Path) -> None:
+    """Created, its start_task intent never committed: runc start cannot have run, so a task
+    found stopped was killed, and the start is compensated."""
+    assert drive(tmp_path, "create") == 0
+    assert drive(tmp_path, "start",
+                 "start.create_runtime_container.after=crash") == CRASH_STATUS
+    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
+    (container_id,) = runtime.tasks()
+    runtime.exit(container_id, 137)
+    engine, runtime, host = reopen(tmp_path)
+    assert_converged(engine, runtime, host)
+    record = engine.inspect("web")
+    assert (record.state, record.exit_code) == (ContainerState.CREATED, 128)
+    assert "interrupted" in record.error
+    with engine.saga.db.read() as reader:
+        assert "die" not in [row.event for row in reader.history(record.id)]
+    finish_cleanly(engine, runtime, host)
+
+
 def test_container_whose_task_vanished_exits_255(tmp_path: pathlib.Path) -> None:
     assert drive(tmp_path, "run") == 0
     for path in (tmp_path / "fake" / "runtime").glob("*.json"):

@@ -282,3 +282,33 @@ def test_exit_is_captured_while_the_daemon_is_dead(engines: RealEngines) -> None
     assert record.finished_at is not None
     finished = record.finished_at / 1000
     assert started + 1.5 < finished < started + 3.0  # when it exited, not when we looked
+
+
+CRASHING_START = """
+import sys
+from engine.composition import open_engine
+from engine.container_config import ContainerConfig
+engine, _ = open_engine(sys.argv[1], backend="runc")
+engine.create(ContainerConfig(image="busybox", command=("sh", "-c", "exit 6"), name="ran"))
+engine.start("ran")  # the failpoint ends this process once runc start has returned
+"""
+
+
+def test_a_start_cut_short_after_runc_start_keeps_the_task_exit(engines: RealEngines) -> None:
+    """The daemon dies between runc start and recording the start; the task runs to its end
+    meanwhile. The restarted daemon rolls the start forward and records the task's own exit
+    code from the supervisor, not a failed start's 128."""
+    engines.open().saga.db.close()  # imports the image
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_START, str(engines.root)],
+                             env=dict(os.environ, BERTH_FAILPOINTS="start.start_task.after=crash"),
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 137, crashed.stderr
+    engine = engines.open()
+    record = engine.inspect("ran")
+    assert (record.state, record.exit_code, record.error) == (ContainerState.EXITED, 6, "")
+    with engine.saga.db.read() as reader:
+        events = [row.event for row in reader.history(record.id)]
+    assert events.count("start") == 1 and events.count("die") == 1
+    engine.remove("ran")
+    engine.saga.host.drain()  # type: ignore[attr-defined]
+    assert leaks(engines.root) == {}
