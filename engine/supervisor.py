@@ -1,9 +1,10 @@
 """The supervisor: one long-lived process per data root that outlives daemon restarts.
 
 It is the child subreaper of every container init (it runs ``runc create``, so the init is
-re-parented to it), copies each container's stdout and stderr into its log file (one JSON
-object per line, like Docker's json-file driver), and records each exit in
-``<root>/exits/<container id>.json`` ({"exit_code", "exited_at" in ms}) before telling anyone.
+re-parented to it) and reaps every child re-parented to it (orphans included), copies each
+container's stdout and stderr into its log file (one JSON object per line, like Docker's
+json-file driver), and records each exit in ``<root>/exits/<container id>.json``
+({"exit_code", "exited_at" in ms}) before telling anyone.
 A daemon that was down when a container exited reads the exit there when it starts again.
 This is what containerd-shim and conmon do, with one process for all containers, started once
 (never a Python start per container).
@@ -101,6 +102,7 @@ class Supervisor:
         self.live: dict[str, _Container] = {}
         # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
         self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
+        self.creating = 0  # creates under way: their runc, and the init it makes, are theirs
         self.lock = threading.Condition()
         self.logs = LogPump()
         # Written to wake the main loop (SIGCHLD does too, through the signal wakeup fd).
@@ -128,12 +130,14 @@ class Supervisor:
         with self.lock:
             self.live[container_id] = pending
             self.exits.pop(container_id, None)
+            self.creating += 1
         exit_path(self.root, container_id).unlink(missing_ok=True)
         try:
             return self._create(container_id, bundle, binary, runc_root, log_path, runc_log,
                                 pid_file)
         finally:
             with self.lock:
+                self.creating -= 1  # its init, if it made one, is in live by now, or an orphan
                 if self.live.get(container_id) is pending:  # failed: no run of it is live
                     del self.live[container_id]
                     self.lock.notify_all()  # its waiters learn it at once, not in a second
@@ -225,6 +229,25 @@ class Supervisor:
                     continue
             self._record(container)
 
+    def reap_orphans(self) -> None:
+        """Reap the children nobody else waits for: processes re-parented to this subreaper
+        when their parent ended (a hook's or a wrapper script's daemonized child; the init of
+        a create that failed once runc had made it, killed by the delete that undid it), as
+        containerd-shim and conmon reap every child. Called by the main loop only, and not
+        while a create runs: its runc process, and the init before its pid is read, are waited
+        for by the create's own thread, and must not be reaped from under it."""
+        with self.lock:
+            if self.creating:
+                return
+            known = set(self.children)
+            known.update(container.pid for container in self.live.values())
+            orphans = _child_pids() - known
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+                if reaped:
+                    log.debug("reaped orphan %d (status %d)", pid, status)
+
     def _drained(self, container: _Container) -> None:
         """Both streams ended (called by the log pump)."""
         with self.lock:
@@ -303,6 +326,31 @@ class Supervisor:
                 if remaining <= 0 or (gone is not None and gone()):
                     return {"exited": False, "known": True}
                 self.lock.wait(min(remaining, 1.0))
+
+
+def _child_pids() -> set[int]:
+    """The children of this process's main thread: every init and orphan is re-parented to
+    it (the kernel picks the group leader of the subreaper); only a create's runc is another
+    thread's child. Read from /proc/self/task/<pid>/children, or where the kernel has no such
+    file from every process's parent pid."""
+    me = os.getpid()
+    try:
+        with open(f"/proc/self/task/{me}/children") as children:
+            return {int(pid) for pid in children.read().split()}
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
+        pass
+    pids: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == me:
+            pids.add(int(entry))
+    return pids
 
 
 def _drain_until_exit(pid: int, stdout: int, stderr: int) -> bytes:
@@ -457,6 +505,7 @@ def serve(root: pathlib.Path) -> None:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
         supervisor.reap()
+        supervisor.reap_orphans()
         supervisor.expire_drains()
     server.shutdown()
 

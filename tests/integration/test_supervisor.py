@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
 
 from engine.container_config import ContainerConfig
+from engine.oci_spec import build_spec
 from engine.service import Engine
 from engine.state import ContainerState
 from engine.supervisor import PID_FILE, SupervisorClient
 from tests.integration.conftest import REASON, RealEngines, available
 
 pytestmark = pytest.mark.skipif(not available, reason=REASON)
+RUNC = shutil.which("runc") or "runc"
 
 
 def alive(pid: int) -> bool:
@@ -87,3 +91,72 @@ def test_a_kept_connection_works_above_descriptor_1024(engine: Engine,
     finally:
         for descriptor in spare:
             os.close(descriptor)
+
+
+def _bundle(tmp_path: pathlib.Path, rootfs: pathlib.Path) -> pathlib.Path:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    spec = build_spec("orphans", {"cmd": ["sleep", "1000"], "network_mode": "none"},
+                      {"rootfs": {"path": str(rootfs)}})
+    spec["linux"]["namespaces"] = [
+        ns for ns in spec["linux"]["namespaces"] if ns["type"] != "network"
+    ] + [{"type": "network"}]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def _wrapper(tmp_path: pathlib.Path, body: str) -> str:
+    wrapper = tmp_path / "runc-wrapper"
+    wrapper.write_text(f"#!/bin/sh\n{body}\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def _reaped(pid: int, seconds: float = 10) -> bool:
+    """Whether ``pid`` is gone altogether (not left a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while os.path.exists(f"/proc/{pid}"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _runc(engines: RealEngines, *arguments: str) -> str:
+    return subprocess.run([RUNC, "--root", str(engines.root / "runc"), *arguments],
+                          capture_output=True, text=True, check=False).stdout
+
+
+def test_an_orphan_re_parented_to_the_supervisor_is_reaped(
+        engine: Engine, engines: RealEngines, busybox_rootfs: pathlib.Path,
+        tmp_path: pathlib.Path) -> None:
+    """A runtime wrapper that daemonizes a child (as a hook may): its parent gone, the child
+    is re-parented to the supervisor, the subreaper, which must reap it when it ends."""
+    orphan_file = tmp_path / "orphan.pid"
+    wrapper = _wrapper(tmp_path, f'( sleep 0.3 & echo $! > {orphan_file} )\nexec {RUNC} "$@"')
+    client = SupervisorClient(engines.root)
+    reply = client.create("orphans", str(_bundle(tmp_path, busybox_rootfs)), wrapper,
+                          str(engines.root / "runc"), str(tmp_path / "log.json"))
+    try:
+        assert reply["ok"], reply
+        assert _reaped(int(orphan_file.read_text()))
+    finally:
+        _runc(engines, "delete", "--force", "orphans")
+        client.wait("orphans", 10)  # the init's exit, recorded once it was killed
+        (engines.root / "exits" / "orphans.json").unlink(missing_ok=True)
+
+
+def test_the_init_of_a_create_without_a_pid_file_is_reaped(
+        engine: Engine, engines: RealEngines, busybox_rootfs: pathlib.Path,
+        tmp_path: pathlib.Path) -> None:
+    """runc made the init, but the runtime left no pid file: the create fails, the delete
+    that undoes it kills the init, and the supervisor, its parent, reaps it."""
+    wrapper = _wrapper(tmp_path, f'{RUNC} "$@"; status=$?\nrm -f {tmp_path}/bundle/init.pid\n'
+                                 'exit $status')
+    client = SupervisorClient(engines.root)
+    reply = client.create("no-pid", str(_bundle(tmp_path, busybox_rootfs)), wrapper,
+                          str(engines.root / "runc"), str(tmp_path / "log.json"))
+    assert not reply["ok"] and "no init pid" in reply["error"]
+    init = int(json.loads(_runc(engines, "state", "no-pid"))["pid"])
+    _runc(engines, "delete", "--force", "no-pid")
+    assert _reaped(init)
