@@ -103,6 +103,9 @@ class ApiRequest(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     response: Mapped[bytes | None] = mapped_column(LargeBinary)  # the serialized reply
     created_at: Mapped[int] = mapped_column(Integer)
+    # SHA-256 of the request's parameters: the id reused with others is refused. NULL on the
+    # rows of a database from before revision 0005.
+    request_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConfigGeneration(Base):

@@ -48,12 +48,15 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         if self._shutdown.is_set():
             raise Unavailable(SHUTTING_DOWN)
 
-    def _change(self, method: str, container: str, request_id: str,
+    def _change(self, method: str, request: pb.ContainerRequest | pb.StopRequest
+                | pb.KillRequest | pb.RemoveRequest | pb.StartRequest,
                 action: Callable[[JournalContext], object]) -> pb.ChangeResponse:
+        container = request.container
+
         def call() -> pb.ChangeResponse:
             changed = True
             try:
-                outcome = action(_context(request_id))
+                outcome = action(_context(request.request_id))
                 changed = outcome is not False
             except NotModified:
                 changed = False
@@ -63,7 +66,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 return pb.ChangeResponse(changed=changed)
             return pb.ChangeResponse(changed=changed, container=container_message(record))
 
-        return self._ledger.once(method, request_id, pb.ChangeResponse, call)
+        return self._ledger.once(method, request, pb.ChangeResponse, call)
 
     def Create(self, request: pb.CreateRequest, context: grpc.ServicerContext
                ) -> pb.CreateResponse:
@@ -72,18 +75,18 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                                          context=_context(request.request_id))
             return pb.CreateResponse(container=container_message(record))
 
-        return self._ledger.once("Create", request.request_id, pb.CreateResponse, call)
+        return self._ledger.once("Create", request, pb.CreateResponse, call)
 
     def Start(self, request: pb.StartRequest, context: grpc.ServicerContext
               ) -> pb.ChangeResponse:
-        return self._change("Start", request.container, request.request_id,
+        return self._change("Start", request,
                             lambda ctx: self._engine.start(
                                 request.container, checkpoint=request.checkpoint,
                                 checkpoint_dir=request.checkpoint_dir, context=ctx))
 
     def Stop(self, request: pb.StopRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
         timeout = request.timeout if request.HasField("timeout") else None
-        return self._change("Stop", request.container, request.request_id,
+        return self._change("Stop", request,
                             lambda ctx: self._engine.stop(
                                 request.container, timeout=timeout,
                                 signal=request.signal or None, context=ctx))
@@ -91,29 +94,29 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
     def Restart(self, request: pb.StopRequest, context: grpc.ServicerContext
                 ) -> pb.ChangeResponse:
         timeout = request.timeout if request.HasField("timeout") else None
-        return self._change("Restart", request.container, request.request_id,
+        return self._change("Restart", request,
                             lambda ctx: self._engine.restart(request.container,
                                                              timeout=timeout, context=ctx))
 
     def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
-        return self._change("Kill", request.container, request.request_id,
+        return self._change("Kill", request,
                             lambda ctx: self._engine.kill(request.container,
                                                           signal=request.signal or 9,
                                                           context=ctx))
 
     def Pause(self, request: pb.ContainerRequest, context: grpc.ServicerContext
               ) -> pb.ChangeResponse:
-        return self._change("Pause", request.container, request.request_id,
+        return self._change("Pause", request,
                             lambda ctx: self._engine.pause(request.container, context=ctx))
 
     def Unpause(self, request: pb.ContainerRequest, context: grpc.ServicerContext
                 ) -> pb.ChangeResponse:
-        return self._change("Unpause", request.container, request.request_id,
+        return self._change("Unpause", request,
                             lambda ctx: self._engine.unpause(request.container, context=ctx))
 
     def Remove(self, request: pb.RemoveRequest, context: grpc.ServicerContext
                ) -> pb.ChangeResponse:
-        return self._change("Remove", request.container, request.request_id,
+        return self._change("Remove", request,
                             lambda ctx: self._engine.remove(
                                 request.container, force=request.force,
                                 volumes=request.volumes, context=ctx))
@@ -225,7 +228,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         images = self._engine.images
         if images is None:
             raise Unavailable("this daemon has no image store (fake backend)")
-        return self._ledger.once("Import", request.request_id, pb.Image, lambda: image_message(
+        return self._ledger.once("Import", request, pb.Image, lambda: image_message(
             images.import_image(request.source, request.reference)))
 
     def Images(self, request: pb.ImagesRequest, context: grpc.ServicerContext
@@ -244,5 +247,5 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
             removal = images.remove(request.reference)
             return pb.RemoveImageResponse(untagged=removal.untagged, deleted=removal.deleted)
 
-        return self._ledger.once("RemoveImage", request.request_id, pb.RemoveImageResponse,
+        return self._ledger.once("RemoveImage", request, pb.RemoveImageResponse,
                                  call)

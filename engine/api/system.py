@@ -70,7 +70,7 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
     def Reload(self, request: spb.ReloadRequest, context: grpc.ServicerContext
                ) -> spb.ReloadResponse:
         return self._ledger.once(
-            "Reload", request.request_id, spb.ReloadResponse,
+            "Reload", request, spb.ReloadResponse,
             lambda: spb.ReloadResponse(generation=self._reload().generation))
 
     def Events(self, request: spb.EventsRequest, context: grpc.ServicerContext

@@ -73,6 +73,7 @@ class RequestRecord(NamedTuple):
     message: str
     response: bytes | None
     created_at: int
+    request_digest: str | None  # SHA-256 of its parameters; None: recorded before 0005
 
 
 class GenerationRecord(NamedTuple):

@@ -216,13 +216,13 @@ class Writer:
     def delete_image(self, reference: str) -> None:
         self._connection.execute(_DELETE_IMAGE, {"reference": reference})
 
-    def put_request(self, request_id: str, method: str, code: int, message: str,
+    def put_request(self, request_id: str, method: str, digest: str, code: int, message: str,
                     response: bytes | None, at: int) -> None:
-        """Record the outcome of request ``request_id``. Raises sqlite3.IntegrityError if
-        that id is recorded already."""
+        """Record the outcome of request ``request_id`` (``digest``: of its parameters).
+        Raises sqlite3.IntegrityError if that id is recorded already."""
         self._connection.execute(_INSERT_REQUEST, {
             "request_id": request_id, "method": method, "code": code, "message": message,
-            "response": response, "created_at": at})
+            "response": response, "created_at": at, "request_digest": digest})
 
     def put_generation(self, generation: int, reason: str, content: str,
                        runtimes: Mapping[str, str], removed: Sequence[str] | None,

@@ -136,6 +136,45 @@ def test_an_id_reused_for_another_method_is_invalid_argument(daemon: ApiDaemon) 
     assert state.state == "created"
 
 
+def test_an_id_reused_with_other_parameters_is_invalid_argument(daemon: ApiDaemon) -> None:
+    """The id names one request: the same id with another config is refused, not answered
+    with the first container (which would tell the caller its new config was created)."""
+    first = create(daemon, "req-params")
+    other = pb.ContainerConfig(image="busybox", cmd=["sleep", "5"], name="other")
+    error = failure(lambda: create(daemon, "req-params", other))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_class_of(error) == "InvalidParameter"
+    assert "req-params was used with other parameters" in (error.details() or "")
+    assert [container.id for container in all_containers(daemon)] == [first.id]
+    assert create(daemon, "req-params") == first  # the same request still replays
+
+
+def test_a_stop_retried_with_another_timeout_is_refused(daemon: ApiDaemon) -> None:
+    create(daemon, "req-create")
+    daemon.containers.Start(pb.StartRequest(container="web", request_id="req-start"),
+                            timeout=CALL_TIMEOUT)
+    daemon.containers.Stop(pb.StopRequest(container="web", timeout=0, request_id="req-stop"),
+                           timeout=CALL_TIMEOUT)
+    error = failure(lambda: daemon.containers.Stop(
+        pb.StopRequest(container="web", timeout=5, request_id="req-stop"),
+        timeout=CALL_TIMEOUT))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    again = daemon.containers.Stop(
+        pb.StopRequest(container="web", timeout=0, request_id="req-stop"), timeout=CALL_TIMEOUT)
+    assert again.container.state == "exited"
+
+
+def test_an_outcome_recorded_before_digests_is_still_replayed(daemon: ApiDaemon) -> None:
+    """Rows of a database migrated from before revision 0005 have no digest: a retry is
+    answered as it was then, whatever its parameters."""
+    first = create(daemon, "req-old")
+    with daemon.engine.saga.db.write():
+        daemon.engine.saga.db._write_connection.execute(
+            "UPDATE api_requests SET request_digest = NULL WHERE request_id = 'req-old'")
+    other = pb.ContainerConfig(image="busybox", cmd=["true"], name="other")
+    assert create(daemon, "req-old", other) == first
+
+
 @pytest.mark.parametrize("length", [MAX_REQUEST_ID + 1, 4096])
 def test_an_overlong_id_is_invalid_argument(daemon: ApiDaemon, length: int) -> None:
     error = failure(lambda: create(daemon, "r" * length))
