@@ -115,7 +115,14 @@ def _rm_flags(sub: argparse.ArgumentParser) -> None:
 def _ps_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-a", "--all", action="store_true")
     sub.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
-    _format_flag(sub)
+    sub.add_argument("--format", default="table",
+                     help="table (default), json, 'table TEMPLATE' or a Go TEMPLATE")
+
+
+def _inspect_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", "--format", default="", help="format each container with a Go "
+                                                          "template ('{{.State.ExitCode}}')")
+    _containers(sub)
 
 
 def _logs_flags(sub: argparse.ArgumentParser) -> None:
@@ -183,7 +190,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "kill": (cmd_kill, "send a signal to containers", _kill_flags),
     "rm": (cmd_rm, "remove containers", _rm_flags),
     "ps": (cmd_ps, "list containers", _ps_flags),
-    "inspect": (cmd_inspect, "show containers as JSON", _containers),
+    "inspect": (cmd_inspect, "show containers as JSON", _inspect_flags),
     "logs": (cmd_logs, "show a container's output", _logs_flags),
     "events": (cmd_events, "stream events (replayed from --since)", _events_flags),
     "history": (cmd_history, "show a container's journaled history", _history_flags),

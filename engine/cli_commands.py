@@ -10,7 +10,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
-from engine.cli_output import ago, docker_inspect, iso, print_json, status_text, table
+from engine.cli_output import (
+    PS_HEADERS,
+    ago,
+    docker_inspect,
+    iso,
+    print_json,
+    ps_fields,
+    table,
+)
+from engine.cli_template import Template, TemplateError
+from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 
 
@@ -194,37 +204,73 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    # The template is parsed before the daemon is asked anything, as Docker does.
+    form = args.format
+    is_table = form == "table" or form.startswith("table ")
+    template = None
+    if form not in ("json", "table"):
+        template = _template(form.removeprefix("table ").strip() if is_table else form)
     api = Api(args)
     containers = api.call(api.containers.List, messages().ListRequest(all=args.all)).containers
+    newest_first = list(reversed(list(containers)))
     if args.quiet:  # docker ps -q: short IDs, newest first
-        for container in reversed(list(containers)):
+        for container in newest_first:
             print(container.id[:12])
         return 0
-    if args.format == "json":
+    if form == "json":
         print_json([docker_inspect(container) for container in containers])
         return 0
-    rows = []
-    for container in reversed(list(containers)):
-        command = " ".join(container.config.cmd)
-        command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
-        rows.append((container.id[:12], container.image, command,
-                     f"{ago(container.created_ms)} ago", status_text(container),
-                     container.name))
-    table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
+    if template is None:  # Docker's default table
+        rows = []
+        for container in newest_first:
+            fields = ps_fields(container)
+            rows.append((fields["ID"], fields["Image"], fields["Command"],
+                         fields["RunningFor"], fields["Status"], fields["Names"]))
+        table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
+        return 0
+    lines = [_render(template, ps_fields(container)) for container in newest_first]
+    if is_table:
+        header = _render(template, PS_HEADERS)
+        table([line.split("\t") for line in lines], header.split("\t"))
+        return 0
+    for line in lines:
+        print(line)
     return 0
 
 
+def _template(source: str) -> Template:
+    """Docker's escapes (a typed \\t or \\n) become the characters; a template that does not
+    parse ends the command with status 64, as Docker's."""
+    try:
+        return parse_template(source.replace("\\t", "\t").replace("\\n", "\n"))
+    except TemplateError as error:
+        raise CliError(f"template parsing error: {error}", status=64) from None
+
+
+def _render(template: Template, data: Any) -> str:
+    try:
+        return template.execute(data)
+    except TemplateError as error:
+        raise CliError(f"template parsing error: {error}") from None
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
+    template = _template(args.format) if args.format else None
     api = Api(args)
     found, status = [], 0
     for container in args.containers:
         try:
-            found.append(docker_inspect(api.call(api.containers.Inspect,
-                                                 messages().InspectRequest(container=container))))
+            document = docker_inspect(api.call(api.containers.Inspect,
+                                               messages().InspectRequest(container=container)))
+            found.append(document if template is None else _render(template, document))
         except CliError as error:
             print(error, file=sys.stderr)
             status = 1
-    print_json(found)
+    if template is None:
+        print_json(found)
+    else:
+        for text in found:
+            print(text)
     return status
 
 

@@ -57,6 +57,32 @@ def docker_inspect(container: Any) -> dict[str, Any]:
     }
 
 
+# docker ps --format: the fields of a container, and the header each has in a table.
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+              "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+              "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+              "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def ps_fields(container: Any) -> dict[str, Any]:
+    """What ``{{.Field}}`` reads in ``ps --format`` (Docker's names; no ports or sizes here)."""
+    command = " ".join(container.config.cmd)
+    command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
+    created = datetime.datetime.fromtimestamp(container.created_ms / 1000, datetime.UTC)
+    volumes = [spec.split(":", 1)[0] for spec in container.config.mounts
+               if not spec.startswith("/")]
+    return {
+        "ID": container.id[:12], "Image": container.image, "Command": command,
+        "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+        "RunningFor": f"{ago(container.created_ms)} ago", "Ports": "",
+        "State": container.status, "Status": status_text(container), "Size": "",
+        "Names": container.name, "Labels": "", "Mounts": ",".join(volumes),
+        "Networks": container.config.network_mode or "none",
+        "LocalVolumes": str(len(volumes)),
+    }
+
+
 def status_text(container: Any) -> str:
     if container.status == "running":
         return f"Up {ago(container.started_ms)}"

@@ -235,3 +235,33 @@ def test_ps_quiet_lists_short_ids_as_docker_does(session: Cli) -> None:
     assert listed[:2] == [second[:12], first[:12]]  # newest first
     assert first[:12] not in session.ok("ps", "-q").split()  # without -a: running ones only
     session.ok("rm", "quiet-a", "quiet-b")
+
+
+def test_inspect_and_ps_take_go_templates(session: Cli) -> None:
+    container = session.ok("create", "--name", "formatted", "busybox", "sh", "-c",
+                           "exit 3").strip()
+    session.ok("start", "formatted")
+    session.ok("wait", "formatted")
+    assert session.ok("inspect", "-f", "{{.State.ExitCode}} {{.Name}}",
+                      "formatted") == "3 /formatted\n"
+    assert session.ok("inspect", "--format", "{{json .Config.Cmd}}",
+                      "formatted") == '["sh","-c","exit 3"]\n'
+    listed = session.ok("ps", "-a", "--format", "{{.ID}} {{.Names}} {{.State}}").splitlines()
+    assert f"{container[:12]} formatted exited" in listed
+    table = session.ok("ps", "-a", "--format", r"table {{.Names}}\t{{.Status}}").splitlines()
+    assert table[0].split() == ["NAMES", "STATUS"]
+    assert any(line.startswith("formatted ") and "Exited (3)" in line for line in table[1:])
+    session.ok("rm", "formatted")
+
+
+def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
+    session.ok("create", "--name", "templated", "busybox", "true")
+    unparsed = session("inspect", "-f", "{{.State.ExitCode", "templated")
+    assert unparsed.returncode == 64
+    assert unparsed.stderr.strip() == "template parsing error: template: :1: unclosed action"
+    failing = session("inspect", "-f", "{{.State.Nope}}", "templated")
+    assert failing.returncode == 1 and failing.stdout == ""
+    assert ('template parsing error: template: :1:8: executing "" at <.State.Nope>: map has '
+            'no entry for key "Nope"') in failing.stderr
+    assert session("ps", "--format", "{{nope}}").returncode == 64
+    session.ok("rm", "templated")
