@@ -3,8 +3,8 @@ the database with what the runtime really has.
 
 Cases, in this order (each container on its own; a failure is logged and the next goes on):
 1. a start in progress: roll forward if every acquiring step began and the runtime says the
-   task runs, or ran and stopped (its exit is then recorded by 6); otherwise compensate it as
-   a failed start (error "start interrupted ...");
+   task runs, or was started and stopped (its exit is then recorded by 6); otherwise
+   compensate it as a failed start (error "start interrupted ...");
 2. a start compensating: run the Cleanup sub-steps not yet finished, roll back, auto-remove;
 3. a failed start whose auto-remove had not run: run it;
 4. an exit cleanup in progress: finish the sub-steps not yet finished, record ``die``;
@@ -160,10 +160,12 @@ class Recovery:
             state = self._saga.runtime.state(journal.record.id, binary=binary)
         except NotFound:
             return False
-        # Stopped: its start_task intent was committed, so runc start may have run, and an init
-        # waiting for it cannot exit unless killed. It ran: rolled forward, its exit (code and
-        # time, from the supervisor) is recorded with the running containers' (case 6).
-        if state.status not in (TaskStatus.RUNNING, TaskStatus.STOPPED):
+        # Stopped after it was started (the runtime tells: runc start removed its exec fifo):
+        # it ran, so it is rolled forward and its exit (code and time, from the supervisor) is
+        # recorded with the running containers' (case 6). Stopped but never started (killed
+        # while created, the daemon down before or during runc start): a failed start.
+        ran = state.status is TaskStatus.STOPPED and state.started is True
+        if state.status is not TaskStatus.RUNNING and not ran:
             return False
         now = self._saga.clock()
         start_task = by_name[steps.START_TASK]

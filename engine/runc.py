@@ -74,7 +74,15 @@ class RuncRuntime:
         status = _status(str(raw.get("status", "stopped")))
         code, exited_at = self._exit(container_id)
         return TaskState(container_id, status, int(raw.get("pid") or 0), raw.get("bundle", ""),
-                         code, exited_at)
+                         code, exited_at, self._started(container_id, status))
+
+    def _started(self, container_id: str, status: TaskStatus) -> bool:
+        """runc's own test: the init of a created task waits on ``exec.fifo`` in the task's
+        state directory, which ``runc start`` removes once it opened it. A stopped task that
+        still has it was killed before it was started."""
+        if status is not TaskStatus.STOPPED:
+            return status is not TaskStatus.CREATED
+        return not (self.runc_root / container_id / "exec.fifo").exists()
 
     def _exit(self, container_id: str) -> tuple[int | None, int | None]:
         path = exit_path(self.root, container_id)
@@ -161,7 +169,7 @@ class RuncRuntime:
             return None
         return TaskState(state.container_id, TaskStatus.STOPPED, 0, state.bundle,
                          state.exit_code if state.exit_code is not None else 255,
-                         state.exited_at)
+                         state.exited_at, state.started)
 
     def list(self, *, binary: str) -> list[TaskState]:
         raw = json.loads(self._run(binary, "list", "--format", "json", output=True) or "null") or []

@@ -27,6 +27,9 @@ class TaskState:
     bundle: str = ""
     exit_code: int | None = None  # known once stopped, if the runtime captured it
     exited_at: int | None = None  # milliseconds since the epoch
+    # Whether the task's process was started (a stopped task may have been killed while it
+    # was only created); None where the runtime cannot tell.
+    started: bool | None = None
 
 
 class OCIRuntime(Protocol):

@@ -31,10 +31,11 @@ class _Task:
     exit_code: int | None = None
     exited_at: int | None = None
     ignore_sigterm: bool = False
+    started: bool = False  # by start (a task killed while created was not)
 
     def view(self) -> TaskState:
         return TaskState(self.container_id, self.status, self.pid, self.bundle, self.exit_code,
-                         self.exited_at)
+                         self.exited_at, self.started)
 
 
 class FakeRuntime:
@@ -100,6 +101,7 @@ class FakeRuntime:
             if task.status is not TaskStatus.CREATED:
                 raise Conflict(f"cannot start a container that has stopped: {container_id}")
             task.status = TaskStatus.RUNNING
+            task.started = True
             self._save(task)
             return task.view()
 

@@ -216,12 +216,14 @@ def test_a_start_whose_task_ran_and_exited_while_down_is_rolled_forward(
     finish_cleanly(engine, runtime, host)
 
 
-def test_a_task_killed_before_its_start_intent_is_a_failed_start(tmp_path: pathlib.Path) -> None:
-    """Created, its start_task intent never committed: runc start cannot have run, so a task
-    found stopped was killed, and the start is compensated."""
+@pytest.mark.parametrize("failpoint", ["start.create_runtime_container.after",
+                                       "start.start_task"])
+def test_a_task_killed_before_it_was_started_is_a_failed_start(
+        tmp_path: pathlib.Path, failpoint: str) -> None:
+    """The daemon died before runc start ran (before its intent, or after it), and the
+    created task was killed meanwhile: it never ran, so the start is compensated."""
     assert drive(tmp_path, "create") == 0
-    assert drive(tmp_path, "start",
-                 "start.create_runtime_container.after=crash") == CRASH_STATUS
+    assert drive(tmp_path, "start", f"{failpoint}=crash") == CRASH_STATUS
     runtime = FakeRuntime(tmp_path / "fake" / "runtime")
     (container_id,) = runtime.tasks()
     runtime.exit(container_id, 137)

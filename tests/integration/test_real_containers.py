@@ -312,3 +312,34 @@ def test_a_start_cut_short_after_runc_start_keeps_the_task_exit(engines: RealEng
     engine.remove("ran")
     engine.saga.host.drain()  # type: ignore[attr-defined]
     assert leaks(engines.root) == {}
+
+
+def test_a_created_task_killed_while_the_daemon_was_down_is_a_failed_start(
+        engines: RealEngines) -> None:
+    """The daemon dies after committing the start_task intent, before runc start; the created
+    init is killed meanwhile. runc's exec fifo is still there: the task never ran, so the
+    restarted daemon compensates the start (created, 128), with no start or die."""
+    engines.open().saga.db.close()  # imports the image
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_START, str(engines.root)],
+                             env=dict(os.environ, BERTH_FAILPOINTS="start.start_task=crash"),
+                             capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == 137, crashed.stderr
+    runc = ["runc", "--root", str(engines.root / "runc")]
+    (task,) = json.loads(subprocess.run([*runc, "list", "--format", "json"], check=True,
+                                        capture_output=True, text=True).stdout)
+    subprocess.run([*runc, "kill", task["id"], "KILL"], check=True)
+    deadline = time.monotonic() + 10
+    while json.loads(subprocess.run([*runc, "state", task["id"]], check=True,
+                                    capture_output=True, text=True).stdout)["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    engine = engines.open()
+    record = engine.inspect("ran")
+    assert (record.state, record.exit_code) == (ContainerState.CREATED, 128)
+    assert "interrupted" in record.error
+    with engine.saga.db.read() as reader:
+        events = [row.event for row in reader.history(record.id)]
+    assert "start" not in events and "die" not in events
+    engine.remove("ran")
+    engine.saga.host.drain()  # type: ignore[attr-defined]
+    assert leaks(engines.root) == {}
