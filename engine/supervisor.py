@@ -57,6 +57,11 @@ LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
 EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
 MAX_REQUEST_BYTES = 1 << 20  # a request line longer than this closes its connection
 SAID_BYTES = 65536  # how much of what runc create printed on stderr is kept for its error
+UNCLAIMED_SECONDS = 60.0  # how long the status of a reaped child nobody knew is kept
+# wait(2)'s __WNOTHREAD: only the calling thread's children. The main loop reaps its own (every
+# init and orphan is re-parented to the main thread), never a create's runc, which is the
+# child of the handler thread that waits for it.
+_WNOTHREAD = 0x20000000
 
 log = logging.getLogger("berth.supervisor")
 
@@ -102,7 +107,9 @@ class Supervisor:
         self.live: dict[str, _Container] = {}
         # Recorded this run (also on disk), newest last; bounded, older ones read from disk.
         self.exits: collections.OrderedDict[str, dict[str, int]] = collections.OrderedDict()
-        self.creating = 0  # creates under way: their runc, and the init it makes, are theirs
+        # Reaped before anyone knew them, by pid: (wait status, when). An init that ended
+        # before its create adopted it is claimed from here; the others are orphans.
+        self.unclaimed: dict[int, tuple[int, float]] = {}
         self.lock = threading.Condition()
         self.logs = LogPump()
         # Written to wake the main loop (SIGCHLD does too, through the signal wakeup fd).
@@ -130,21 +137,19 @@ class Supervisor:
         with self.lock:
             self.live[container_id] = pending
             self.exits.pop(container_id, None)
-            self.creating += 1
         exit_path(self.root, container_id).unlink(missing_ok=True)
         try:
             return self._create(container_id, bundle, binary, runc_root, log_path, runc_log,
-                                pid_file)
+                                pid_file, time.monotonic())
         finally:
             with self.lock:
-                self.creating -= 1  # its init, if it made one, is in live by now, or an orphan
                 if self.live.get(container_id) is pending:  # failed: no run of it is live
                     del self.live[container_id]
                     self.lock.notify_all()  # its waiters learn it at once, not in a second
 
     def _create(self, container_id: str, bundle: pathlib.Path, binary: str, runc_root: str,
-                log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path
-                ) -> tuple[dict[str, Any], Callable[[], None] | None]:
+                log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path,
+                began: float) -> tuple[dict[str, Any], Callable[[], None] | None]:
         stdout_read, stdout_write = spawn.pipe()
         stderr_read, stderr_write = spawn.pipe()
         try:
@@ -189,64 +194,61 @@ class Supervisor:
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
                 self.children[pid] = container
-            try:
-                self.logs.add(stdout_read, stderr_read, log_path,
-                              lambda: self._drained(container), container_id[:12])
-            finally:
-                self.wake()  # its SIGCHLD may have come before it was known: reap once more
+                # Reaped already (killed before it was adopted): reaped after this create
+                # began, so by this init, not by an earlier process of the same pid.
+                claimed = self.unclaimed.pop(pid, None)
+            if claimed is not None and claimed[1] >= began:
+                self._exited(pid, container, claimed[0])
+            self.logs.add(stdout_read, stderr_read, log_path,
+                          lambda: self._drained(container), container_id[:12])
 
         return {"ok": True, "pid": pid}, adopt
 
-    def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.write(self.wake_write, b"w")
-
     # -- exits ---------------------------------------------------------------------------
     def reap(self) -> None:
-        """Collect the containers that exited. Called by the main loop only: two reapers of
-        one pid would give it the wrong status."""
-        with self.lock:
-            candidates = list(self.children.items())
-        for pid, container in candidates:
+        """Collect every child of this thread that ended: the containers' inits, and the
+        orphans re-parented to this subreaper (a hook's or a runtime wrapper's daemonized
+        child; the init of a create that failed once runc made it), as containerd-shim and
+        conmon reap every child. Called by the main loop only: two reapers of one pid would
+        give it the wrong status."""
+        while True:
             try:
-                reaped, status = os.waitpid(pid, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG | _WNOTHREAD)
             except ChildProcessError:
-                reaped, status = pid, -1
-            if reaped == 0:
-                continue
-            if status == -1:
-                code = 255
-            elif os.WIFSIGNALED(status):
-                code = 128 + os.WTERMSIG(status)
-            else:
-                code = os.WEXITSTATUS(status)
-            with self.lock:
-                self.children.pop(pid, None)
-                container.exit = {"exit_code": code, "exited_at": time.time_ns() // 1_000_000}
-                if not container.drained:  # its output is still coming: recorded when drained
-                    container.drain_deadline = time.monotonic() + LOG_DRAIN_SECONDS
-                    self.undrained[pid] = container
-                    continue
-            self._record(container)
-
-    def reap_orphans(self) -> None:
-        """Reap the children nobody else waits for: processes re-parented to this subreaper
-        when their parent ended (a hook's or a wrapper script's daemonized child; the init of
-        a create that failed once runc had made it, killed by the delete that undid it), as
-        containerd-shim and conmon reap every child. Called by the main loop only, and not
-        while a create runs: its runc process, and the init before its pid is read, are waited
-        for by the create's own thread, and must not be reaped from under it."""
-        with self.lock:
-            if self.creating:
+                return  # no child left
+            if pid == 0:
                 return
-            known = set(self.children)
-            known.update(container.pid for container in self.live.values())
-            orphans = _child_pids() - known
-        for pid in orphans:
-            with contextlib.suppress(ChildProcessError):
-                reaped, status = os.waitpid(pid, os.WNOHANG)
-                if reaped:
-                    log.debug("reaped orphan %d (status %d)", pid, status)
+            with self.lock:
+                container = self.children.get(pid)
+                if container is None:
+                    self.unclaimed[pid] = (status, time.monotonic())
+            if container is None:
+                log.debug("reaped %d, unknown yet (status %d)", pid, status)
+            else:
+                self._exited(pid, container, status)
+
+    def _exited(self, pid: int, container: _Container, status: int) -> None:
+        """``container``'s init ended with wait ``status``: record it once drained."""
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # killed by a signal
+            code = 128 - code
+        with self.lock:
+            if self.children.get(pid) is not container:
+                return  # told already
+            del self.children[pid]
+            container.exit = {"exit_code": code, "exited_at": time.time_ns() // 1_000_000}
+            if not container.drained:  # its output is still coming: recorded when drained
+                container.drain_deadline = time.monotonic() + LOG_DRAIN_SECONDS
+                self.undrained[pid] = container
+                return
+        self._record(container)
+
+    def forget_unclaimed(self) -> None:
+        """Drop the statuses nobody claimed in time: those of orphans (the main loop)."""
+        horizon = time.monotonic() - UNCLAIMED_SECONDS
+        with self.lock:
+            for pid in [pid for pid, (_, at) in self.unclaimed.items() if at < horizon]:
+                del self.unclaimed[pid]
 
     def _drained(self, container: _Container) -> None:
         """Both streams ended (called by the log pump)."""
@@ -326,31 +328,6 @@ class Supervisor:
                 if remaining <= 0 or (gone is not None and gone()):
                     return {"exited": False, "known": True}
                 self.lock.wait(min(remaining, 1.0))
-
-
-def _child_pids() -> set[int]:
-    """The children of this process's main thread: every init and orphan is re-parented to
-    it (the kernel picks the group leader of the subreaper); only a create's runc is another
-    thread's child. Read from /proc/self/task/<pid>/children, or where the kernel has no such
-    file from every process's parent pid."""
-    me = os.getpid()
-    try:
-        with open(f"/proc/self/task/{me}/children") as children:
-            return {int(pid) for pid in children.read().split()}
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN
-        pass
-    pids: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == me:
-            pids.add(int(entry))
-    return pids
 
 
 def _drain_until_exit(pid: int, stdout: int, stderr: int) -> bytes:
@@ -505,8 +482,8 @@ def serve(root: pathlib.Path) -> None:
             with contextlib.suppress(BlockingIOError):
                 os.read(wake_read, 4096)
         supervisor.reap()
-        supervisor.reap_orphans()
         supervisor.expire_drains()
+        supervisor.forget_unclaimed()
     server.shutdown()
 
 

@@ -8,6 +8,7 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -160,3 +161,56 @@ def test_the_init_of_a_create_without_a_pid_file_is_reaped(
     init = int(json.loads(_runc(engines, "state", "no-pid"))["pid"])
     _runc(engines, "delete", "--force", "no-pid")
     assert _reaped(init)
+
+
+def test_an_init_killed_before_it_was_adopted_reports_its_exit(
+        engine: Engine, engines: RealEngines, busybox_rootfs: pathlib.Path,
+        tmp_path: pathlib.Path) -> None:
+    """The init is reaped by the main loop before its create knows the pid (the runtime's
+    create killed it before returning): the create claims that status, it is not lost."""
+    bundle = _bundle(tmp_path, busybox_rootfs)
+    wrapper = _wrapper(tmp_path, f'{RUNC} "$@" || exit $?\nkill -9 "$(cat {bundle}/init.pid)"\n'
+                                 "sleep 0.2")
+    client = SupervisorClient(engines.root)
+    reply = client.create("killed", str(bundle), wrapper, str(engines.root / "runc"),
+                          str(tmp_path / "log.json"))
+    assert reply["ok"], reply
+    try:
+        waited = client.wait("killed", 10)
+        assert (waited["exited"], waited["exit_code"]) == (True, 137)
+    finally:
+        _runc(engines, "delete", "--force", "killed")
+        (engines.root / "exits" / "killed.json").unlink(missing_ok=True)
+
+
+def test_orphans_are_reaped_while_another_create_runs(
+        engine: Engine, engines: RealEngines, busybox_rootfs: pathlib.Path,
+        tmp_path: pathlib.Path) -> None:
+    """A slow create (a hook that takes its time) does not hold back the reaping of other
+    children."""
+    slow_dir, quick_dir = tmp_path / "slow", tmp_path / "quick"
+    slow_dir.mkdir()
+    quick_dir.mkdir()
+    slow = _wrapper(slow_dir, f'sleep 5\nexec {RUNC} "$@"')
+    orphan_file = quick_dir / "orphan.pid"
+    quick = _wrapper(quick_dir, f'( sleep 0.2 & echo $! > {orphan_file} )\nexec {RUNC} "$@"')
+    replies: dict[str, dict[str, object]] = {}
+
+    def create(name: str, directory: pathlib.Path, binary: str) -> None:
+        replies[name] = SupervisorClient(engines.root).create(
+            name, str(_bundle(directory, busybox_rootfs)), binary,
+            str(engines.root / "runc"), str(directory / "log.json"))
+
+    slow_create = threading.Thread(target=create, args=("slow", slow_dir, slow))
+    slow_create.start()
+    try:
+        create("quick", quick_dir, quick)
+        assert _reaped(int(orphan_file.read_text()), seconds=3)
+        assert slow_create.is_alive()  # reaped while the slow create was still running
+    finally:
+        slow_create.join(30)
+        for name in ("slow", "quick"):
+            _runc(engines, "delete", "--force", name)
+            SupervisorClient(engines.root).wait(name, 10)
+            (engines.root / "exits" / f"{name}.json").unlink(missing_ok=True)
+    assert replies["slow"]["ok"] and replies["quick"]["ok"]
