@@ -19,7 +19,7 @@ from engine.cli_output import (
     ps_fields,
     table,
 )
-from engine.cli_template import Template, TemplateError
+from engine.cli_template import HEADER_FUNCTIONS, Template, TemplateError, json_text
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 
@@ -204,12 +204,22 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    # The template is parsed before the daemon is asked anything, as Docker does.
-    form = args.format
-    is_table = form == "table" or form.startswith("table ")
+    # As Docker's: the template is parsed, and tried on an empty row, before the daemon is
+    # asked anything; a typed \t or \n in it is the character.
+    form = args.format.strip()
+    is_table = form.startswith("table")
     template = None
     if form not in ("json", "table"):
-        template = _template(form.removeprefix("table ").strip() if is_table else form)
+        source = form.removeprefix("table").strip() if is_table else form
+        source = source.replace("\\t", "\t").replace("\\n", "\n")
+        try:
+            template = parse_template(source)
+        except TemplateError as error:
+            raise CliError(f"failed to parse template: {error}") from None
+        try:
+            template.execute(ps_fields(None))
+        except TemplateError as error:
+            raise CliError(f"failed to execute template: {error}") from None
     api = Api(args)
     containers = api.call(api.containers.List, messages().ListRequest(all=args.all)).containers
     newest_first = list(reversed(list(containers)))
@@ -229,22 +239,23 @@ def cmd_ps(args: argparse.Namespace) -> int:
         table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
         return 0
     lines = [_render(template, ps_fields(container)) for container in newest_first]
-    if is_table:
-        header = _render(template, PS_HEADERS)
-        table([line.split("\t") for line in lines], header.split("\t"))
+    if not is_table:
+        for line in lines:
+            print(line)
         return 0
-    for line in lines:
-        print(line)
+    try:  # the header: each field's name, whatever its cell does to it (errors ignored)
+        header = template.execute(PS_HEADERS, HEADER_FUNCTIONS)
+    except TemplateError:
+        header = ""
+    cells = [line.split("\t") for text in ([header] if header else []) + lines
+             for line in text.split("\n")]
+    width = max((len(row) for row in cells), default=0)
+    padded = [row + [""] * (width - len(row)) for row in cells]
+    if header:
+        table(padded[1:], padded[0])
+    else:
+        table(padded, [""] * width, header_row=False)
     return 0
-
-
-def _template(source: str) -> Template:
-    """Docker's escapes (a typed \\t or \\n) become the characters; a template that does not
-    parse ends the command with status 64, as Docker's."""
-    try:
-        return parse_template(source.replace("\\t", "\t").replace("\\n", "\n"))
-    except TemplateError as error:
-        raise CliError(f"template parsing error: {error}", status=64) from None
 
 
 def _render(template: Template, data: Any) -> str:
@@ -255,18 +266,29 @@ def _render(template: Template, data: Any) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    template = _template(args.format) if args.format else None
+    # Docker's: the template is taken as it is (no escapes), one that does not parse exits
+    # 64, and "json" prints each container as one line of JSON.
+    template = None
+    if args.format and args.format != "json":
+        try:
+            template = parse_template(args.format)
+        except TemplateError as error:
+            raise CliError(f"template parsing error: {error}", status=64) from None
     api = Api(args)
-    found, status = [], 0
+    found: list[Any] = []
+    status = 0
     for container in args.containers:
         try:
             document = docker_inspect(api.call(api.containers.Inspect,
                                                messages().InspectRequest(container=container)))
-            found.append(document if template is None else _render(template, document))
+            if args.format == "json":
+                found.append(json_text(document))
+            else:
+                found.append(document if template is None else _render(template, document))
         except CliError as error:
             print(error, file=sys.stderr)
             status = 1
-    if template is None:
+    if not args.format:
         print_json(found)
     else:
         for text in found:

@@ -66,7 +66,10 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
 
 
 def ps_fields(container: Any) -> dict[str, Any]:
-    """What ``{{.Field}}`` reads in ``ps --format`` (Docker's names; no ports or sizes here)."""
+    """What ``{{.Field}}`` reads in ``ps --format`` (Docker's names; no ports or sizes here);
+    every field empty for None (the row a template is tried on first)."""
+    if container is None:
+        return dict.fromkeys(PS_HEADERS, "")
     command = " ".join(container.config.cmd)
     command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
     created = datetime.datetime.fromtimestamp(container.created_ms / 1000, datetime.UTC)
@@ -93,8 +96,12 @@ def status_text(container: Any) -> str:
     return str(container.status).capitalize()
 
 
-def table(rows: Iterable[Sequence[str]], header: Sequence[str]) -> None:
-    rows = [list(header), *[list(row) for row in rows]]
+def table(rows: Iterable[Sequence[str]], header: Sequence[str], *, header_row: bool = True
+          ) -> None:
+    rows = [list(header), *[list(row) for row in rows]] if header_row else [
+        list(row) for row in rows]
+    if not rows:
+        return
     widths = [max(len(row[index]) for row in rows) for index in range(len(header))]
     for row in rows:
         print("   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))

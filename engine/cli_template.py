@@ -1,28 +1,37 @@
 """Go text/template, the part ``docker inspect -f`` and ``docker ps --format`` users write.
 
-Executed over the JSON-like documents the CLI prints (dicts, lists, strings, numbers, bools),
-as the Docker CLI's raw fallback executes over decoded JSON with ``missingkey=error``:
+Executed over the JSON-like documents the CLI prints (dicts, lists, strings, numbers, bools,
+None), as the Docker CLI executes over decoded JSON with ``missingkey=error``:
 
-* text and actions ``{{ }}``, with ``{{-`` / ``-}}`` trimming and ``{{/* comments */}}``;
-* pipelines ``a | b`` (the value piped becomes the last argument) and ``( )`` groups;
-* operands: ``.``, ``.Field.Chain``, ``$``, ``$x``, ``$x.Field``, strings ("..." and `raw`),
-  numbers, ``true``, ``false``, ``nil``;
-* ``if`` / ``else if`` / ``else``, ``range`` (lists, and maps in key order, with ``$i, $v :=``),
-  ``with``, ``end``, variables ``$x := ...`` and ``$x = ...``;
-* Go's functions ``and or not len index print printf println eq ne lt le gt ge`` and Docker's
-  ``json join split lower upper title pad truncate``.
+* text and actions ``{{ }}``, ``{{-`` / ``-}}`` trimming, ``{{/* comments */}}``;
+* pipelines ``a | b`` (the value piped becomes the last argument), ``( )`` groups and their
+  fields (``(index .Mounts 0).Source``);
+* operands: ``.``, ``.Field.Chain``, ``$``, ``$x``, ``$x.Field``, strings ("..." with Go's
+  escapes, `raw`), characters ('a'), numbers (0x, 0o, 0b, _), ``true``, ``false``, ``nil``;
+* ``if`` / ``else if`` / ``else``, ``range`` (lists, maps in key order, an int; ``$i, $v :=``),
+  ``with`` / ``else with``, ``end``; variables ``$x := ...`` (checked when parsing) and
+  ``$x = ...``;
+* Go's functions ``and or not len index print printf println eq ne lt le gt ge`` (``and`` and
+  ``or`` stop at their answer) and Docker's ``json join split lower upper title pad truncate``.
 
-Errors read as Go's: ``template: :1: function "x" not defined`` when parsing,
+Output and errors read as Go 1.19's: ``template: :1: function "x" not defined`` when parsing,
 ``template: :1:8: executing "" at <.State.Foo>: map has no entry for key "Foo"`` when running.
+Not there: ``define``/``template``/``block``, ``break``/``continue``, ``slice``, ``html``,
+``js``, ``urlquery``, ``call``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import json
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+MAX_DEPTH = 200  # nested groups and blocks (Python's stack, not Go's, sets the bound)
+MAX_WIDTH = 1_000_000  # fmt's own bound on a width or precision
 
 
 class TemplateError(Exception):
@@ -31,7 +40,7 @@ class TemplateError(Exception):
 
 # -- lexing ------------------------------------------------------------------------------
 _TOKEN = re.compile(r"""
-    (?P<space>\s+)
+    (?P<space>[ \t\r\n]+)
   | (?P<declare>:=)
   | (?P<assign>=)
   | (?P<pipe>\|)
@@ -40,13 +49,15 @@ _TOKEN = re.compile(r"""
   | (?P<comma>,)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<raw>`[^`]*`)
-  | (?P<char>'(?:[^'\\\n]|\\.)+')
-  | (?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9]+)?
-                      |\.[0-9]+(?:[eE][+-]?[0-9]+)?))
+  | (?P<char>'(?:[^'\\\n]|\\.)*')
+  | (?P<number>[+-]?(?:0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?
+                      |\.[0-9][0-9_]*(?:[eE][+-]?[0-9_]+)?))
   | (?P<variable>\$[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
   | (?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
 """, re.VERBOSE)
+_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+                   "\\": "\\"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,14 +67,73 @@ class _Token:
     offset: int  # in the whole template
 
 
+def _unquote(body: str, quote: str) -> str:
+    """Go's strconv.Unquote of what lies between the quotes. Raises ValueError."""
+    out = bytearray()
+    index = 0
+    while index < len(body):
+        char = body[index]
+        if char != "\\":
+            out += char.encode()
+            index += 1
+            continue
+        kind = body[index + 1:index + 2]
+        if kind in _SIMPLE_ESCAPES:
+            out += _SIMPLE_ESCAPES[kind].encode()
+            index += 2
+        elif kind == quote:
+            out += kind.encode()
+            index += 2
+        elif kind in ("x", "u", "U"):
+            size = {"x": 2, "u": 4, "U": 8}[kind]
+            digits = body[index + 2:index + 2 + size]
+            if len(digits) != size or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                raise ValueError("invalid syntax")
+            value = int(digits, 16)
+            if kind == "x":
+                out.append(value)
+            elif value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+                raise ValueError("invalid syntax")
+            else:
+                out += chr(value).encode()
+            index += 2 + size
+        elif kind in "01234567" and kind:
+            digits = body[index + 1:index + 4]
+            if len(digits) != 3 or not all(c in "01234567" for c in digits) or \
+                    int(digits, 8) > 255:
+                raise ValueError("invalid syntax")
+            out.append(int(digits, 8))
+            index += 4
+        else:
+            raise ValueError("invalid syntax")
+    return out.decode(errors="replace")
+
+
 def _tokens(action: str, base: int, line: int) -> list[_Token]:
     found: list[_Token] = []
     position = 0
     while position < len(action):
         match = _TOKEN.match(action, position)
-        if match is None:
-            raise TemplateError(f'template: :{line}: unexpected "{action[position]}" in command')
+        if match is None and action[position] in "+-":  # a sign starts a number
+            raise TemplateError(f'template: :{line}: illegal number syntax: '
+                                f'"{action[position]}"')
+        if match is None or (match.lastgroup == "ident" and action[match.end():match.end() + 1]
+                             == "."):
+            if match is not None:  # a function's result has no fields without ( )
+                raise TemplateError(f"template: :{line}: unexpected . after term "
+                                    f'"{match.group()}"')
+            raise TemplateError(f'template: :{line}: unexpected "{action[position]}" in '
+                                "command")
         kind = match.lastgroup or ""
+        following = action[match.end():match.end() + 1]
+        if kind == "field" and following == ".":
+            raise TemplateError(f'template: :{line}: unexpected . after term "{match.group()}"'
+                                if match.group() == "." else
+                                f"template: :{line}: unexpected <.> in operand")
+        if kind == "number" and re.match(r"[\w.]", following):
+            run = re.match(r"[\w.+-]*", action[position:])
+            assert run is not None
+            raise TemplateError(f'template: :{line}: illegal number syntax: "{run.group()}"')
         if kind != "space":
             found.append(_Token(kind, match.group(), base + position))
         position = match.end()
@@ -73,7 +143,7 @@ def _tokens(action: str, base: int, line: int) -> list[_Token]:
 # -- the tree ----------------------------------------------------------------------------
 @dataclasses.dataclass
 class _Operand:
-    kind: str  # field, variable, literal, function, pipeline
+    kind: str  # field, variable, literal, function, group, chain
     value: Any
     offset: int
     text: str
@@ -83,12 +153,27 @@ class _Operand:
 class _Command:
     operands: list[_Operand]
 
+    @property
+    def offset(self) -> int:
+        return self.operands[0].offset
+
+    @property
+    def text(self) -> str:
+        return " ".join(operand.text for operand in self.operands)
+
 
 @dataclasses.dataclass
 class _Pipeline:
     commands: list[_Command]
     declare: list[str] = dataclasses.field(default_factory=list)
     assign: bool = False  # ``$x = ...`` (an existing variable) rather than ``:=``
+    offset: int = 0
+
+    @property
+    def text(self) -> str:
+        declared = f"{', '.join(self.declare)} {'=' if self.assign else ':='} " \
+            if self.declare else ""
+        return declared + " | ".join(command.text for command in self.commands)
 
 
 @dataclasses.dataclass
@@ -117,12 +202,28 @@ class Template:
 
     def __init__(self, source: str) -> None:
         self._source = source
-        self._nodes = _Parser(source).parse()
+        try:
+            self._nodes = _Parser(source).parse()
+        except RecursionError:
+            raise TemplateError("template: :1: max expression depth exceeded") from None
 
-    def execute(self, data: Any) -> str:
+    def execute(self, data: Any, functions: Mapping[str, Callable[..., Any]] | None = None
+                ) -> str:
+        """Run over ``data``; ``functions`` replace some of the functions (a table's header
+        is rendered with Docker's header functions). Raises TemplateError."""
         out: list[str] = []
-        _Run(self._source, data).nodes(self._nodes, data, [{"$": data}], out)
+        table = {**FUNCTIONS, **(functions or {})}
+        try:
+            _Run(self._source, table).nodes(self._nodes, data, [{"$": data}], out, 0)
+        except RecursionError:
+            raise TemplateError("template: :1: max expression depth exceeded") from None
         return "".join(out)
+
+
+def _trimmed_left(source: str, index: int) -> bool:
+    """``{{-`` at ``index`` (the marker needs a space after it)."""
+    return source.startswith("-", index) and source[index + 1:index + 2] in (" ", "\t", "\r",
+                                                                             "\n")
 
 
 class _Parser:
@@ -130,9 +231,14 @@ class _Parser:
         self._source = source
         self._items = self._split(source)
         self._index = 0
+        self._vars = ["$"]
+        self._depth = 0
 
     def _line(self, offset: int) -> int:
         return self._source.count("\n", 0, offset) + 1
+
+    def _fail(self, offset: int, message: str) -> TemplateError:
+        return TemplateError(f"template: :{self._line(offset)}: {message}")
 
     def _split(self, source: str) -> list[tuple[str, str, int]]:
         """The template as ("text", text, offset) and ("action", inside, offset) items."""
@@ -143,37 +249,43 @@ class _Parser:
             start = source.find("{{", position)
             text = source[position:] if start < 0 else source[position:start]
             if trim_next:
-                text = text.lstrip()
+                text = text.lstrip(" \t\r\n")
             if start < 0:
                 if text:
                     items.append(("text", text, position))
                 return items
             inner_start = start + 2
-            if source.startswith("- ", inner_start) or source.startswith("-\t", inner_start) \
-                    or source.startswith("-\n", inner_start):
-                text = text.rstrip()
-                inner_start += 1
+            if _trimmed_left(source, inner_start):
+                text = text.rstrip(" \t\r\n")
+                inner_start += 2
             if text:
                 items.append(("text", text, position))
-            if source[inner_start:].lstrip(" ").startswith("/*"):
-                comment_end = source.find("*/", inner_start)
-                close = source.find("}}", comment_end + 2) if comment_end >= 0 else -1
-                if comment_end < 0 or close < 0:
-                    raise TemplateError(f"template: :{self._line(start)}: unclosed comment")
-                trim_next = source[comment_end + 2:close].strip() == "-"
-                position = close + 2
+            if source.startswith("/*", inner_start):
+                comment_end = source.find("*/", inner_start + 2)
+                if comment_end < 0:
+                    raise self._fail(start, "unclosed comment")
+                after = comment_end + 2
+                if source.startswith("}}", after):
+                    trim_next = False
+                elif source[after:after + 1] in (" ", "\t", "\r", "\n") and \
+                        source.startswith("-}}", after + 1):
+                    trim_next = True
+                    after += 2
+                else:
+                    raise self._fail(start, "comment ends before closing delimiter")
+                position = after + 2
                 continue
             close = self._close_of(source, inner_start, start)
             inner = source[inner_start:close]
             trim_next = False
-            if inner.endswith(" -") or inner.endswith("\t-") or inner.endswith("\n-"):
+            if inner.endswith("-") and inner[-2:-1] in (" ", "\t", "\r", "\n"):
                 inner = inner[:-1]
                 trim_next = True
             items.append(("action", inner, inner_start))
             position = close + 2
 
     def _close_of(self, source: str, position: int, start: int) -> int:
-        """Where the action opened at ``start`` closes (``}}`` outside a string)."""
+        """Where the action opened at ``start`` closes (``}}`` outside a quote)."""
         quote = ""
         index = position
         while index < len(source):
@@ -191,17 +303,24 @@ class _Parser:
             elif source.startswith("}}", index):
                 return index
             index += 1
-        raise TemplateError(f"template: :{self._line(start)}: unclosed action")
+        if quote:
+            raise self._fail(start, {'"': "unterminated quoted string",
+                                     "`": "unterminated raw quoted string",
+                                     "'": "unterminated character constant"}[quote])
+        raise self._fail(start, "unclosed action")
 
     def parse(self) -> list[_Node]:
-        nodes, ending = self._list(top=True)
+        nodes, ending = self._list()
         if ending is not None:
-            word = "{{" + ending[0] + "}}"
-            raise TemplateError(f"template: :{self._line(ending[1])}: unexpected {word}")
+            word, offset, rest = ending
+            if word == "end" and rest:
+                raise self._fail(offset, f'unexpected "{rest[0].text}" in end')
+            raise self._fail(offset, "unexpected {{" + word + "}}")
         return nodes
 
-    def _list(self, top: bool = False) -> tuple[list[_Node], tuple[str, int, list[_Token]] | None]:
-        """Nodes up to an ``end`` or ``else`` (returned with its offset and tokens)."""
+    def _list(self) -> tuple[list[_Node], tuple[str, int, list[_Token]] | None]:
+        """Nodes up to an ``end`` or ``else`` (returned with its offset and tokens), or to
+        the end of the template (None)."""
         nodes: list[_Node] = []
         while self._index < len(self._items):
             kind, text, offset = self._items[self._index]
@@ -211,7 +330,7 @@ class _Parser:
                 continue
             tokens = _tokens(text, offset, self._line(offset))
             if not tokens:
-                raise TemplateError(f"template: :{self._line(offset)}: missing value for command")
+                raise self._fail(offset, "missing value for command")
             first = tokens[0]
             if first.kind == "ident" and first.text in ("end", "else"):
                 return nodes, (first.text, offset, tokens[1:])
@@ -220,41 +339,48 @@ class _Parser:
                 continue
             if first.kind == "ident" and first.text in ("define", "template", "block", "break",
                                                          "continue"):
-                raise TemplateError(
-                    f"template: :{self._line(offset)}: {{{{{first.text}}}}} is not supported")
-            nodes.append(_Action(self._pipeline(tokens, offset, declarations=True)))
-        if not top:
-            raise TemplateError(f"template: :{self._line(len(self._source))}: unexpected EOF")
+                raise self._fail(offset, f"{{{{{first.text}}}}} is not supported")
+            nodes.append(_Action(self._pipeline(tokens, offset, "command", declarations=True)))
         return nodes, None
 
     def _branch(self, keyword: str, tokens: list[_Token], offset: int) -> _Branch:
-        line = self._line(offset)
-        if not tokens:
-            raise TemplateError(f"template: :{line}: missing value for {keyword}")
-        pipeline = self._pipeline(tokens, offset, declarations=True,
-                                  pair=keyword == "range")
-        body, ending = self._list()
-        otherwise: list[_Node] = []
-        assert ending is not None  # _list raises at EOF below the top
-        word, else_offset, rest = ending
-        if word == "else":
-            if rest and rest[0].kind == "ident" and rest[0].text in ("if", "with") and \
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise self._fail(offset, "max expression depth exceeded")
+        mark = len(self._vars)  # what the block declares ends with it
+        try:
+            if not tokens:
+                raise self._fail(offset, f"missing value for {keyword}")
+            pipeline = self._pipeline(tokens, offset, keyword, declarations=True,
+                                      pair=keyword == "range")
+            body, ending = self._list()
+            if ending is None:
+                raise self._fail(len(self._source), "unexpected EOF")
+            word, else_offset, rest = ending
+            otherwise: list[_Node] = []
+            if word == "end":
+                if rest:
+                    raise self._fail(else_offset, f'unexpected "{rest[0].text}" in end')
+            elif rest and rest[0].kind == "ident" and rest[0].text in ("if", "with") and \
                     keyword == rest[0].text:
                 otherwise = [self._branch(rest[0].text, rest[1:], else_offset)]
-                return _Branch(keyword, pipeline, body, otherwise)
-            if rest:
-                raise TemplateError(f"template: :{self._line(else_offset)}: unexpected "
-                                    f"\"{rest[0].text}\" in else")
-            otherwise, ending = self._list()
-            assert ending is not None
-            if ending[0] != "end":
-                raise TemplateError(f"template: :{self._line(ending[1])}: expected end; "
-                                    "found {{else}}")
-        return _Branch(keyword, pipeline, body, otherwise)
+            elif rest:
+                raise self._fail(else_offset, f'unexpected "{rest[0].text}" in else')
+            else:
+                otherwise, ending = self._list()
+                if ending is None:
+                    raise self._fail(len(self._source), "unexpected EOF")
+                if ending[0] != "end":
+                    raise self._fail(ending[1], "expected end; found {{else}}")
+                if ending[2]:
+                    raise self._fail(ending[1], f'unexpected "{ending[2][0].text}" in end')
+            return _Branch(keyword, pipeline, body, otherwise)
+        finally:
+            del self._vars[mark:]
+            self._depth -= 1
 
-    def _pipeline(self, tokens: list[_Token], offset: int, *, declarations: bool = False,
-                  pair: bool = False) -> _Pipeline:
-        line = self._line(offset)
+    def _pipeline(self, tokens: list[_Token], offset: int, context: str, *,
+                  declarations: bool = False, pair: bool = False) -> _Pipeline:
         declare: list[str] = []
         assign = False
         if declarations:
@@ -269,6 +395,8 @@ class _Parser:
                     index += 1
                     continue
                 break
+            if index < len(tokens) and tokens[index].kind == "comma":
+                raise self._fail(offset, f"too many declarations in {context}")
             if names and index < len(tokens) and tokens[index].kind in ("declare", "assign"):
                 declare = names
                 assign = tokens[index].kind == "assign"
@@ -280,7 +408,7 @@ class _Parser:
             token = tokens[index]
             if token.kind == "pipe":
                 if not operands:
-                    raise TemplateError(f"template: :{line}: missing value for command")
+                    raise self._fail(offset, "missing value for command")
                 commands.append(_Command(operands))
                 operands = []
                 index += 1
@@ -291,35 +419,45 @@ class _Parser:
                     depth += {"open": 1, "close": -1}.get(tokens[end].kind, 0)
                     end += 1
                 if depth:
-                    raise TemplateError(f"template: :{line}: unclosed left paren")
-                inner = self._pipeline(tokens[index + 1:end - 1], offset)
-                group = _Operand("pipeline", inner, token.offset, "(...)")
+                    raise self._fail(offset, "unclosed left paren")
+                self._depth += 1
+                if self._depth > MAX_DEPTH:
+                    raise self._fail(offset, "max expression depth exceeded")
+                try:
+                    inner = self._pipeline(tokens[index + 1:end - 1], offset, "parenthesized "
+                                           "pipeline")
+                finally:
+                    self._depth -= 1
+                group = _Operand("group", inner, token.offset, f"({inner.text})")
                 if end < len(tokens) and tokens[end].kind == "field" and \
                         tokens[end].offset == tokens[end - 1].offset + 1:  # (x).Field
                     field = tokens[end]
                     group = _Operand("chain", (group, field.text[1:].split(".")),
-                                     field.offset, f"(...){field.text}")
+                                     inner.commands[0].offset, group.text + field.text)
                     end += 1
                 operands.append(group)
                 index = end
                 continue
             if token.kind == "close":
-                raise TemplateError(f"template: :{line}: unexpected right paren")
+                raise self._fail(offset, f'unexpected ")" in {context}')
             if token.kind in ("declare", "assign", "comma"):
-                raise TemplateError(f"template: :{line}: unexpected \"{token.text}\" in command")
-            operands.append(self._operand(token, line))
+                raise self._fail(offset, f'unexpected "{token.text}" in {context}')
+            operands.append(self._operand(token, offset))
             index += 1
         if not operands:
-            raise TemplateError(f"template: :{line}: missing value for command")
+            raise self._fail(offset, f"missing value for {context}")
         commands.append(_Command(operands))
-        for command in commands[1:]:
-            if command.operands[0].kind not in ("function", "field", "variable", "pipeline",
-                                                "chain"):
-                raise TemplateError(f"template: :{line}: non executable command in pipeline "
-                                    f"stage {commands.index(command) + 1}")
-        return _Pipeline(commands, declare, assign)
+        for position, command in enumerate(commands):
+            first = command.operands[0]
+            if first.kind == "literal" and (len(command.operands) > 1 or position > 0):
+                raise self._fail(offset, f"can't give argument to non-function {first.text}"
+                                 if position == 0 else
+                                 f"non executable command in pipeline stage {position + 1}")
+        if declare and not assign:
+            self._vars.extend(declare)
+        return _Pipeline(commands, declare, assign, offset)
 
-    def _operand(self, token: _Token, line: int) -> _Operand:
+    def _operand(self, token: _Token, offset: int) -> _Operand:
         # Go places a chain (.A.B, $x.A) at its second part: its errors point there.
         if token.kind == "field":
             names = [] if token.text == "." else token.text[1:].split(".")
@@ -327,48 +465,86 @@ class _Parser:
             return _Operand("field", names, at, token.text)
         if token.kind == "variable":
             name, *names = token.text.split(".")
-            return _Operand("variable", (name, names), token.offset + (len(name) if names
-                                                                        else 0), token.text)
-        if token.kind == "string":
-            return _Operand("literal", json.loads(token.text), token.offset, token.text)
-        if token.kind == "raw":
-            return _Operand("literal", token.text[1:-1], token.offset, token.text)
-        if token.kind == "char":
-            return _Operand("literal", ord(json.loads(f'"{token.text[1:-1]}"')), token.offset,
-                            token.text)
-        if token.kind == "number":
-            text = token.text.replace("_", "")
-            value: Any = float(text) if any(c in text for c in ".eE") and not \
-                text.lower().startswith(("0x", "-0x", "+0x")) else int(text, 0)
+            if name not in self._vars:
+                raise self._fail(offset, f'undefined variable "{name}"')
+            return _Operand("variable", (name, names),
+                            token.offset + (len(name) if names else 0), token.text)
+        if token.kind in ("string", "raw", "char"):
+            body = token.text[1:-1]
+            try:
+                if token.kind == "raw":
+                    value: Any = body.replace("\r", "")
+                elif token.kind == "string":
+                    value = _unquote(body, '"')
+                else:
+                    text = _unquote(body, "'")
+                    if len(text) != 1:
+                        raise ValueError
+                    value = ord(text)
+            except ValueError:
+                raise self._fail(offset, "invalid syntax" if token.kind == "string" else
+                                 f"malformed character constant: {token.text}") from None
             return _Operand("literal", value, token.offset, token.text)
+        if token.kind == "number":
+            return _Operand("literal", self._number(token.text, offset), token.offset,
+                            token.text)
         name = token.text
         if name in ("true", "false"):
             return _Operand("literal", name == "true", token.offset, name)
         if name == "nil":
-            return _Operand("literal", None, token.offset, name)
-        if name.split(".")[0] not in FUNCTIONS:
-            raise TemplateError(f'template: :{line}: function "{name.split(".")[0]}" '
-                                "not defined")
+            return _Operand("nil", None, token.offset, name)
+        if name not in FUNCTIONS:
+            raise self._fail(offset, f'function "{name}" not defined')
         return _Operand("function", name, token.offset, name)
+
+    def _number(self, text: str, offset: int) -> int | float:
+        plain = text.replace("_", "")
+        hexadecimal = plain.lstrip("+-")[:2].lower() == "0x"
+        if not hexadecimal and any(c in plain for c in ".eE"):
+            try:
+                value = float(plain)
+                if math.isinf(value):
+                    raise ValueError(text)
+                return value
+            except ValueError:
+                raise self._fail(offset, f'illegal number syntax: "{text}"') from None
+        try:
+            value = int(plain, 0)
+        except ValueError:
+            raise self._fail(offset, f'integer overflow: "{text}"') from None
+        if not -(1 << 63) <= value < (1 << 64):
+            raise self._fail(offset, f'integer overflow: "{text}"')
+        return value
 
 
 # -- running -----------------------------------------------------------------------------
-_MISSING = object()
+_MISSING = object()  # an action that printed nothing of its own: ``<no value>``
+
+
+@dataclasses.dataclass(frozen=True)
+class _Signature:
+    """A function's parameters, for Go's checks: their kinds ("any", "string", "int",
+    "strings"), and whether the last one repeats."""
+
+    kinds: tuple[str, ...]
+    variadic: bool = False
 
 
 class _Run:
-    def __init__(self, source: str, root: Any) -> None:
+    def __init__(self, source: str, functions: Mapping[str, Callable[..., Any]]) -> None:
         self._source = source
-        self._root = root
+        self._functions = functions
 
-    def _where(self, operand: _Operand) -> str:
-        line_start = self._source.rfind("\n", 0, operand.offset) + 1
-        line = self._source.count("\n", 0, operand.offset) + 1
-        return f"template: :{line}:{operand.offset - line_start}: executing \"\" at " \
-               f"<{operand.text}>"
+    def _at(self, offset: int, text: str) -> str:
+        line_start = self._source.rfind("\n", 0, offset) + 1
+        line = self._source.count("\n", 0, offset) + 1
+        return f'template: :{line}:{offset - line_start}: executing "" at <{text}>'
+
+    def fail(self, operand: _Operand | _Command, message: str) -> TemplateError:
+        return TemplateError(f"{self._at(operand.offset, operand.text)}: {message}")
 
     def nodes(self, nodes: Sequence[_Node], dot: Any, scopes: list[dict[str, Any]],
-              out: list[str]) -> None:
+              out: list[str], depth: int) -> None:
         for node in nodes:
             if isinstance(node, _Text):
                 out.append(node.text)
@@ -377,42 +553,43 @@ class _Run:
                 if not node.pipeline.declare:
                     out.append(text_of(value))
             else:
-                self.branch(node, dot, scopes, out)
+                self.branch(node, dot, scopes, out, depth + 1)
 
     def branch(self, node: _Branch, dot: Any, scopes: list[dict[str, Any]],
-               out: list[str]) -> None:
+               out: list[str], depth: int) -> None:
         inner = [*scopes, {}]
-        if node.keyword == "range":
-            value = self.pipeline(node.pipeline, dot, inner, declare=False)
-            if isinstance(value, dict):
-                pairs = [(key, value[key]) for key in sorted(value)]
-            elif isinstance(value, (list, tuple)):
-                pairs = list(enumerate(value))
-            elif value is None:
-                pairs = []
-            elif isinstance(value, int) and not isinstance(value, bool):
-                pairs = [(index, index) for index in range(value)]
+        if node.keyword != "range":
+            value = self.pipeline(node.pipeline, dot, inner)
+            if truth(value):
+                self.nodes(node.body, value if node.keyword == "with" else dot, inner, out,
+                           depth)
             else:
-                raise TemplateError(f"{self._where(node.pipeline.commands[0].operands[0])}: "
-                                    f"range can't iterate over {text_of(value)}")
-            if not pairs:
-                self.nodes(node.otherwise, dot, inner, out)
-                return
-            names = node.pipeline.declare
-            for key, element in pairs:
-                scope = [*scopes, {}]
-                if len(names) == 1:
-                    scope[-1][names[0]] = element
-                elif len(names) == 2:
-                    scope[-1][names[0]] = key
-                    scope[-1][names[1]] = element
-                self.nodes(node.body, element, scope, out)
+                self.nodes(node.otherwise, dot, inner, out, depth)
             return
-        value = self.pipeline(node.pipeline, dot, inner)
-        if truth(value):
-            self.nodes(node.body, value if node.keyword == "with" else dot, inner, out)
+        value = self.pipeline(node.pipeline, dot, inner, declare=False)
+        if isinstance(value, dict):
+            pairs = [(key, value[key]) for key in sorted(value)]
+        elif isinstance(value, (list, tuple)):
+            pairs = list(enumerate(value))
+        elif value is None:
+            pairs = []
+        elif isinstance(value, int) and not isinstance(value, bool):
+            pairs = [(index, index) for index in range(value)]
         else:
-            self.nodes(node.otherwise, dot, [*scopes, {}], out)
+            command = node.pipeline.commands[-1]
+            raise self.fail(command, f"range can't iterate over {text_of(value)}")
+        if not pairs:
+            self.nodes(node.otherwise, dot, inner, out, depth)
+            return
+        names = node.pipeline.declare
+        for key, element in pairs:
+            scope = [*scopes, {}]
+            if len(names) == 1:
+                scope[-1][names[0]] = element
+            elif len(names) == 2:
+                scope[-1][names[0]] = key
+                scope[-1][names[1]] = element
+            self.nodes(node.body, element, scope, out, depth)
 
     def pipeline(self, pipeline: _Pipeline, dot: Any, scopes: list[dict[str, Any]], *,
                  declare: bool = True) -> Any:
@@ -427,7 +604,7 @@ class _Run:
                         scope[name] = value
                         break
                 else:
-                    raise TemplateError(f"template: :1: undefined variable: {name}")
+                    raise self.fail(pipeline.commands[0], f"undefined variable: {name}")
             else:
                 scopes[-1][name] = value
         return value
@@ -436,56 +613,107 @@ class _Run:
                 piped: Any) -> Any:
         first, *rest = command.operands
         if first.kind == "function":
-            arguments = [self.operand(operand, dot, scopes) for operand in rest]
-            if piped is not _MISSING:
-                arguments.append(piped)
-            name = str(first.value)
-            function = FUNCTIONS[name.split(".")[0]]
-            try:
-                result = function(*arguments)
-            except TemplateError as error:
-                raise TemplateError(f"{self._where(first)}: error calling {name}: {error}"
-                                    ) from None
-            except TypeError:
-                raise TemplateError(f"{self._where(first)}: wrong number of args for {name}"
-                                    ) from None
-            return result
+            return self.call(command, dot, scopes, piped)
+        if first.kind == "nil":
+            raise self.fail(first, "nil is not a command")
         if rest or piped is not _MISSING:
-            raise TemplateError(f"{self._where(first)}: can't give argument to non-function "
-                                f"{first.text}")
+            if first.kind == "field" and first.value:
+                raise self.fail(first, f"{first.value[-1]} is not a method but has arguments")
+            raise self.fail(first, f"can't give argument to non-function {first.text}")
         return self.operand(first, dot, scopes)
+
+    def call(self, command: _Command, dot: Any, scopes: list[dict[str, Any]],
+             piped: Any) -> Any:
+        first, *rest = command.operands
+        name = str(first.value)
+        signature = SIGNATURES[name]
+        given = len(rest) + (piped is not _MISSING)
+        wanted = len(signature.kinds) - signature.variadic
+        if given < wanted or (given > wanted and not signature.variadic):
+            what = f"at least {wanted}" if signature.variadic else str(wanted)
+            raise self.fail(first, f"wrong number of args for {name}: want {what} got {given}")
+        if name in ("and", "or"):  # they stop at their answer (Go 1.18)
+            value: Any = _MISSING
+            for operand in rest:
+                value = self.argument(operand, dot, scopes)
+                if truth(value) == (name == "or"):
+                    return value
+            return piped if piped is not _MISSING else value
+        arguments = []
+        for position, operand in enumerate(rest):
+            kind = signature.kinds[min(position, len(signature.kinds) - 1)]
+            arguments.append(self.checked(operand, self.argument(operand, dot, scopes), kind))
+        if piped is not _MISSING:
+            kind = signature.kinds[min(len(rest), len(signature.kinds) - 1)]
+            arguments.append(self.checked(command, piped, kind, piped=True))
+        try:
+            return self._functions[name](*arguments)
+        except TemplateError as error:
+            raise self.fail(command, f"error calling {name}: {error}") from None
+
+    def checked(self, operand: _Operand | _Command, value: Any, kind: str, *,
+                piped: bool = False) -> Any:
+        """``value`` as the parameter's kind wants it, or Go's error."""
+        if kind == "any":
+            return value
+        fits = {"string": lambda v: isinstance(v, str),
+                "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                "strings": lambda v: isinstance(v, (list, tuple)) and all(
+                    isinstance(item, str) for item in v)}[kind](value)
+        if fits:
+            return value
+        expected = {"string": "string", "int": "int", "strings": "[]string"}[kind]
+        if isinstance(operand, _Operand) and operand.kind == "nil" and not piped:
+            raise self.fail(operand, f"cannot assign nil to {expected}")
+        if isinstance(operand, _Operand) and operand.kind == "literal" and not piped:
+            if kind == "strings":
+                raise self.fail(operand, f"can't handle {operand.text} for arg of type "
+                                         "[]string")
+            found = "integer" if kind == "int" else expected
+            raise self.fail(operand, f"expected {found}; found {operand.text}")
+        raise self.fail(operand, f"wrong type for value; expected {expected}; got "
+                                 f"{go_type(value)}")
+
+    def argument(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]) -> Any:
+        if operand.kind == "function":  # a function as an argument is called bare
+            return self.call(_Command([operand]), dot, scopes, _MISSING)
+        if operand.kind == "nil":
+            return None
+        return self.operand(operand, dot, scopes)
 
     def operand(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]) -> Any:
         if operand.kind == "literal":
             return operand.value
-        if operand.kind == "pipeline":
+        if operand.kind == "group":
             return self.pipeline(operand.value, dot, scopes)
         if operand.kind == "chain":
             group, names = operand.value
-            return self.fields(self.operand(group, dot, scopes), names, operand)
-        if operand.kind == "function":
-            return self.command(_Command([operand]), dot, scopes, _MISSING)
+            return self.fields(self.pipeline(group.value, dot, scopes), names,
+                               dataclasses.replace(operand, text=group.value.text))
         if operand.kind == "variable":
             name, names = operand.value
             for scope in reversed(scopes):
                 if name in scope:
                     return self.fields(scope[name], names, operand)
-            raise TemplateError(f"{self._where(operand)}: undefined variable: {name}")
+            raise self.fail(operand, f"undefined variable: {name}")
+        if operand.kind == "nil":
+            return None
         return self.fields(dot, operand.value, operand)
 
     def fields(self, value: Any, names: list[str], operand: _Operand) -> Any:
+        looked_up = False  # a map's value is an interface {} to Go; others have their type
         for name in names:
             if isinstance(value, dict):
                 if name not in value:
-                    raise TemplateError(
-                        f"{self._where(operand)}: map has no entry for key \"{name}\"")
+                    raise self.fail(operand, f'map has no entry for key "{name}"')
                 value = value[name]
+                looked_up = True
             elif value is None:
-                raise TemplateError(f"{self._where(operand)}: nil pointer evaluating "
-                                    f"interface {{}}.{name}")
+                raise self.fail(operand, f"nil pointer evaluating interface {{}}.{name}")
             else:
-                raise TemplateError(f"{self._where(operand)}: can't evaluate field {name} "
-                                    f"in type {go_type(value)}")
+                kind = "interface {}" if looked_up or isinstance(value, (list, tuple)) \
+                    else go_type(value)
+                raise self.fail(operand, f"can't evaluate field {name} in type {kind}")
         return value
 
 
@@ -502,50 +730,97 @@ def go_type(value: Any) -> str:
     if isinstance(value, dict):
         return "map[string]interface {}"
     if isinstance(value, (list, tuple)):
-        return "[]interface {}"
+        return "[]string" if value and all(isinstance(v, str) for v in value) \
+            else "[]interface {}"
     return "interface {}"
 
 
-def text_of(value: Any) -> str:
-    """What an action prints for ``value``, as Go's template (a nil prints ``<no value>``)."""
-    if value is _MISSING or value is None:
-        return "<no value>"
+def _shortest(value: float) -> tuple[str, int]:
+    """The shortest digits that give back ``value`` (positive, finite, not 0), and the
+    decimal exponent of the first one."""
+    _, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    text = "".join(str(d) for d in digits).rstrip("0") or "0"
+    assert isinstance(exponent, int)
+    return text, len(digits) + exponent - 1
+
+
+def go_float(value: float, *, json_form: bool = False) -> str:
+    """Go's %v of a float64 (exponent from 1e+06 and below 1e-04), or encoding/json's
+    (from 1e21 and below 1e-6, ``e-7`` not ``e-07``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1, value) < 0 else "0"
+    sign = "-" if value < 0 else ""
+    digits, exponent = _shortest(abs(value))
+    if json_form:
+        scientific = abs(value) < 1e-6 or abs(value) >= 1e21
+    else:  # strconv's shortest %g decides with a precision of 6
+        scientific = exponent < -4 or exponent >= 6
+    if scientific:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        power = f"{abs(exponent):02d}" if not json_form else str(abs(exponent))
+        return f"{sign}{mantissa}e{'-' if exponent < 0 else '+'}{power}"
+    if exponent < 0:
+        return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+    whole = digits[:exponent + 1].ljust(exponent + 1, "0")
+    fraction = digits[exponent + 1:]
+    return f"{sign}{whole}{'.' + fraction if fraction else ''}"
+
+
+def _formatted(value: Any) -> str:
+    """Go's fmt ``%v`` (a nil is ``<nil>``)."""
+    if value is None or value is _MISSING:
+        return "<nil>"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value) if not value.is_integer() or abs(value) >= 1e21 else str(int(value))
+        return go_float(value)
     if isinstance(value, (list, tuple)):
-        return "[" + " ".join(text_of(item) for item in value) + "]"
+        return "[" + " ".join(_formatted(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "map[" + " ".join(f"{key}:{text_of(value[key])}" for key in sorted(value)) + "]"
+        return "map[" + " ".join(f"{key}:{_formatted(value[key])}" for key in sorted(value)) \
+            + "]"
     return str(value)
+
+
+def text_of(value: Any) -> str:
+    """What an action prints for ``value``: Go's %v, and ``<no value>`` for a nil."""
+    return "<no value>" if value is None or value is _MISSING else _formatted(value)
 
 
 def truth(value: Any) -> bool:
     """Go's truth: false, 0, nil and empty values are false."""
     if value is _MISSING or value is None:
         return False
-    if isinstance(value, (bool, int, float, str, list, tuple, dict)):
-        return bool(value)
-    return True
+    return bool(value)
 
 
 def _length(value: Any) -> int:
-    if isinstance(value, (str, list, tuple, dict)):
+    if isinstance(value, str):
+        return len(value.encode())  # Go counts bytes
+    if isinstance(value, (list, tuple, dict)):
         return len(value)
     raise TemplateError(f"len of type {go_type(value)}")
 
 
 def _index(value: Any, *keys: Any) -> Any:
+    if value is None:
+        raise TemplateError("index of untyped nil")
     for key in keys:
         if isinstance(value, dict):
+            if not isinstance(key, str):
+                raise TemplateError(f"value has type {go_type(key)}; should be string")
             value = value.get(key)  # Go: the zero value for a missing key
         elif isinstance(value, (list, tuple, str)):
             if not isinstance(key, int) or isinstance(key, bool):
                 raise TemplateError(f"cannot index slice/array with type {go_type(key)}")
-            if not 0 <= key < len(value):
+            sequence = value.encode() if isinstance(value, str) else value
+            if not 0 <= key < len(sequence):
                 raise TemplateError(f"index out of range: {key}")
-            value = value[key] if not isinstance(value, str) else ord(value[key])
+            value = sequence[key]
         elif value is None:
             raise TemplateError("index of untyped nil")
         else:
@@ -553,70 +828,193 @@ def _index(value: Any, *keys: Any) -> Any:
     return value
 
 
-def _compare(name: str, test: Callable[[Any, Any], bool]) -> Callable[..., bool]:
-    def compare(left: Any, *rights: Any) -> bool:
-        if not rights:
-            raise TemplateError("missing argument for comparison")
-        for right in rights:
-            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                          for v in (left, right))
-            if not numbers and type(left) is not type(right) and None not in (left, right):
-                raise TemplateError("incompatible types for comparison")
-            if name not in ("eq", "ne") and not numbers and not isinstance(left, str):
-                raise TemplateError("invalid type for comparison")
-            if name == "eq":
-                if left == right:
-                    return True
-                continue
-            return test(left, right)
-        return False  # eq: none of them was equal
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "other"
+
+
+def _eq(left: Any, *rights: Any) -> bool:
+    if not rights:
+        raise TemplateError("missing argument for comparison")
+    for right in rights:
+        for side in (left, right):
+            if _kind(side) == "other":
+                raise TemplateError(f"non-comparable type {_verb('s', '', None, None, side)}: "
+                                    f"{go_type(side)}")
+        if _kind(left) != _kind(right):
+            if "nil" in (_kind(left), _kind(right)):
+                continue  # nil equals nothing else
+            raise TemplateError("incompatible types for comparison")
+        if left == right:
+            return True
+    return False
+
+
+def _ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    def compare(left: Any, right: Any) -> bool:
+        kinds = (_kind(left), _kind(right))
+        if "other" in kinds or "nil" in kinds or "bool" in kinds:
+            raise TemplateError("invalid type for comparison")
+        if kinds[0] != kinds[1]:
+            raise TemplateError("incompatible types for comparison")
+        return test(left, right)
     return compare
 
 
-def _formatted(value: Any) -> str:
-    """Go's fmt ``%v`` (a nil is ``<nil>`` there)."""
-    return "<nil>" if value is None else text_of(value)
+_VERB = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?(.?)", re.DOTALL)
+
+
+def _quoted(text: str) -> str:
+    """Go's strconv.Quote."""
+    out = ['"']
+    for char in text:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+                        "\t": "\\t", "\v": "\\v"}[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out) + '"'
+
+
+def _bad(verb: str, value: Any) -> str:
+    return f"%!{verb}(<nil>)" if value is None else f"%!{verb}({go_type(value)}=" \
+                                                    f"{_formatted(value)})"
+
+
+def _verb(verb: str, flags: str, width: int | None, precision: int | None, value: Any) -> str:
+    """One of Go's fmt verbs applied to ``value`` (elementwise on a list, as Go's)."""
+    if isinstance(value, (list, tuple)) and verb != "T":
+        return "[" + " ".join(_verb(verb, flags, width, precision, v) for v in value) + "]"
+    if isinstance(value, dict) and verb != "T":
+        return "map[" + " ".join(f"{_verb(verb, flags, width, precision, key)}:"
+                                 f"{_verb(verb, flags, width, precision, value[key])}"
+                                 for key in sorted(value)) + "]"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text: str
+    if verb == "T":
+        text = go_type(value) if value is not None else "<nil>"
+    elif verb == "v":
+        text = _formatted(value)
+        if isinstance(value, str) and precision is not None:
+            text = value[:precision]
+    elif verb == "s":
+        text = value if isinstance(value, str) else _bad(verb, value)
+        if isinstance(value, str) and precision is not None:
+            text = value[:precision]
+    elif verb == "q":
+        if isinstance(value, str):
+            text = _quoted(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = "'" + _quoted(chr(value))[1:-1].replace("\\\"", '"').replace("'", "\\'") \
+                + "'"
+        else:
+            text = _bad(verb, value)
+    elif verb == "t":
+        text = ("true" if value else "false") if isinstance(value, bool) else _bad(verb, value)
+    elif verb in "dboxXcU" and isinstance(value, int) and not isinstance(value, bool):
+        if verb == "c":  # Go writes U+FFFD for what is no character
+            valid = 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
+            text = chr(value) if valid else "\ufffd"
+        elif verb == "U":
+            text = f"U+{value:04X}"
+        elif verb == "b":
+            text = ("-" if value < 0 else "+" if "+" in flags else "") + format(abs(value), "b")
+        elif verb == "o" and "#" in flags:
+            text = ("-" if value < 0 else "") + "0" + format(abs(value), "o")
+        else:
+            form = "%" + flags.replace("0", "").replace("-", "") + \
+                ("" if precision is None else f".{precision}") + verb
+            text = form % value
+    elif verb in "xX" and isinstance(value, str):
+        text = value.encode().hex()
+        text = text.upper() if verb == "X" else text
+    elif verb in "eEfFgG" and isinstance(value, float):
+        if verb in "gG" and precision is None:
+            text = go_float(float(value))
+            text = text.upper() if verb == "G" else text
+            if "+" in flags and not text.startswith("-"):
+                text = "+" + text
+        else:
+            form = "%" + flags.replace("0", "").replace("-", "") + \
+                ("" if precision is None else f".{precision}") + verb
+            text = form % float(value)
+    else:
+        return _bad(verb, value)
+    if width is not None and len(text) < width:
+        if "-" in flags:
+            text = text.ljust(width)
+        elif "0" in flags and (number or isinstance(value, str)):
+            sign = text[0] if text[:1] in "+- " else ""
+            text = sign + text[len(sign):].rjust(width - len(sign), "0")
+        else:
+            text = text.rjust(width)
+    return text
+
+
+def _size(text: str | None, remaining: list[Any]) -> int | None:
+    """A width or precision: digits, or ``*`` (taken from the arguments), or none."""
+    if text is None:
+        return None
+    if text != "*":
+        return int(text)
+    size = remaining.pop(0) if remaining else None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
 def _printf(form: str, *values: Any) -> str:
-    """Go's printf for the verbs people use: %s %v %d %q %f %t %x %%."""
+    """Go's fmt.Sprintf for the verbs people use."""
     out: list[str] = []
     remaining = list(values)
-    pattern = re.compile(r"%([-+ 0#]*)(\d*)(?:\.(\d+))?([svdqftxX%])")
     position = 0
-    for match in pattern.finditer(form):
-        out.append(form[position:match.start()])
+    while True:
+        percent = form.find("%", position)
+        if percent < 0:
+            out.append(form[position:])
+            break
+        out.append(form[position:percent])
+        match = _VERB.match(form, percent)
+        assert match is not None  # every part of the pattern is optional
+        flags, width_text, precision_text, verb = match.groups()
         position = match.end()
-        flags, width, precision, verb = match.groups()
         if verb == "%":
             out.append("%")
             continue
+        if not verb:
+            out.append("%!(NOVERB)")
+            break
+        width = _size(width_text, remaining)
+        precision = 0 if precision_text == "" else _size(precision_text, remaining)
+        if (width is not None and abs(width) > MAX_WIDTH) or (
+                precision is not None and precision > MAX_WIDTH):
+            out.append("%!(BADWIDTH)" if width is not None and abs(width) > MAX_WIDTH
+                       else "%!(BADPREC)")
+            continue
+        if width is not None and width < 0:
+            flags, width = flags + "-", -width
         if not remaining:
             out.append(f"%!{verb}(MISSING)")
             continue
-        value = remaining.pop(0)
-        if verb in "sv":
-            text = _formatted(value)
-            if precision:
-                text = text[:int(precision)]
-        elif verb == "q":
-            text = json.dumps(_formatted(value), ensure_ascii=False)
-        elif verb == "t":
-            text = _formatted(value)
-        elif verb in "dxX" and isinstance(value, int) and not isinstance(value, bool):
-            text = format(value, {"d": "d", "x": "x", "X": "X"}[verb])
-        elif verb == "f" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            text = f"{float(value):.{int(precision) if precision else 6}f}"
-        else:
-            text = f"%!{verb}({go_type(value)}={_formatted(value)})"
-        if width:
-            text = text.ljust(int(width)) if "-" in flags else text.rjust(
-                int(width), "0" if "0" in flags and verb in "dfxX" else " ")
-        out.append(text)
-    out.append(form[position:])
+        out.append(_verb(verb, flags, width, precision, remaining.pop(0)))
     if remaining:
-        out.append("%!(EXTRA " + ", ".join(f"{go_type(v)}={_formatted(v)}" for v in remaining)
-                   + ")")
+        out.append("%!(EXTRA " + ", ".join(
+            "<nil>" if v is None else f"{go_type(v)}={_formatted(v)}" for v in remaining) + ")")
     return "".join(out)
 
 
@@ -630,57 +1028,122 @@ def _print(*values: Any) -> str:
     return out
 
 
-def _json(value: Any) -> str:
-    return json.dumps(None if value is _MISSING else value, ensure_ascii=False,
-                      separators=(",", ":"))
+def _json_text(value: Any) -> str:
+    """encoding/json's text of ``value``, with SetEscapeHTML(false), keys in their order."""
+    if value is None or value is _MISSING:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise TemplateError(f"json: unsupported value: {go_float(value)}")
+        return go_float(value, json_form=True)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace(
+            "\u2029", "\\u2029")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_json_text(str(key))}:{_json_text(item)}"
+                              for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_json_text(item) for item in value) + "]"
+    return _json_text(str(value))
 
 
-def _join(values: Any, separator: str) -> str:
-    if not isinstance(values, (list, tuple)):
-        raise TemplateError(f"wrong type for value; expected []string; got {go_type(values)}")
-    return separator.join(text_of(value) for value in values)
+def _pad(value: str, before: int, after: int) -> str:
+    if not value:
+        return value  # Docker's: nothing to pad
+    if before < 0 or after < 0:
+        raise TemplateError("strings: negative Repeat count")
+    if before > MAX_WIDTH or after > MAX_WIDTH:
+        raise TemplateError("padding too large")
+    return " " * max(before, 0) + value + " " * max(after, 0)
 
 
-def _pad(value: Any, before: int, after: int) -> str:
-    return " " * before + text_of(value) + " " * after
-
-
-def _truncate(value: Any, length: int) -> str:
-    text = text_of(value)
-    return text[:length] if len(text) > length else text
+def _truncate(value: str, length: int) -> str:
+    raw = value.encode()  # Go slices bytes
+    if len(raw) < length:
+        return value
+    if length < 0:
+        raise TemplateError(f"runtime error: slice bounds out of range [:{length}]")
+    return raw[:length].decode(errors="replace")
 
 
 def _title(value: str) -> str:
-    return re.sub(r"(^|\s)(\w)", lambda m: m.group(1) + m.group(2).upper(), value)
+    """Go's strings.Title: a letter after anything but a letter, digit or ``_``."""
+    out = []
+    previous = " "
+    for char in value:
+        out.append(char.upper() if not (previous.isalnum() or previous == "_") else char)
+        previous = char
+    return "".join(out)
+
+
+def _split(value: str, separator: str) -> list[str]:
+    return list(value) if separator == "" else value.split(separator)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "and": lambda first, *rest: next((v for v in (first, *rest) if not truth(v)),
-                                     (first, *rest)[-1]),
-    "or": lambda first, *rest: next((v for v in (first, *rest) if truth(v)),
-                                    (first, *rest)[-1]),
+    "and": lambda *values: values[-1],  # evaluated in _Run.call, which stops early
+    "or": lambda *values: values[-1],
     "not": lambda value: not truth(value),
     "len": _length,
     "index": _index,
     "print": _print,
     "printf": _printf,
     "println": lambda *values: " ".join(_formatted(value) for value in values) + "\n",
-    "eq": _compare("eq", lambda a, b: a == b),
-    "ne": _compare("ne", lambda a, b: a != b),
-    "lt": _compare("lt", lambda a, b: a < b),
-    "le": _compare("le", lambda a, b: a <= b),
-    "gt": _compare("gt", lambda a, b: a > b),
-    "ge": _compare("ge", lambda a, b: a >= b),
+    "eq": _eq,
+    "ne": lambda left, right: not _eq(left, right),
+    "lt": _ordered(lambda a, b: a < b),
+    "le": _ordered(lambda a, b: a <= b),
+    "gt": _ordered(lambda a, b: a > b),
+    "ge": _ordered(lambda a, b: a >= b),
     # Docker's own (github.com/docker/cli/templates):
-    "json": _json,
-    "join": _join,
-    "split": lambda value, separator: str(value).split(separator),
-    "lower": lambda value: text_of(value).lower(),
-    "upper": lambda value: text_of(value).upper(),
-    "title": lambda value: _title(text_of(value)),
+    "json": _json_text,
+    "join": lambda values, separator: separator.join(values),
+    "split": _split,
+    "lower": str.lower,
+    "upper": str.upper,
+    "title": _title,
     "pad": _pad,
     "truncate": _truncate,
 }
+SIGNATURES: dict[str, _Signature] = {
+    "and": _Signature(("any", "any"), variadic=True),
+    "or": _Signature(("any", "any"), variadic=True),
+    "not": _Signature(("any",)),
+    "len": _Signature(("any",)),
+    "index": _Signature(("any", "any"), variadic=True),
+    "print": _Signature(("any",), variadic=True),
+    "printf": _Signature(("string", "any"), variadic=True),
+    "println": _Signature(("any",), variadic=True),
+    "eq": _Signature(("any", "any"), variadic=True),
+    "ne": _Signature(("any", "any")),
+    "lt": _Signature(("any", "any")),
+    "le": _Signature(("any", "any")),
+    "gt": _Signature(("any", "any")),
+    "ge": _Signature(("any", "any")),
+    "json": _Signature(("any",)),
+    "join": _Signature(("strings", "string")),
+    "split": _Signature(("string", "string")),
+    "lower": _Signature(("string",)),
+    "upper": _Signature(("string",)),
+    "title": _Signature(("string",)),
+    "pad": _Signature(("string", "int", "int")),
+    "truncate": _Signature(("string", "int")),
+}
+# Docker renders a table's header with these in place of its own: a header cell is the
+# field's name, whatever the cell does to its value.
+HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    name: (lambda value, *_: value)
+    for name in ("json", "split", "join", "title", "lower", "upper", "truncate")
+}
+
+
+def json_text(value: Any) -> str:
+    """``value`` as Docker's ``json`` function writes it (compact, no HTML escapes)."""
+    return _json_text(value)
 
 
 def parse(source: str) -> Template:

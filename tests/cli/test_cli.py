@@ -251,6 +251,15 @@ def test_inspect_and_ps_take_go_templates(session: Cli) -> None:
     table = session.ok("ps", "-a", "--format", r"table {{.Names}}\t{{.Status}}").splitlines()
     assert table[0].split() == ["NAMES", "STATUS"]
     assert any(line.startswith("formatted ") and "Exited (3)" in line for line in table[1:])
+    # Rows of different widths; the header names each field whatever its cell does.
+    ragged = session.ok("ps", "-a", "--format",
+                        r"table {{lower .Names}}{{if .Mounts}}\t{{.Mounts}}{{end}}").splitlines()
+    assert ragged[0].split() == ["NAMES", "MOUNTS"]
+    assert "formatted" in [row.strip() for row in ragged[1:]]
+    # inspect takes the template as it is: a \n inside a string is the template's own.
+    assert session.ok("inspect", "-f", r'{{join .Config.Cmd "\n"}}',
+                      "formatted") == "sh\n-c\nexit 3\n"
+    assert json.loads(session.ok("inspect", "-f", "json", "formatted"))["Id"] == container
     session.ok("rm", "formatted")
 
 
@@ -263,5 +272,12 @@ def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
     assert failing.returncode == 1 and failing.stdout == ""
     assert ('template parsing error: template: :1:8: executing "" at <.State.Nope>: map has '
             'no entry for key "Nope"') in failing.stderr
-    assert session("ps", "--format", "{{nope}}").returncode == 64
+    # docker ps: a template that does not parse, or fails on an empty row, exits 1.
+    unparsed_ps = session("ps", "--format", "{{nope}}")
+    assert unparsed_ps.returncode == 1
+    assert unparsed_ps.stderr.strip() == ('failed to parse template: template: :1: function '
+                                          '"nope" not defined')
+    failing_ps = session("ps", "--format", "{{.Nope}}")
+    assert failing_ps.returncode == 1
+    assert failing_ps.stderr.startswith("failed to execute template: ")
     session.ok("rm", "templated")
