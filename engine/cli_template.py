@@ -828,18 +828,12 @@ def _index(value: Any, *keys: Any) -> Any:
     return value
 
 
+_KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string"}
+
+
 def _kind(value: Any) -> str:
-    if value is None:
-        return "nil"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    return "other"
+    """Go's basic kind of ``value`` for comparisons: nil, bool, int, float, string, other."""
+    return "nil" if value is None else _KINDS.get(go_type(value), "other")
 
 
 def _eq(left: Any, *rights: Any) -> bool:

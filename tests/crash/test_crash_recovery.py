@@ -71,6 +71,19 @@ def crash_then_recover(root: pathlib.Path, setup: list[str], action: str,
     return engine, runtime, host
 
 
+def exit_while_down(root: pathlib.Path, exit_code: int
+                    ) -> tuple[Engine, FakeRuntime, FakeHost, int | None]:
+    """The one task ends with ``exit_code`` while no engine runs; then recovery runs.
+    Returns the reopened engine, runtime and host, and when the task ended."""
+    runtime = FakeRuntime(root / "fake" / "runtime")
+    (container_id,) = runtime.tasks()
+    runtime.exit(container_id, exit_code)
+    exited_at = runtime.tasks()[container_id].exited_at
+    engine, runtime, host = reopen(root)
+    assert_converged(engine, runtime, host)
+    return engine, runtime, host, exited_at
+
+
 def finish_cleanly(engine: Engine, runtime: FakeRuntime, host: FakeHost) -> None:
     """After recovery the container is fully usable: start, stop, remove, nothing left."""
     record = engine.inspect("web")
@@ -178,11 +191,7 @@ def test_crash_with_auto_remove_pending_is_finished(tmp_path: pathlib.Path) -> N
 
 def test_container_that_exited_while_the_daemon_was_down(tmp_path: pathlib.Path) -> None:
     assert drive(tmp_path, "run") == 0
-    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
-    (container_id,) = runtime.tasks()
-    runtime.exit(container_id, 7)
-    engine, runtime, host = reopen(tmp_path)
-    assert_converged(engine, runtime, host)
+    engine, _, _, _ = exit_while_down(tmp_path, 7)
     record = engine.inspect("web")
     assert (record.state, record.exit_code) == (ContainerState.EXITED, 7)
     engine.saga.db.close()
@@ -195,12 +204,7 @@ def test_a_start_whose_task_ran_and_exited_while_down_is_rolled_forward(
     down: it started (start, then die, with the task's own exit code), not a failed start."""
     assert drive(tmp_path, "create") == 0
     assert drive(tmp_path, "start", f"{failpoint}=crash") == CRASH_STATUS
-    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
-    (container_id,) = runtime.tasks()
-    runtime.exit(container_id, 5)
-    exited_at = runtime.tasks()[container_id].exited_at
-    engine, runtime, host = reopen(tmp_path)
-    assert_converged(engine, runtime, host)
+    engine, runtime, host, exited_at = exit_while_down(tmp_path, 5)
     record = engine.inspect("web")
     assert (record.state, record.exit_code, record.error) == (ContainerState.EXITED, 5, "")
     assert record.finished_at == exited_at
@@ -224,11 +228,7 @@ def test_a_task_killed_before_it_was_started_is_a_failed_start(
     created task was killed meanwhile: it never ran, so the start is compensated."""
     assert drive(tmp_path, "create") == 0
     assert drive(tmp_path, "start", f"{failpoint}=crash") == CRASH_STATUS
-    runtime = FakeRuntime(tmp_path / "fake" / "runtime")
-    (container_id,) = runtime.tasks()
-    runtime.exit(container_id, 137)
-    engine, runtime, host = reopen(tmp_path)
-    assert_converged(engine, runtime, host)
+    engine, runtime, host, _ = exit_while_down(tmp_path, 137)
     record = engine.inspect("web")
     assert (record.state, record.exit_code) == (ContainerState.CREATED, 128)
     assert "interrupted" in record.error
