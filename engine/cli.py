@@ -127,6 +127,13 @@ def _inspect_flags(sub: argparse.ArgumentParser) -> None:
 
 def _logs_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-f", "--follow", action="store_true")
+    sub.add_argument("-n", "--tail", default="all",
+                     help='number of lines to show from the end of the logs (default "all")')
+    sub.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    sub.add_argument("--since", default="", help="show logs since a timestamp "
+                     "(2013-01-02T13:23:37Z) or relative (42m for 42 minutes)")
+    sub.add_argument("--until", default="", help="show logs before a timestamp "
+                     "(2013-01-02T13:23:37Z) or relative (42m for 42 minutes)")
     sub.add_argument("container")
 
 

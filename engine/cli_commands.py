@@ -15,6 +15,7 @@ from engine.cli_output import (
     ago,
     docker_inspect,
     iso,
+    parse_moment,
     print_json,
     ps_fields,
     table,
@@ -297,13 +298,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    request = messages().LogsRequest(container=args.container, follow=args.follow,
+                                     since_ns=_moment("since", args.since),
+                                     until_ns=_moment("until", args.until))
+    with contextlib.suppress(ValueError):  # Docker's: anything but a number is all of it
+        request.tail = int(args.tail)
     api = Api(args)
-    for entry in api.call(api.containers.Logs, messages().LogsRequest(container=args.container,
-                                                                 follow=args.follow)):
+    for entry in api.call(api.containers.Logs, request):
         stream = sys.stdout if entry.stream == "stdout" else sys.stderr
-        stream.write(entry.line)
+        stream.write(f"{entry.time} {entry.line}" if args.timestamps else entry.line)
         stream.flush()
     return 0
+
+
+def _moment(flag: str, value: str) -> int:
+    """``--since`` / ``--until`` as nanoseconds since the epoch (0 if not given)."""
+    if not value:
+        return 0
+    try:
+        # Nanoseconds fit in 64 bits until 2262; a later time is as good as the last one.
+        return max(1, min(parse_moment(value), (1 << 63) - 1))
+    except ValueError:
+        raise CliError(f'invalid value for "{flag}": failed to parse value as time or '
+                       f'duration: "{value}"') from None
 
 
 def _event_line(event: Any) -> str:

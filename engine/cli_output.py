@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import re
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,6 +16,29 @@ def iso(milliseconds: int) -> str:
         return ZERO_TIME
     moment = datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+          "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def parse_moment(value: str, now_ns: int | None = None) -> int:
+    """Docker's ``--since`` / ``--until`` value as nanoseconds since the epoch: a Go duration
+    back from now (``42m``, ``1h30m``), a Unix time (``1700000000.5``), or an RFC 3339 time or
+    date (``2013-01-02T13:23:37Z``; local time without a zone). Raises ValueError."""
+    now = time.time_ns() if now_ns is None else now_ns
+    parts = _DURATION.findall(value)
+    if parts and "".join(number + unit for number, unit in parts) == value:
+        return now - int(sum(float(number) * _UNITS[unit] for number, unit in parts))
+    if re.fullmatch(r"\d+(\.\d{1,9})?", value):
+        seconds, _, fraction = value.partition(".")
+        return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
+    moment = datetime.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as Docker reads a time without a zone
+    micros = moment.microsecond
+    return int(moment.replace(microsecond=0).timestamp()) * 1_000_000_000 + micros * 1000
 
 
 def ago(milliseconds: int) -> str:

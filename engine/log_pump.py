@@ -14,6 +14,7 @@ pump's thread, when both streams have ended and the log is closed.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import BinaryIO
 log = logging.getLogger("berth.logs")
 
 CHUNK = 65536
+TAIL_BLOCK = 65536  # how much of a log is read back at a time to find its last lines
 MAX_LINE = 16 * 1024  # Docker's copier buffer: a longer line goes out as partial messages
 
 
@@ -173,6 +175,32 @@ def rfc3339_nano(nanoseconds: int) -> str:
     seconds, fraction = divmod(nanoseconds, 1_000_000_000)
     moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{moment}.{fraction:09d}".rstrip("0").rstrip(".") + "Z"
+
+
+def parse_rfc3339_nano(text: str) -> int:
+    """The nanoseconds since the epoch of a time ``rfc3339_nano`` wrote. Raises ValueError."""
+    moment, _, fraction = text.removesuffix("Z").partition(".")
+    seconds = calendar.timegm(time.strptime(moment, "%Y-%m-%dT%H:%M:%S"))
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+
+
+def tail_offset(log: BinaryIO, count: int) -> int:
+    """Where the last ``count`` complete lines of ``log`` begin (read back from its end, not
+    from its start: a log may be large). A line still being written is not counted."""
+    log.seek(0, os.SEEK_END)
+    position = log.tell()
+    wanted = count + 1  # the newline before the first of them (the last one ends the last)
+    while position > 0:
+        start = max(0, position - TAIL_BLOCK)
+        log.seek(start)
+        block = log.read(position - start)
+        index = len(block)
+        while (index := block.rfind(b"\n", 0, index)) >= 0:
+            wanted -= 1
+            if wanted == 0:
+                return start + index + 1
+        position = start
+    return 0
 
 
 # What Docker's json-file writer (ffjson's string writer) escapes: quotes and backslashes as

@@ -22,6 +22,7 @@ from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.errors import Deadline, NotFound, NotModified, Unavailable
+from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
@@ -164,6 +165,9 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         path = self._engine.saga.host.log_path(record.id)
         log: BinaryIO | None = None
         position = 0
+        # Docker's: a negative tail is all of it; the tail is taken first, then the window.
+        tail = request.tail if request.HasField("tail") and request.tail >= 0 else None
+        since, until = request.since_ns, request.until_ns
         followed: list[int | None] = [None]  # the run followed: the first live one seen
         try:
             if request.follow and request.from_start:
@@ -177,6 +181,8 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 if log is None:
                     with contextlib.suppress(FileNotFoundError):
                         log = open(path, "rb")  # noqa: SIM115 - closed below
+                        if tail is not None:
+                            position = tail_offset(log, tail)
                 if log is not None:
                     log.seek(position)
                     for line in log:
@@ -184,10 +190,16 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                             break
                         position += len(line)
                         entry = json.loads(line)
+                        if since or until:
+                            written = parse_rfc3339_nano(entry["time"])
+                            if written < since or (until and written > until):
+                                continue
                         yield pb.LogEntry(stream=entry["stream"], line=entry["log"],
                                           time=entry["time"])
                 if not request.follow or not context.is_active():
                     return
+                if until and time.time_ns() > until:
+                    return  # Docker's follow ends once --until is past
                 self._check_shutdown()
                 if not self._still_running(record.id, followed,
                                            waiting=request.from_start and followed[0] is None):

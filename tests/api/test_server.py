@@ -21,6 +21,7 @@ from engine.api.server import MAX_MESSAGE_BYTES, SERVICE_NAMES
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.api.v1 import system_pb2 as spb
+from engine.log_pump import rfc3339_nano
 from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, failure
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
@@ -179,3 +180,29 @@ def test_logs_follow_ends_when_its_run_ends_even_if_a_restart_follows(daemon: Ap
     daemon.containers.Restart(pb.StopRequest(container="followed", timeout=0), timeout=30)
     assert daemon.engine.inspect("followed").state.value == "running"
     assert list(stream) == []  # ended (a stream still following would hit the 30 s deadline)
+
+
+def test_logs_take_a_tail_and_a_time_window(daemon: ApiDaemon) -> None:
+    """Docker's ``logs --tail N --since T --until T``: the tail is taken first, then the
+    window; a negative tail is all of it."""
+    created = daemon.run("windowed")
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    base = 1_700_000_000_000_000_000
+    log.write_text("".join(
+        json.dumps({"log": f"{index}\n", "stream": "stdout",
+                    "time": rfc3339_nano(base + index * 1_000_000_000)}) + "\n"
+        for index in range(6)))
+
+    def lines(**fields: int) -> list[str]:
+        request = pb.LogsRequest(container="windowed", **fields)
+        return [entry.line for entry in daemon.containers.Logs(request, timeout=30)]
+
+    assert lines() == [f"{index}\n" for index in range(6)]
+    assert lines(tail=2) == ["4\n", "5\n"]
+    assert lines(tail=0) == []
+    assert lines(tail=-1) == lines()
+    assert lines(since_ns=base + 4 * 10**9) == ["4\n", "5\n"]
+    assert lines(until_ns=base + 10**9) == ["0\n", "1\n"]
+    assert lines(tail=3, since_ns=base + 4 * 10**9) == ["4\n", "5\n"]
+    assert lines(since_ns=base + 2 * 10**9, until_ns=base + 3 * 10**9) == ["2\n", "3\n"]

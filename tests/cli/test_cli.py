@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import time
 
@@ -281,3 +282,23 @@ def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
     assert failing_ps.returncode == 1
     assert failing_ps.stderr.startswith("failed to execute template: ")
     session.ok("rm", "templated")
+
+
+def test_logs_tail_timestamps_and_a_time_window(session: Cli) -> None:
+    session.ok("run", "--name", "chatty", "busybox", "sh", "-c",
+               "for i in 1 2 3 4 5; do echo line $i; done")
+    assert session.ok("logs", "chatty").splitlines() == [f"line {i}" for i in range(1, 6)]
+    assert session.ok("logs", "--tail", "2", "chatty").splitlines() == ["line 4", "line 5"]
+    assert session.ok("logs", "-n", "0", "chatty") == ""
+    assert session.ok("logs", "--tail", "all", "chatty").count("line") == 5
+    stamped = session.ok("logs", "-t", "--tail", "1", "chatty").split()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", stamped[0])
+    assert stamped[1:] == ["line", "5"]
+    assert session.ok("logs", "--since", "1h", "chatty").count("line") == 5
+    assert session.ok("logs", "--until", "1h", "chatty") == ""  # all written after
+    assert session.ok("logs", "--since", "2999-01-01T00:00:00Z", "chatty") == ""
+    refused = session("logs", "--since", "yesterday", "chatty")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ('invalid value for "since": failed to parse value as '
+                                      'time or duration: "yesterday"')
+    session.ok("rm", "chatty")

@@ -9,7 +9,18 @@ import pathlib
 import re
 import threading
 
-from engine.log_pump import CHUNK, MAX_LINE, LogPump, entry, rfc3339_nano
+import pytest
+
+from engine import log_pump
+from engine.log_pump import (
+    CHUNK,
+    MAX_LINE,
+    LogPump,
+    entry,
+    parse_rfc3339_nano,
+    rfc3339_nano,
+    tail_offset,
+)
 
 
 class Container:
@@ -149,3 +160,25 @@ def test_a_complete_long_line_is_cut_as_dockers_copier_cuts_it(tmp_path: pathlib
     times = {entry["time"] for entry in entries(tmp_path / "cut.log")
              if entry["stream"] == "stdout"}
     assert len(times) == 1  # a line's pieces carry its one time, as Docker's copier stamps them
+
+
+def test_the_tail_is_found_from_the_end_of_the_log(tmp_path: pathlib.Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_pump, "TAIL_BLOCK", 7)  # lines across several blocks read back
+    log = tmp_path / "c.log"
+    lines = [f"line {index}\n".encode() for index in range(10)]
+    log.write_bytes(b"".join(lines) + b"half a line")  # the last one is still being written
+    with log.open("rb") as handle:
+        for count, expected in ((0, []), (3, lines[7:]), (10, lines), (50, lines)):
+            handle.seek(tail_offset(handle, count))
+            assert [line for line in handle.readlines() if line.endswith(b"\n")] == expected
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    with empty.open("rb") as handle:
+        assert tail_offset(handle, 5) == 0
+
+
+def test_log_times_read_back_to_the_nanosecond() -> None:
+    for nanoseconds in (1_700_000_000_000_000_000, 1_700_000_000_123_456_789,
+                        1_700_000_000_100_000_000):
+        assert parse_rfc3339_nano(rfc3339_nano(nanoseconds)) == nanoseconds

@@ -198,14 +198,20 @@ class ListResponse(_message.Message):
     def __init__(self, containers: _Optional[_Iterable[_Union[Container, _Mapping]]] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("container", "follow", "from_start")
+    __slots__ = ("container", "follow", "from_start", "tail", "since_ns", "until_ns")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     FROM_START_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_NS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_NS_FIELD_NUMBER: _ClassVar[int]
     container: str
     follow: bool
     from_start: bool
-    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., from_start: _Optional[bool] = ...) -> None: ...
+    tail: int
+    since_ns: int
+    until_ns: int
+    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., from_start: _Optional[bool] = ..., tail: _Optional[int] = ..., since_ns: _Optional[int] = ..., until_ns: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("stream", "line", "time")
