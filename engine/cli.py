@@ -54,8 +54,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def _container_flags(parser: argparse.ArgumentParser) -> None:
+    # Docker's -h is the hostname here: help is --help alone (see build_parser).
+    parser.add_argument("--help", action="help", help="show this help message and exit")
     parser.add_argument("--name")
+    parser.add_argument("-h", "--hostname")
     parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("--env-file", action="append", default=[],
+                        help="read environment variables from a file")
     parser.add_argument("-v", "--volume", action="append", default=[])
     parser.add_argument("--secret", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--network", default="none", choices=["none", "host"])
@@ -212,6 +217,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "demo": (cmd_demo, "journal demonstration on the in-process fake runtime", _demo_flags),
 }
 _VALUE_FLAGS = ("-H", "--host", "--tls-ca", "--tls-cert", "--tls-key")
+_HOSTNAME_VERBS = frozenset({"create", "run"})  # their -h is --hostname, as Docker's
 
 
 def build_parser(verb: str | None = None) -> Parser:
@@ -225,7 +231,8 @@ def build_parser(verb: str | None = None) -> Parser:
     commands.required = True
     for name, (handler, text, flags) in COMMANDS.items():
         if verb is None or name == verb:
-            sub = commands.add_parser(name, help=text, description=text)
+            sub = commands.add_parser(name, help=text, description=text,
+                                      add_help=name not in _HOSTNAME_VERBS)
             sub.set_defaults(handler=handler)
             flags(sub)
     return parser

@@ -34,7 +34,7 @@ def _config(args: argparse.Namespace) -> Any:
         raise CliError(f"invalid restart policy format: {args.restart}",
                        EXIT_REFUSED) from None
     env = []
-    for variable in args.env:
+    for variable in [*_env_files(args.env_file), *args.env]:  # Docker's order: files first
         if not variable or variable.startswith("="):
             raise CliError(f"invalid environment variable: {variable}", EXIT_REFUSED)
         if "=" not in variable and variable in os.environ:
@@ -44,10 +44,42 @@ def _config(args: argparse.Namespace) -> Any:
         env.append(variable)
     return pb.ContainerConfig(
         image=args.image, cmd=args.command, name=args.name or "", env=env,
-        working_dir=args.workdir or "", user=args.user or "", network_mode=args.network,
+        working_dir=args.workdir or "", user=args.user or "", hostname=args.hostname or "",
+        network_mode=args.network,
         mounts=args.volume, restart_policy=name, restart_max_retries=max_retries,
         auto_remove=args.rm, runtime=args.runtime or "", secrets=args.secret,
     )
+
+
+def _env_files(paths: list[str]) -> list[str]:
+    """Docker's --env-file: a VAR=VALUE a line, the value kept as written; blank lines and
+    lines starting with # skipped; a bare VAR left to the -e rules (the client's value, else
+    unset)."""
+    variables = []
+    for path in paths:
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError as exc:
+            raise CliError(f"open {path}: {(exc.strerror or str(exc)).lower()}",
+                           EXIT_REFUSED) from None
+        for number, raw in enumerate(content.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+            try:
+                line = raw.decode().lstrip()
+            except UnicodeDecodeError:
+                raise CliError(f"env file {path} contains invalid utf8 bytes at line {number}",
+                               EXIT_REFUSED) from None
+            if not line or line.startswith("#"):
+                continue
+            variable, equals, value = line.partition("=")
+            if any(space in variable for space in " \t\n\v\f\r"):
+                raise CliError(f"poorly formatted environment: variable '{variable}' contains "
+                               "whitespaces", EXIT_REFUSED)
+            if not variable:
+                raise CliError(f"poorly formatted environment: no variable name on line "
+                               f"'{line}'", EXIT_REFUSED)
+            variables.append(f"{variable}={value}" if equals else variable)
+    return variables
 
 
 def cmd_create(args: argparse.Namespace) -> int:

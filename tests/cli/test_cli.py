@@ -302,3 +302,26 @@ def test_logs_tail_timestamps_and_a_time_window(session: Cli) -> None:
     assert refused.stderr.strip() == ('invalid value for "since": failed to parse value as '
                                       'time or duration: "yesterday"')
     session.ok("rm", "chatty")
+
+
+def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path) -> None:
+    assert session.ok("run", "--rm", "-h", "web1", "busybox", "hostname") == "web1\n"
+    assert session.ok("run", "--rm", "--hostname", "web2", "busybox", "hostname") == "web2\n"
+    env_file = tmp_path / "env"
+    env_file.write_text("# settings\n\nA=1\n  B=two words \nFROM_CLIENT\nNOT_SET_ANYWHERE\n")
+    session.environment["FROM_CLIENT"] = "client"
+    try:
+        printed = session.ok("run", "--rm", "--env-file", str(env_file), "-e", "A=2",
+                             "busybox", "env").splitlines()
+    finally:
+        del session.environment["FROM_CLIENT"]
+    assert "A=2" in printed and "A=1" not in printed  # the file's first, -e then replaces
+    assert "B=two words " in printed and "FROM_CLIENT=client" in printed
+    assert not any(line.startswith("NOT_SET_ANYWHERE") for line in printed)
+    env_file.write_text("BAD NAME=1\n")
+    refused = session("run", "--rm", "--env-file", str(env_file), "busybox", "true")
+    assert refused.returncode == 125
+    assert "variable 'BAD NAME' contains whitespaces" in refused.stderr
+    missing = session("run", "--rm", "--env-file", str(tmp_path / "nope"), "busybox", "true")
+    assert missing.returncode == 125 and "no such file or directory" in missing.stderr
+    assert "usage: berth run" in session.ok("run", "--help")
