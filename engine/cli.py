@@ -122,6 +122,13 @@ def _ps_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     sub.add_argument("--format", default="table",
                      help="table (default), json, 'table TEMPLATE' or a Go TEMPLATE")
+    sub.add_argument("-f", "--filter", action="append", default=[],
+                     help="filter output based on conditions provided (KEY=VALUE)")
+    sub.add_argument("-n", "--last", type=int, default=-1,
+                     help="show n last created containers (includes all states)")
+    sub.add_argument("-l", "--latest", action="store_true",
+                     help="show the latest created container (includes all states)")
+    sub.add_argument("--no-trunc", action="store_true", help="don't truncate output")
 
 
 def _inspect_flags(sub: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
+from engine.cli_filters import FilterError, matcher, parse_filters, wants_all
 from engine.cli_output import (
     PS_HEADERS,
     ago,
@@ -253,12 +254,31 @@ def cmd_ps(args: argparse.Namespace) -> int:
             template.execute(ps_fields(None))
         except TemplateError as error:
             raise CliError(f"failed to execute template: {error}") from None
+    try:
+        filters = parse_filters(args.filter)
+    except FilterError as error:
+        raise CliError(f"Error response from daemon: {error}") from None
+    last = 1 if args.latest else args.last
     api = Api(args)
-    containers = api.call(api.containers.List, messages().ListRequest(all=args.all)).containers
-    newest_first = list(reversed(list(containers)))
+    listed_all = args.all or last >= 0 or wants_all(filters)
+    listed = list(api.call(api.containers.List,
+                           messages().ListRequest(all=listed_all)).containers)
+    # before= and since= may name a container the list leaves out (a stopped one).
+    every = listed if listed_all or not {"before", "since"} & set(filters) else list(
+        api.call(api.containers.List, messages().ListRequest(all=True)).containers)
+    try:
+        wanted = matcher(filters, every)
+    except FilterError as error:
+        raise CliError(f"Error response from daemon: {error}") from None
+    containers = [container for container in listed if wanted(container)]
+    newest_first = list(reversed(containers))
+    if last >= 0:  # docker ps -n N: the N last created, whatever their state
+        newest_first = newest_first[:last]
+        containers = list(reversed(newest_first))
+    width = None if args.no_trunc else 12
     if args.quiet:  # docker ps -q: short IDs, newest first
         for container in newest_first:
-            print(container.id[:12])
+            print(container.id[:width])
         return 0
     if form == "json":
         print_json([docker_inspect(container) for container in containers])
@@ -266,12 +286,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
     if template is None:  # Docker's default table
         rows = []
         for container in newest_first:
-            fields = ps_fields(container)
+            fields = ps_fields(container, truncate=not args.no_trunc)
             rows.append((fields["ID"], fields["Image"], fields["Command"],
                          fields["RunningFor"], fields["Status"], fields["Names"]))
         table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
         return 0
-    lines = [_render(template, ps_fields(container)) for container in newest_first]
+    lines = [_render(template, ps_fields(container, truncate=not args.no_trunc))
+             for container in newest_first]
     if not is_table:
         for line in lines:
             print(line)

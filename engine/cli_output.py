@@ -90,18 +90,20 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def ps_fields(container: Any) -> dict[str, Any]:
+def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     """What ``{{.Field}}`` reads in ``ps --format`` (Docker's names; no ports or sizes here);
-    every field empty for None (the row a template is tried on first)."""
+    every field empty for None (the row a template is tried on first). ``truncate``: the
+    ID's 12 characters and the command's 20, as Docker's (not with ``--no-trunc``)."""
     if container is None:
         return dict.fromkeys(PS_HEADERS, "")
     command = " ".join(container.config.cmd)
-    command = f'"{command[:20]}…"' if len(command) > 20 else f'"{command}"'
+    command = f'"{command[:20]}…"' if truncate and len(command) > 20 else f'"{command}"'
     created = datetime.datetime.fromtimestamp(container.created_ms / 1000, datetime.UTC)
     volumes = [spec.split(":", 1)[0] for spec in container.config.mounts
                if not spec.startswith("/")]
     return {
-        "ID": container.id[:12], "Image": container.image, "Command": command,
+        "ID": container.id[:12] if truncate else container.id, "Image": container.image,
+        "Command": command,
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "RunningFor": f"{ago(container.created_ms)} ago", "Ports": "",
         "State": container.status, "Status": status_text(container), "Size": "",

@@ -325,3 +325,25 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
     missing = session("run", "--rm", "--env-file", str(tmp_path / "nope"), "busybox", "true")
     assert missing.returncode == 125 and "no such file or directory" in missing.stderr
     assert "usage: berth run" in session.ok("run", "--help")
+
+
+def test_ps_filters_last_and_no_trunc(session: Cli) -> None:
+    sleeper = session.ok("run", "-d", "--name", "flt-up", "busybox", "sleep", "1000").strip()
+    assert session("run", "--name", "flt-a", "busybox", "sh", "-c", "exit 3").returncode == 3
+    latest = session.ok("create", "--name", "flt-b", "busybox", "true").strip()
+    try:
+        def listed(*arguments: str) -> list[str]:
+            return session.ok("ps", *arguments, "--format", "{{.Names}}").split()
+
+        assert listed("--filter", "status=exited") == ["flt-a"]  # no -a needed, as Docker's
+        assert listed("-a", "-f", "name=^/flt-", "-f", "status=running") == ["flt-up"]
+        assert listed("-a", "--filter", "exited=3") == ["flt-a"]
+        assert listed("-f", "name=flt") == ["flt-up"]  # without -a: the running ones
+        assert listed("-l") == ["flt-b"] and listed("-n", "2") == ["flt-b", "flt-a"]
+        assert session.ok("ps", "-q", "--no-trunc", "-f", "name=flt-up").split() == [sleeper]
+        assert session.ok("ps", "-lq").split() == [latest[:12]]
+        refused = session("ps", "--filter", "colour=red")
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == "Error response from daemon: invalid filter 'colour'"
+    finally:
+        session.ok("rm", "-f", "flt-up", "flt-a", "flt-b")
