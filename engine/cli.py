@@ -225,6 +225,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
 }
 _VALUE_FLAGS = ("-H", "--host", "--tls-ca", "--tls-cert", "--tls-key")
 _HOSTNAME_VERBS = frozenset({"create", "run"})  # their -h is --hostname, as Docker's
+_SIGNED_VALUE_FLAGS = ("--since", "--until")
 
 
 def build_parser(verb: str | None = None) -> Parser:
@@ -262,8 +263,21 @@ def verb_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _signed_values(arguments: list[str]) -> list[str]:
+    """``--since -5m`` as ``--since=-5m``: argparse takes a value that starts with a dash for
+    a flag of its own, Docker's flag parser takes it as the value (a signed duration)."""
+    joined: list[str] = []
+    for argument in arguments:
+        if joined and joined[-1] in _SIGNED_VALUE_FLAGS and argument.startswith("-") and \
+                len(argument) > 1 and (argument[1].isdigit() or argument[1] == "."):
+            joined[-1] = f"{joined[-1]}={argument}"
+        else:
+            joined.append(argument)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else list(argv)
+    arguments = _signed_values(sys.argv[1:] if argv is None else list(argv))
     args = build_parser(verb_of(arguments)).parse_args(arguments)
     if args.verb == "daemon":
         args.host = args.listen or None

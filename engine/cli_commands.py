@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +25,7 @@ from engine.cli_output import (
 from engine.cli_template import HEADER_FUNCTIONS, Template, TemplateError, json_text
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
+from engine.log_pump import parse_rfc3339_nano, rfc3339_nano
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -354,26 +356,29 @@ def cmd_logs(args: argparse.Namespace) -> int:
     request = messages().LogsRequest(container=args.container, follow=args.follow,
                                      since_ns=_moment("since", args.since),
                                      until_ns=_moment("until", args.until))
-    with contextlib.suppress(ValueError):  # Docker's: anything but a number is all of it
-        request.tail = int(args.tail)
+    if re.fullmatch(r"[+-]?\d+", args.tail):  # Docker's: anything but a number is all
+        request.tail = max(-1, min(int(args.tail), (1 << 31) - 1))
     api = Api(args)
     for entry in api.call(api.containers.Logs, request):
         stream = sys.stdout if entry.stream == "stdout" else sys.stderr
-        stream.write(f"{entry.time} {entry.line}" if args.timestamps else entry.line)
+        # Docker's -t: the time with all nine digits of its fraction, then the line.
+        stamp = f"{rfc3339_nano(parse_rfc3339_nano(entry.time), fixed=True)} " \
+            if args.timestamps else ""
+        stream.write(stamp + entry.line)
         stream.flush()
     return 0
 
 
 def _moment(flag: str, value: str) -> int:
-    """``--since`` / ``--until`` as nanoseconds since the epoch (0 if not given)."""
-    if not value:
+    """``--since`` / ``--until`` as nanoseconds since the epoch (0: not given; Docker's
+    daemon takes "0" as not given too)."""
+    if not value or value == "0":
         return 0
     try:
         # Nanoseconds fit in 64 bits until 2262; a later time is as good as the last one.
         return max(1, min(parse_moment(value), (1 << 63) - 1))
-    except ValueError:
-        raise CliError(f'invalid value for "{flag}": failed to parse value as time or '
-                       f'duration: "{value}"') from None
+    except (ValueError, OverflowError) as error:
+        raise CliError(f'invalid value for "{flag}": {error}') from None
 
 
 def _event_line(event: Any) -> str:

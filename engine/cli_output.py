@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import decimal
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -18,27 +19,75 @@ def iso(milliseconds: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
           "m": 60_000_000_000, "h": 3_600_000_000_000}
+_MOMENT = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?)?"
+                     r"(Z|[+-]\d{2}:\d{2})?")
+_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _go_duration(value: str) -> int | None:
+    """Go's time.ParseDuration in nanoseconds, or None if ``value`` is none."""
+    sign = -1 if value.startswith("-") else 1
+    body = value[1:] if value[:1] in "+-" else value
+    if body == "0":
+        return 0
+    parts = _DURATION_PART.findall(body)
+    if not parts or "".join(number + unit for number, unit in parts) != body:
+        return None
+    return sign * int(sum(decimal.Decimal(number) * _UNITS[unit] for number, unit in parts))
+
+
+def _rfc3339(value: str, *, local: bool) -> int:
+    """Docker's layouts for a time (date, hour, minutes, seconds, a fraction; a zone unless
+    ``local``) in nanoseconds. Raises ValueError with Go's kind of message."""
+    match = _MOMENT.fullmatch(value)
+    if match is None or (match.group(8) is None) != local:
+        raise ValueError(f'parsing time "{value}": cannot parse it as '
+                         f'{"a local" if local else "an RFC 3339"} time')
+    year, month, day, hour, minute, second = (int(part or 0) for part in match.groups()[:6])
+    if not 1 <= month <= 12:
+        raise ValueError(f'parsing time "{value}": month out of range')
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= (_DAYS[month - 1] if month != 2 or leap else 28):
+        raise ValueError(f'parsing time "{value}": day out of range')
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f'parsing time "{value}": '
+                         f'{"hour" if hour > 23 else "minute" if minute > 59 else "second"} '
+                         "out of range")
+    if local:  # Docker reads it in the client's zone as it is now (not as it was then)
+        offset = time.localtime().tm_gmtoff
+    elif match.group(8) == "Z":
+        offset = 0
+    else:
+        zone = match.group(8)
+        offset = (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    days = (datetime.date(year, month, day) - datetime.date(1970, 1, 1)).days
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    return seconds * 1_000_000_000 + int((match.group(7) or "").ljust(9, "0")[:9])
 
 
 def parse_moment(value: str, now_ns: int | None = None) -> int:
-    """Docker's ``--since`` / ``--until`` value as nanoseconds since the epoch: a Go duration
-    back from now (``42m``, ``1h30m``), a Unix time (``1700000000.5``), or an RFC 3339 time or
-    date (``2013-01-02T13:23:37Z``; local time without a zone). Raises ValueError."""
+    """Docker's ``--since`` / ``--until`` value (its timetypes.GetTimestamp) as nanoseconds
+    since the epoch: a Go duration back from now, in whole seconds (``42m``, ``1h30m``,
+    ``-5m``); an RFC 3339 time or date, in the client's current zone without one
+    (``2013-01-02T13:23:37Z``, ``2013-01-02T13:23``, ``2013-01-02``); a Unix time
+    (``1700000000.5``). Raises ValueError (Go's message for a time it could not read)."""
     now = time.time_ns() if now_ns is None else now_ns
-    parts = _DURATION.findall(value)
-    if parts and "".join(number + unit for number, unit in parts) == value:
-        return now - int(sum(float(number) * _UNITS[unit] for number, unit in parts))
-    if re.fullmatch(r"\d+(\.\d{1,9})?", value):
-        seconds, _, fraction = value.partition(".")
-        return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
-    moment = datetime.datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # local time, as Docker reads a time without a zone
-    micros = moment.microsecond
-    return int(moment.replace(microsecond=0).timestamp()) * 1_000_000_000 + micros * 1000
+    duration = _go_duration(value) if value != "0" else None
+    if duration is not None:
+        return (now - duration) // 1_000_000_000 * 1_000_000_000
+    local = not (any(char in value for char in "zZ+") or value.count("-") == 3)
+    try:
+        return _rfc3339(value, local=local)
+    except ValueError:
+        if "-" in value:
+            raise  # it was a time, just not a good one: its own error
+    seconds, dot, fraction = value.partition(".")
+    if not re.fullmatch(r"\d+", seconds) or (dot and not re.fullmatch(r"\d+", fraction)):
+        raise ValueError(f'failed to parse value as time or duration: "{value}"')
+    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
 
 
 def ago(milliseconds: int) -> str:

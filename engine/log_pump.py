@@ -170,10 +170,13 @@ class _Stream:
         self.shared.stream_ended()
 
 
-def rfc3339_nano(nanoseconds: int) -> str:
-    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
+def rfc3339_nano(nanoseconds: int, *, fixed: bool = False) -> str:
+    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped (all nine digits
+    kept if ``fixed``, as ``docker logs -t`` prints it)."""
     seconds, fraction = divmod(nanoseconds, 1_000_000_000)
     moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    if fixed:
+        return f"{moment}.{fraction:09d}Z"
     return f"{moment}.{fraction:09d}".rstrip("0").rstrip(".") + "Z"
 
 

@@ -292,15 +292,19 @@ def test_logs_tail_timestamps_and_a_time_window(session: Cli) -> None:
     assert session.ok("logs", "-n", "0", "chatty") == ""
     assert session.ok("logs", "--tail", "all", "chatty").count("line") == 5
     stamped = session.ok("logs", "-t", "--tail", "1", "chatty").split()
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", stamped[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamped[0])  # all 9 digits
     assert stamped[1:] == ["line", "5"]
     assert session.ok("logs", "--since", "1h", "chatty").count("line") == 5
     assert session.ok("logs", "--until", "1h", "chatty") == ""  # all written after
     assert session.ok("logs", "--since", "2999-01-01T00:00:00Z", "chatty") == ""
+    assert session.ok("logs", "--until", "0", "chatty").count("line") == 5  # 0: no bound
+    assert session.ok("logs", "--until", "-1h", "chatty").count("line") == 5  # 1 h from now
     refused = session("logs", "--since", "yesterday", "chatty")
     assert refused.returncode == 1
     assert refused.stderr.strip() == ('invalid value for "since": failed to parse value as '
                                       'time or duration: "yesterday"')
+    bad_date = session("logs", "--since", "2013-13-01", "chatty")
+    assert bad_date.returncode == 1 and "month out of range" in bad_date.stderr
     session.ok("rm", "chatty")
 
 

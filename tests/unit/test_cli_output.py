@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
+import time
 
 import pytest
 
@@ -14,23 +14,33 @@ NOW = 1_800_000_000_000_000_000
 @pytest.mark.parametrize(("value", "expected"), [
     ("42m", NOW - 42 * 60 * 10**9),
     ("1h30m", NOW - 90 * 60 * 10**9),
-    ("1.5s", NOW - 1_500_000_000),
-    ("300ms", NOW - 300_000_000),
+    ("1.5s", NOW - 2 * 10**9),  # Docker's: whole seconds, rounded down
+    ("300ms", NOW - 10**9),
+    ("-5m", NOW + 5 * 60 * 10**9),
+    ("3μs", NOW - 10**9),
     ("1700000000", 1_700_000_000 * 10**9),
     ("1700000000.25", 1_700_000_000_250_000_000),
+    ("1700000000.1234567891", 1_700_000_000_123_456_789),
     ("2013-01-02T13:23:37Z", 1_357_133_017 * 10**9),
+    ("2013-01-02T13:23:37.123456789Z", 1_357_133_017_123_456_789),
     ("2013-01-02T13:23:37.5+01:00", (1_357_133_017 - 3600) * 10**9 + 500_000_000),
+    ("2013-01-02T13:23+01:00", (1_357_133_017 - 37 - 3600) * 10**9),
+    ("2013-01-02Z", 1_357_084_800 * 10**9),
+    ("2013-01-02+01:00", (1_357_084_800 - 3600) * 10**9),
 ])
 def test_docker_time_values(value: str, expected: int) -> None:
     assert parse_moment(value, NOW) == expected
 
 
-def test_a_time_without_a_zone_is_local_time() -> None:
-    local = datetime.datetime(2013, 1, 2, 13, 23, 37).astimezone()
-    assert parse_moment("2013-01-02T13:23:37", NOW) == int(local.timestamp()) * 10**9
+def test_a_time_without_a_zone_is_in_the_clients_zone_as_it_is_now() -> None:
+    offset = time.localtime().tm_gmtoff
+    assert parse_moment("2013-01-02T13:23:37", NOW) == (1_357_133_017 - offset) * 10**9
+    assert parse_moment("2013-01-02", NOW) == (1_357_084_800 - offset) * 10**9
 
 
-@pytest.mark.parametrize("value", ["xyz", "-5m", "5 m", "m", "2013-13-45"])
+@pytest.mark.parametrize("value", ["xyz", "5 m", "m", "2013-13-45", "2013-02-30",
+                                   "2013-01-02 13:23:37", "2013-W01", "2013-01-02T25:00Z",
+                                   "2013-01-02T13:23:37+0100"])
 def test_what_is_no_time_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
         parse_moment(value, NOW)
