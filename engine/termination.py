@@ -9,6 +9,7 @@ request) is emitted. A crash in the middle is resumed by recovery from the journ
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 
 from engine import steps
@@ -45,12 +46,24 @@ def handle_exit(saga: SagaContext, record: ContainerRecord, status: ExitStatus,
     journal = OperationJournal(saga, record, journal_context)
     journal.begin_operation(OperationKind.EXIT.value, OperationStatus.IN_PROGRESS.value,
                             params={"exit_code": status.exit_code, "exited_at": status.exited_at,
-                                    "stopped": status.stopped})
+                                    "stopped": status.stopped,
+                                    "run": record.resources_operation_id,
+                                    "log_end": _log_size(saga, record.id)})
     # The plan is implicit (every Cleanup sub-step, each idempotent): recovery of an exit in
     # progress runs them all again. Their rows are written with their outcomes.
     journal.transition(Event.BEGIN_EXIT, attributes={"exitCode": status.exit_code})
     journal.commit()
     return finish_exit(journal, held, status)
+
+
+def _log_size(saga: SagaContext, container_id: str) -> int | None:
+    """Where the run's output ends in its log: the supervisor records an exit once the run's
+    streams ended, and the next run writes only once this exit is handled, so a ``logs -f``
+    of this run reads no further (a restart's new run is not it)."""
+    try:
+        return os.stat(saga.host.log_path(container_id)).st_size
+    except OSError:
+        return None
 
 
 def resume_exit(saga: SagaContext, record: ContainerRecord, operation: OperationRecord,

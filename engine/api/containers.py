@@ -28,6 +28,7 @@ from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
 
 LOG_POLL_SECONDS = 0.1
+FOLLOW_BATCH = 1000  # lines a follow reads before it looks at the run again
 WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
 SHUTTING_DOWN = "the berth daemon is shutting down"
 
@@ -183,33 +184,66 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                         log = open(path, "rb")  # noqa: SIM115 - closed below
                         if tail is not None:
                             position = tail_offset(log, tail)
+                # A follow reads a batch, then looks at the run: lines read while it still
+                # ran are its own; once it ended, only those before its exit's log end.
+                batch: list[tuple[int, bytes]] = []
                 if log is not None:
                     log.seek(position)
                     for line in log:
                         if not line.endswith(b"\n"):
                             break
                         position += len(line)
-                        entry = json.loads(line)
-                        if since or until:
-                            written = parse_rfc3339_nano(entry["time"])
-                            if written < since or (until and written > until):
-                                continue
-                        yield pb.LogEntry(stream=entry["stream"], line=entry["log"],
-                                          time=entry["time"])
+                        if not request.follow:
+                            yield from self._entry(line, since, until)
+                            continue
+                        batch.append((position, line))
+                        if len(batch) >= FOLLOW_BATCH:
+                            break
                 if not request.follow or not context.is_active():
                     return
+                ended = not self._still_running(
+                    record.id, followed, waiting=request.from_start and followed[0] is None)
+                limit = self._log_end(record.id, followed[0]) if ended else None
+                for end, line in batch:
+                    if limit is not None and end > limit:
+                        return  # the next run's output
+                    yield from self._entry(line, since, until)
                 if until and time.time_ns() > until:
                     return  # Docker's follow ends once --until is past
                 self._check_shutdown()
-                if not self._still_running(record.id, followed,
-                                           waiting=request.from_start and followed[0] is None):
-                    if log is not None and os.fstat(log.fileno()).st_size > position:
+                more = log is not None and os.fstat(log.fileno()).st_size > position
+                if ended:
+                    if more and (limit is None or position < limit):
                         continue
                     return
-                time.sleep(LOG_POLL_SECONDS)
+                if len(batch) < FOLLOW_BATCH:
+                    time.sleep(LOG_POLL_SECONDS)
         finally:
             if log is not None:
                 log.close()
+
+    @staticmethod
+    def _entry(line: bytes, since: int, until: int) -> Iterator[pb.LogEntry]:
+        """The log line as an entry, if it was written within the window."""
+        entry = json.loads(line)
+        if since or until:
+            written = parse_rfc3339_nano(entry["time"])
+            if written < since or (until and written > until):
+                return
+        yield pb.LogEntry(stream=entry["stream"], line=entry["log"], time=entry["time"])
+
+    def _log_end(self, container_id: str, run: int | None) -> int | None:
+        """Where run ``run``'s output ends in the log (journaled with its exit), if known."""
+        if run is None or run < 0:
+            return None
+        with self._engine.saga.db.read() as reader:
+            operations = reader.operations(container_id)
+        for operation in reversed(operations):
+            params = operation.params or {}
+            if operation.kind == "exit" and params.get("run") == run:
+                end = params.get("log_end")
+                return int(end) if isinstance(end, int) else None
+        return None
 
     def _still_running(self, container_id: str, followed: list[int | None], *,
                        waiting: bool = False) -> bool:

@@ -206,3 +206,26 @@ def test_logs_take_a_tail_and_a_time_window(daemon: ApiDaemon) -> None:
     assert lines(until_ns=base + 10**9) == ["0\n", "1\n"]
     assert lines(tail=3, since_ns=base + 4 * 10**9) == ["4\n", "5\n"]
     assert lines(since_ns=base + 2 * 10**9, until_ns=base + 3 * 10**9) == ["2\n", "3\n"]
+
+
+def test_a_follow_never_shows_the_next_runs_output(daemon: ApiDaemon,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new run of a restart writes before the follow looks at the container again: the
+    follow still ends at its own run's last line (its exit journals where the log was)."""
+    monkeypatch.setattr(containers, "LOG_POLL_SECONDS", 0.5)  # it reads before it looks
+    created = daemon.run("restarted")
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(text: str) -> str:
+        return json.dumps({"log": text, "stream": "stdout",
+                           "time": rfc3339_nano(time.time_ns())}) + "\n"
+
+    log.write_text(line("old\n"))
+    stream = daemon.containers.Logs(pb.LogsRequest(container="restarted", follow=True),
+                                    timeout=30)
+    assert next(stream).line == "old\n"
+    daemon.containers.Restart(pb.StopRequest(container="restarted", timeout=0), timeout=30)
+    with log.open("a") as appended:  # the new run's output, before the follow's next look
+        appended.write(line("new\n"))
+    assert [entry.line for entry in stream] == []
