@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from engine.cli_api import EXIT_REFUSED, CliError
 from engine.cli_commands import (
@@ -45,6 +45,10 @@ from engine.cli_commands import (
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # Docker's flags have no abbreviations
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         print(f"berth: {message}\nSee 'berth --help'.", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)

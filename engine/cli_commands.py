@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
-from engine.cli_filters import FilterError, matcher, parse_filters, wants_all
+from engine.cli_filters import (
+    FilterError,
+    matcher,
+    parse_filter_flag,
+    parse_filters,
+    wants_all,
+)
 from engine.cli_output import (
     PS_HEADERS,
     ago,
@@ -26,6 +32,8 @@ from engine.cli_template import HEADER_FUNCTIONS, Template, TemplateError, json_
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 from engine.log_pump import parse_rfc3339_nano, rfc3339_nano
+
+ENV_LINE_MAX = 65536  # Go's bufio.Scanner token limit, which Docker's env files have
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -55,18 +63,19 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _env_files(paths: list[str]) -> list[str]:
-    """Docker's --env-file: a VAR=VALUE a line, the value kept as written; blank lines and
-    lines starting with # skipped; a bare VAR left to the -e rules (the client's value, else
-    unset)."""
+    """Docker's --env-file (its kvfile): a VAR=VALUE a line, the value kept as written; blank
+    lines and lines starting with # skipped; a bare VAR takes the client's value, and is left
+    out when the client has none (unlike -e VAR, which then unsets it)."""
     variables = []
     for path in paths:
         try:
-            with open(path, "rb") as file:
-                content = file.read()
+            lines = _file_lines(path)
+        except IsADirectoryError:
+            raise CliError(f"read {path}: is a directory", EXIT_REFUSED) from None
         except OSError as exc:
             raise CliError(f"open {path}: {(exc.strerror or str(exc)).lower()}",
                            EXIT_REFUSED) from None
-        for number, raw in enumerate(content.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+        for number, raw in enumerate(lines, 1):
             try:
                 line = raw.decode().lstrip()
             except UnicodeDecodeError:
@@ -75,14 +84,31 @@ def _env_files(paths: list[str]) -> list[str]:
             if not line or line.startswith("#"):
                 continue
             variable, equals, value = line.partition("=")
-            if any(space in variable for space in " \t\n\v\f\r"):
+            variable = variable.lstrip(" \t")
+            if " " in variable or "\t" in variable:
                 raise CliError(f"poorly formatted environment: variable '{variable}' contains "
                                "whitespaces", EXIT_REFUSED)
             if not variable:
                 raise CliError(f"poorly formatted environment: no variable name on line "
                                f"'{line}'", EXIT_REFUSED)
-            variables.append(f"{variable}={value}" if equals else variable)
+            if equals:
+                variables.append(f"{variable}={value}")
+            elif variable in os.environ:
+                variables.append(f"{variable}={os.environ[variable]}")
     return variables
+
+
+def _file_lines(path: str) -> list[bytes]:
+    """The lines of ``path`` as Go's bufio.Scanner gives them: split at \\n, a \\r before it
+    dropped, a BOM at the start dropped; a line over 64 KiB is refused. Raises OSError."""
+    lines: list[bytes] = []
+    with open(path, "rb") as file:
+        while raw := file.readline(ENV_LINE_MAX + 1):
+            if len(raw) > ENV_LINE_MAX and not raw.endswith(b"\n"):
+                raise CliError("bufio.Scanner: token too long", EXIT_REFUSED)
+            line = raw.removesuffix(b"\n").removesuffix(b"\r")
+            lines.append(line.removeprefix(b"\xef\xbb\xbf") if not lines else line)
+    return lines
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -256,11 +282,18 @@ def cmd_ps(args: argparse.Namespace) -> int:
             template.execute(ps_fields(None))
         except TemplateError as error:
             raise CliError(f"failed to execute template: {error}") from None
+    try:  # the flag's own format first (Docker's flag error), then what the daemon refuses
+        for spec in args.filter:
+            parse_filter_flag(spec)
+    except FilterError as error:
+        raise CliError(f"{error}\nSee 'berth ps --help'.", EXIT_REFUSED) from None
     try:
         filters = parse_filters(args.filter)
     except FilterError as error:
         raise CliError(f"Error response from daemon: {error}") from None
-    last = 1 if args.latest else args.last
+    # Docker's: -l is -n 1 unless -n is given; a limit of 0 or less is none.
+    last = 1 if args.latest and args.last == -1 else args.last
+    last = last if last > 0 else -1
     api = Api(args)
     listed_all = args.all or last >= 0 or wants_all(filters)
     listed = list(api.call(api.containers.List,

@@ -1,52 +1,74 @@
 """``berth ps --filter KEY=VALUE``: Docker's container list filters, applied to the list.
 
 Values of one key are alternatives (any may match); different keys must all match. Keys:
-``id`` (a prefix), ``name`` (a regular expression searched in ``/NAME``), ``status``,
-``exited`` (an exit code, of exited containers), ``ancestor`` (the image by name or digest),
-``before`` / ``since`` (created before / after a container), ``volume`` (a named volume or a
-mount's source or destination), ``network`` (its mode), ``label`` (berth has no labels:
-matches nothing) and ``health`` (``none`` without a health check).
+``id`` (a prefix), ``name`` (a regular expression searched in ``NAME`` and ``/NAME``; one that
+does not compile matches nothing, as Docker's; Python's engine, not Go's RE2), ``status``,
+``exited`` (an exit code, of exited containers), ``ancestor`` (the image by name, ID or ID
+prefix), ``before`` / ``since`` (created before / after a container: its full ID, its name, or
+an ID prefix that names one container), ``volume`` (a named volume or a mount's source or
+destination), ``network`` (its mode), ``label``, ``publish`` and ``expose`` (berth has no
+labels or ports: they match nothing), ``health`` (``none`` without a health check),
+``isolation`` (``default``) and ``is-task`` (``false``).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
 KEYS = ("id", "name", "status", "exited", "ancestor", "before", "since", "volume", "network",
-        "label", "health")
+        "label", "health", "publish", "expose", "isolation", "is-task")
 
 
 class FilterError(Exception):
     """A filter Docker would refuse (the message is Docker's)."""
 
 
+def parse_filter_flag(spec: str) -> tuple[str, str] | None:
+    """One ``--filter`` value as (key, value), as Docker's flag reads it (both trimmed, the
+    key lower case); None for an empty one (ignored). Raises FilterError."""
+    if not spec.strip():
+        return None
+    key, equals, value = spec.partition("=")
+    if not equals:
+        raise FilterError(f'invalid argument "{spec}" for "-f, --filter" flag: bad format of '
+                          "filter (expected name=value)")
+    return key.strip().lower(), value.strip()
+
+
 def parse_filters(specs: Sequence[str]) -> dict[str, list[str]]:
-    """``KEY=VALUE`` flags as alternatives by key. Raises FilterError."""
+    """``KEY=VALUE`` flags as alternatives by key (what the daemon refuses: FilterError)."""
     filters: dict[str, list[str]] = {}
     for spec in specs:
-        key, equals, value = spec.partition("=")
-        key = key.strip().lower()
-        if not equals:
-            raise FilterError(f"bad format of filter (expected name=value): {spec}")
+        parsed = parse_filter_flag(spec)
+        if parsed is None:
+            continue
+        key, value = parsed
         if key not in KEYS:
             raise FilterError(f"invalid filter '{key}'")
         if key == "status" and value not in STATUSES:
             raise FilterError(f"invalid filter 'status={value}'")
         if key == "health" and value not in HEALTH:
-            raise FilterError(f"invalid filter 'health={value}'")
+            raise FilterError(f"unrecognized filter value for health: {value}")
         if key == "exited" and not re.fullmatch(r"[+-]?\d+", value):
-            raise FilterError(f'strconv.Atoi: parsing "{value}": invalid syntax')
-        if key == "name":
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise FilterError(f"invalid filter 'name={value}': {exc}") from None
+            raise FilterError(f'invalid filter \'exited={value}\': strconv.Atoi: parsing '
+                              f'"{value}": invalid syntax')
         filters.setdefault(key, []).append(value)
     return filters
+
+
+def _pattern(value: str) -> re.Pattern[str] | None:
+    """A name filter's regular expression; None if it does not compile (matches nothing)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a FutureWarning for a POSIX class, say
+            return re.compile(value)
+    except (re.error, OverflowError, RecursionError, ValueError):
+        return None
 
 
 def wants_all(filters: dict[str, list[str]]) -> bool:
@@ -62,19 +84,21 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any]
     for key in ("before", "since"):
         for reference in filters.get(key, []):
             created[f"{key}={reference}"] = _created_of(reference, containers)
+    patterns = {value: _pattern(value) for value in filters.get("name", [])}
 
     def one(key: str, value: str, container: Any) -> bool:
         if key == "id":
             return bool(container.id.startswith(value))
         if key == "name":
-            return re.search(value, f"/{container.name}") is not None
+            pattern = patterns[value]
+            return pattern is not None and any(
+                pattern.search(name) for name in (container.name, f"/{container.name}"))
         if key == "status":
             return bool(container.status == value)
         if key == "exited":
             return bool(container.status == "exited" and container.exit_code == int(value))
         if key == "ancestor":
-            return value in (container.image, container.image_digest) or (
-                ":" not in value and container.image == f"{value}:latest")
+            return _same_image(value, container)
         if key == "before":
             return bool(container.created_ms < created[f"before={value}"])
         if key == "since":
@@ -85,7 +109,11 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any]
             return bool((container.config.network_mode or "none") == value)
         if key == "health":
             return value == "none"  # no health checks are run yet
-        return False  # label: berth has no labels
+        if key == "isolation":
+            return value == "default"
+        if key == "is-task":
+            return value == "false"
+        return False  # label, publish, expose: berth has no labels or ports
 
     def test(container: Any) -> bool:
         return all(any(one(key, value, container) for value in values)
@@ -94,8 +122,34 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any]
     return test
 
 
+def _tagged(reference: str) -> str:
+    """``name`` as ``name:latest`` (Docker's default tag); a reference with a tag as it is."""
+    return reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
+
+
+def _same_image(value: str, container: Any) -> bool:
+    """Whether ``value`` names the container's image: by name (``:latest`` if untagged), by
+    ID, or by a prefix of its ID."""
+    if value and _tagged(value) == _tagged(container.image or ""):
+        return True
+    digest = str(container.image_digest or "")
+    bare = digest.removeprefix("sha256:")
+    wanted = value.removeprefix("sha256:")
+    return bool(bare) and len(wanted) >= 1 and re.fullmatch(r"[0-9a-f]+", wanted) is not None \
+        and bare.startswith(wanted)
+
+
 def _created_of(reference: str, containers: Sequence[Any]) -> int:
-    for container in containers:
-        if reference and (reference == container.name or container.id.startswith(reference)):
-            return int(container.created_ms)
+    """When the container ``reference`` names was created: its full ID, then its name
+    (``/name`` too), then an ID prefix that names only one. Raises FilterError."""
+    name = reference.removeprefix("/")
+    for found in ([c for c in containers if c.id == reference],
+                  [c for c in containers if name and c.name == name]):
+        if found:
+            return int(found[0].created_ms)
+    prefixed = [c for c in containers if reference and c.id.startswith(reference)]
+    if len(prefixed) > 1:
+        raise FilterError(f"multiple IDs found with provided prefix: {reference}")
+    if prefixed:
+        return int(prefixed[0].created_ms)
     raise FilterError(f"No such container: {reference}")

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from engine.cli_template import go_quote
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -146,7 +148,9 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     if container is None:
         return dict.fromkeys(PS_HEADERS, "")
     command = " ".join(container.config.cmd)
-    command = f'"{command[:20]}…"' if truncate and len(command) > 20 else f'"{command}"'
+    if truncate and len(command) > 20:  # Docker's Ellipsis(command, 20), then Go's quoting
+        command = command[:19] + "…"
+    command = go_quote(command)
     created = datetime.datetime.fromtimestamp(container.created_ms / 1000, datetime.UTC)
     volumes = [spec.split(":", 1)[0] for spec in container.config.mounts
                if not spec.startswith("/")]

@@ -867,7 +867,7 @@ def _ordered(test: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
 _VERB = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d*))?(.?)", re.DOTALL)
 
 
-def _quoted(text: str) -> str:
+def go_quote(text: str) -> str:
     """Go's strconv.Quote."""
     out = ['"']
     for char in text:
@@ -914,9 +914,9 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
             text = value[:precision]
     elif verb == "q":
         if isinstance(value, str):
-            text = _quoted(value)
+            text = go_quote(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            text = "'" + _quoted(chr(value))[1:-1].replace("\\\"", '"').replace("'", "\\'") \
+            text = "'" + go_quote(chr(value))[1:-1].replace("\\\"", '"').replace("'", "\\'") \
                 + "'"
         else:
             text = _bad(verb, value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import socket
 import stat
 from collections.abc import Mapping
 from typing import Any
@@ -184,9 +185,10 @@ def build_spec(container_id: str, config: Mapping[str, Any],
     rootfs = str(acquired["rootfs"]["path"])
     env = _environment(config.get("env", []))
     host_network = config.get("network_mode") == "host"
-    namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+    # Its own UTS namespace in either mode, as Docker's (only --uts=host shares the host's).
+    namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
+                                        {"type": "uts"}]
     if not host_network:
-        namespaces.append({"type": "uts"})
         # A new one, made by the runtime (which brings loopback up) and bound to the network
         # handle's path once the task is created (``Host.attach_network``).
         namespaces.append({"type": "network"})
@@ -238,7 +240,9 @@ def build_spec(container_id: str, config: Mapping[str, Any],
             "noNewPrivileges": False,
         },
         "root": {"path": rootfs, "readonly": False},
-        "hostname": "" if host_network else (config.get("hostname") or container_id[:12]),
+        # Docker's: the -h name; else the host's own with the host's network, else the ID.
+        "hostname": config.get("hostname") or (socket.gethostname() if host_network
+                                                else container_id[:12]),
         "mounts": mounts,
         "linux": {
             "cgroupsPath": f"/berth/{container_id}",
@@ -250,6 +254,4 @@ def build_spec(container_id: str, config: Mapping[str, Any],
     }
     if shared_root:  # runc's default is rslave; the 1.0.2 schema names it "shared"
         spec["linux"]["rootfsPropagation"] = "shared"
-    if host_network:
-        del spec["hostname"]  # no UTS namespace of its own: the host's name
     return spec

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 import time
 
@@ -312,7 +313,7 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
     assert session.ok("run", "--rm", "-h", "web1", "busybox", "hostname") == "web1\n"
     assert session.ok("run", "--rm", "--hostname", "web2", "busybox", "hostname") == "web2\n"
     env_file = tmp_path / "env"
-    env_file.write_text("# settings\n\nA=1\n  B=two words \nFROM_CLIENT\nNOT_SET_ANYWHERE\n")
+    env_file.write_text("# settings\n\nA=1\n  B=two words \r\nFROM_CLIENT\nKEPT=1\nKEPT\n")
     session.environment["FROM_CLIENT"] = "client"
     try:
         printed = session.ok("run", "--rm", "--env-file", str(env_file), "-e", "A=2",
@@ -321,7 +322,7 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
         del session.environment["FROM_CLIENT"]
     assert "A=2" in printed and "A=1" not in printed  # the file's first, -e then replaces
     assert "B=two words " in printed and "FROM_CLIENT=client" in printed
-    assert not any(line.startswith("NOT_SET_ANYWHERE") for line in printed)
+    assert "KEPT=1" in printed  # a bare name the client lacks is left out, not unset
     env_file.write_text("BAD NAME=1\n")
     refused = session("run", "--rm", "--env-file", str(env_file), "busybox", "true")
     assert refused.returncode == 125
@@ -329,6 +330,11 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
     missing = session("run", "--rm", "--env-file", str(tmp_path / "nope"), "busybox", "true")
     assert missing.returncode == 125 and "no such file or directory" in missing.stderr
     assert "usage: berth run" in session.ok("run", "--help")
+    # Docker's --network host: a UTS namespace of its own, named by -h if given.
+    assert session.ok("run", "--rm", "--network", "host", "-h", "on-host", "busybox",
+                      "hostname") == "on-host\n"
+    assert session.ok("run", "--rm", "--network", "host", "busybox",
+                      "hostname") == f"{socket.gethostname()}\n"
 
 
 def test_ps_filters_last_and_no_trunc(session: Cli) -> None:
@@ -344,10 +350,16 @@ def test_ps_filters_last_and_no_trunc(session: Cli) -> None:
         assert listed("-a", "--filter", "exited=3") == ["flt-a"]
         assert listed("-f", "name=flt") == ["flt-up"]  # without -a: the running ones
         assert listed("-l") == ["flt-b"] and listed("-n", "2") == ["flt-b", "flt-a"]
+        assert listed("-n", "0") == listed()  # no limit: plain ps, as Docker's
+        assert listed("-l", "-n", "2") == ["flt-b", "flt-a"]  # -n wins
+        assert listed("-f", "name=^flt-up$") == ["flt-up"]  # NAME, not only /NAME
         assert session.ok("ps", "-q", "--no-trunc", "-f", "name=flt-up").split() == [sleeper]
         assert session.ok("ps", "-lq").split() == [latest[:12]]
         refused = session("ps", "--filter", "colour=red")
         assert refused.returncode == 1
         assert refused.stderr.strip() == "Error response from daemon: invalid filter 'colour'"
+        malformed = session("ps", "--filter", "name")
+        assert malformed.returncode == 125
+        assert malformed.stderr.startswith('invalid argument "name" for "-f, --filter" flag')
     finally:
         session.ok("rm", "-f", "flt-up", "flt-a", "flt-b")

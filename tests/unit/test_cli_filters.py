@@ -6,15 +6,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.cli_filters import FilterError, matcher, parse_filters, wants_all
+from engine.cli_filters import FilterError, matcher, parse_filter_flag, parse_filters, wants_all
 
 
 def container(name: str, status: str, created: int, *, exit_code: int = 0,
               image: str = "busybox", mounts: tuple[str, ...] = (),
               network: str = "none") -> SimpleNamespace:
+    digest = "sha256:" + ("ab12" if image == "busybox" else "cd34") + "0" * 60
     return SimpleNamespace(
         id=f"{name:0<8}".encode().hex()[:64].ljust(64, "0"), name=name, status=status,
-        created_ms=created, exit_code=exit_code, image=image, image_digest="sha256:ab",
+        created_ms=created, exit_code=exit_code, image=image, image_digest=digest,
         config=SimpleNamespace(mounts=list(mounts), network_mode=network))
 
 
@@ -33,19 +34,28 @@ def names(*specs: str) -> list[str]:
     ((), ["web", "job", "webold"]),
     (("name=web",), ["web", "webold"]),
     (("name=^/web$",), ["web"]),
+    (("name=^web$",), ["web"]),  # NAME and /NAME, as Docker's
+    (("name=(a+)+[",), []),  # does not compile: matches nothing, as Docker's
+    (("name= web ",), ["web", "webold"]),  # values trimmed
     (("status=exited",), ["job", "webold"]),
     (("status=exited", "status=running"), ["web", "job", "webold"]),
     (("status=exited", "name=web"), ["webold"]),
     (("exited=3",), ["job"]),
     (("ancestor=alpine:3",), ["job"]),
     (("ancestor=busybox",), ["web", "webold"]),
+    (("ancestor=busybox:latest",), ["web", "webold"]),
+    (("ancestor=ab12",), ["web", "webold"]),
+    (("ancestor=sha256:cd34",), ["job"]),
     (("before=job",), ["web"]),
+    (("before=/job",), ["web"]),
     (("since=job",), ["webold"]),
     (("volume=data",), ["web"]),
     (("volume=/data",), ["web"]),
     (("network=host",), ["webold"]),
     (("label=a=b",), []),
+    (("publish=80",), []),
     (("health=none",), ["web", "job", "webold"]),
+    (("isolation=default", "is-task=false"), ["web", "job", "webold"]),
     ((f"id={JOB.id[:6]}",), ["job"]),
 ])
 def test_filters(specs: tuple[str, ...], expected: list[str]) -> None:
@@ -55,19 +65,37 @@ def test_filters(specs: tuple[str, ...], expected: list[str]) -> None:
 @pytest.mark.parametrize(("spec", "message"), [
     ("colour=red", "invalid filter 'colour'"),
     ("status=sleeping", "invalid filter 'status=sleeping'"),
-    ("exited=x", 'strconv.Atoi: parsing "x": invalid syntax'),
-    ("name", "bad format of filter (expected name=value): name"),
-    ("name=[", "invalid filter 'name=['"),
+    ("exited=x", "invalid filter 'exited=x': strconv.Atoi: parsing \"x\": invalid syntax"),
+    ("health=bogus", "unrecognized filter value for health: bogus"),
+    ("name", 'invalid argument "name" for "-f, --filter" flag: bad format of filter '
+             "(expected name=value)"),
 ])
 def test_refused_filters(spec: str, message: str) -> None:
     with pytest.raises(FilterError) as refused:
         parse_filters([spec])
-    assert str(refused.value).startswith(message)
+    assert str(refused.value) == message
 
 
-def test_a_reference_to_no_container_is_refused() -> None:
-    with pytest.raises(FilterError, match="No such container: ghost"):
-        matcher(parse_filters(["before=ghost"]), ALL)
+def test_an_empty_filter_is_ignored() -> None:
+    assert parse_filter_flag("  ") is None
+    assert parse_filters([""]) == {}
+
+
+@pytest.mark.parametrize(("reference", "message"), [
+    ("ghost", "No such container: ghost"),
+    ("7", "multiple IDs found with provided prefix: 7"),  # every ID here starts so
+])
+def test_a_reference_to_no_one_container_is_refused(reference: str, message: str) -> None:
+    with pytest.raises(FilterError, match=message):
+        matcher(parse_filters([f"before={reference}"]), ALL)
+
+
+def test_a_name_wins_over_an_id_prefix() -> None:
+    """A container named like the start of another's ID is the one such a reference names."""
+    named = container(WEB.id[:5], "exited", 4)
+    everyone = [*ALL, named]
+    test = matcher(parse_filters([f"since={WEB.id[:5]}"]), everyone)
+    assert [c.name for c in everyone if test(c)] == []  # nothing was created after it
 
 
 def test_a_status_filter_lists_stopped_containers_too() -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import resource
+import socket
 import stat
 from typing import Any
 
@@ -69,13 +70,19 @@ def test_spec_for_network_none_validates(tmp_path: pathlib.Path) -> None:
     assert spec["hostname"] == "box"
 
 
-def test_spec_for_host_network_validates_and_shares_the_host_namespaces(
+def test_spec_for_host_network_validates_and_shares_the_host_network(
         tmp_path: pathlib.Path) -> None:
-    spec = build_spec("d" * 64, {**CONFIG, "network_mode": "host", "user": ""},
-                      acquired(tmp_path, network=False))
+    """Docker's --network host: the host's network namespace, but a UTS namespace of its own
+    (only --uts=host shares that), named as the host unless -h names it."""
+    config = {**CONFIG, "network_mode": "host", "user": "", "hostname": ""}
+    spec = build_spec("d" * 64, config, acquired(tmp_path, network=False))
     assert list(validator().iter_errors(spec)) == []
     kinds = {namespace["type"] for namespace in spec["linux"]["namespaces"]}
-    assert "network" not in kinds and "uts" not in kinds and "hostname" not in spec
+    assert "network" not in kinds and "uts" in kinds
+    assert spec["hostname"] == socket.gethostname()
+    named = build_spec("d" * 64, {**config, "hostname": "web1"},
+                       acquired(tmp_path / "again", network=False))
+    assert named["hostname"] == "web1"
 
 
 def test_rlimits_never_exceed_the_host_hard_limit(tmp_path: pathlib.Path) -> None:
