@@ -33,7 +33,9 @@ from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 from engine.log_pump import parse_rfc3339_nano, rfc3339_nano
 
-ENV_LINE_MAX = 65536  # Go's bufio.Scanner token limit, which Docker's env files have
+ENV_LINE_MAX = 65536  # Go's bufio.Scanner buffer: a line must be shorter, newline included
+# Go's unicode.IsSpace (Python's str.isspace also takes \x1c-\x1f).
+_GO_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace() and not 0x1C <= c <= 0x1F)
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -77,7 +79,7 @@ def _env_files(paths: list[str]) -> list[str]:
                            EXIT_REFUSED) from None
         for number, raw in enumerate(lines, 1):
             try:
-                line = raw.decode().lstrip()
+                line = raw.decode().lstrip(_GO_SPACES)
             except UnicodeDecodeError:
                 raise CliError(f"env file {path} contains invalid utf8 bytes at line {number}",
                                EXIT_REFUSED) from None
@@ -103,8 +105,8 @@ def _file_lines(path: str) -> list[bytes]:
     dropped, a BOM at the start dropped; a line over 64 KiB is refused. Raises OSError."""
     lines: list[bytes] = []
     with open(path, "rb") as file:
-        while raw := file.readline(ENV_LINE_MAX + 1):
-            if len(raw) > ENV_LINE_MAX and not raw.endswith(b"\n"):
+        while raw := file.readline(ENV_LINE_MAX):
+            if len(raw) == ENV_LINE_MAX and not raw.endswith(b"\n"):
                 raise CliError("bufio.Scanner: token too long", EXIT_REFUSED)
             line = raw.removesuffix(b"\n").removesuffix(b"\r")
             lines.append(line.removeprefix(b"\xef\xbb\xbf") if not lines else line)

@@ -31,8 +31,8 @@ class FilterError(Exception):
 def parse_filter_flag(spec: str) -> tuple[str, str] | None:
     """One ``--filter`` value as (key, value), as Docker's flag reads it (both trimmed, the
     key lower case); None for an empty one (ignored). Raises FilterError."""
-    if not spec.strip():
-        return None
+    if not spec:
+        return None  # Docker's flag skips an empty one (one of spaces is malformed)
     key, equals, value = spec.partition("=")
     if not equals:
         raise FilterError(f'invalid argument "{spec}" for "-f, --filter" flag: bad format of '

@@ -29,6 +29,7 @@ from engine.store import ContainerRecord, JournalContext
 
 LOG_POLL_SECONDS = 0.1
 FOLLOW_BATCH = 1000  # lines a follow reads before it looks at the run again
+FOLLOW_BATCH_BYTES = 1 << 20  # and bytes: what one follow holds is bounded
 WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
 SHUTTING_DOWN = "the berth daemon is shutting down"
 
@@ -170,6 +171,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         tail = request.tail if request.HasField("tail") and request.tail >= 0 else None
         since, until = request.since_ns, request.until_ns
         followed: list[int | None] = [None]  # the run followed: the first live one seen
+        limit: int | None = None  # once it ended: where its output ends in the log
         try:
             if request.follow and request.from_start:
                 # Held open from here: a removal at the exit (--rm) moves the file away, and
@@ -187,8 +189,10 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 # A follow reads a batch, then looks at the run: lines read while it still
                 # ran are its own; once it ended, only those before its exit's log end.
                 batch: list[tuple[int, bytes]] = []
+                full = False  # the batch is at its bound: more may be there at once
                 if log is not None:
                     log.seek(position)
+                    size = 0
                     for line in log:
                         if not line.endswith(b"\n"):
                             break
@@ -197,13 +201,19 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                             yield from self._entry(line, since, until)
                             continue
                         batch.append((position, line))
-                        if len(batch) >= FOLLOW_BATCH:
+                        size += len(line)
+                        if len(batch) >= FOLLOW_BATCH or size >= FOLLOW_BATCH_BYTES:
+                            full = True
                             break
                 if not request.follow or not context.is_active():
                     return
-                ended = not self._still_running(
-                    record.id, followed, waiting=request.from_start and followed[0] is None)
-                limit = self._log_end(record.id, followed[0]) if ended else None
+                if limit is None and not self._still_running(
+                        record.id, followed, waiting=request.from_start and followed[0] is None):
+                    # Ended: where its output ends, journaled with its exit, or else all that
+                    # is there now (the supervisor records an exit once its output ended).
+                    limit = self._log_end(record.id, followed[0])
+                    if limit is None:
+                        limit = os.fstat(log.fileno()).st_size if log is not None else 0
                 for end, line in batch:
                     if limit is not None and end > limit:
                         return  # the next run's output
@@ -211,12 +221,11 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 if until and time.time_ns() > until:
                     return  # Docker's follow ends once --until is past
                 self._check_shutdown()
-                more = log is not None and os.fstat(log.fileno()).st_size > position
-                if ended:
-                    if more and (limit is None or position < limit):
-                        continue
+                if limit is not None:
+                    if full and position < limit:
+                        continue  # the rest of its output, then the end
                     return
-                if len(batch) < FOLLOW_BATCH:
+                if not full:
                     time.sleep(LOG_POLL_SECONDS)
         finally:
             if log is not None:

@@ -229,3 +229,25 @@ def test_a_follow_never_shows_the_next_runs_output(daemon: ApiDaemon,
     with log.open("a") as appended:  # the new run's output, before the follow's next look
         appended.write(line("new\n"))
     assert [entry.line for entry in stream] == []
+
+
+def test_a_follow_of_an_exited_container_ends_at_what_is_there(daemon: ApiDaemon) -> None:
+    """Docker's ``logs -f`` of a stopped container prints its output and ends: a run started
+    while it reads is not followed, and a last line cut short does not keep it going."""
+    created = daemon.run("stopped")
+    daemon.containers.Stop(pb.StopRequest(container="stopped", timeout=0), timeout=30)
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(
+        json.dumps({"log": f"{index}\n", "stream": "stdout",
+                    "time": rfc3339_nano(time.time_ns())}) + "\n"
+        for index in range(2500)) + '{"log":"cut sh')  # more than one batch, then a fragment
+    stream = daemon.containers.Logs(pb.LogsRequest(container="stopped", follow=True),
+                                    timeout=30)
+    assert next(stream).line == "0\n"
+    daemon.containers.Start(pb.StartRequest(container="stopped"), timeout=30)
+    with log.open("a") as appended:
+        appended.write('ort"}\n' + json.dumps({"log": "new run\n", "stream": "stdout",
+                                               "time": rfc3339_nano(time.time_ns())}) + "\n")
+    rest = [entry.line for entry in stream]  # ends (a spin or a follow would hit 30 s)
+    assert rest == [f"{index}\n" for index in range(1, 2500)]

@@ -76,9 +76,11 @@ def test_refused_filters(spec: str, message: str) -> None:
     assert str(refused.value) == message
 
 
-def test_an_empty_filter_is_ignored() -> None:
-    assert parse_filter_flag("  ") is None
+def test_an_empty_filter_is_ignored_one_of_spaces_is_malformed() -> None:
+    assert parse_filter_flag("") is None
     assert parse_filters([""]) == {}
+    with pytest.raises(FilterError, match="bad format of filter"):
+        parse_filter_flag("  ")
 
 
 @pytest.mark.parametrize(("reference", "message"), [
