@@ -31,11 +31,12 @@ from engine.cli_output import (
 from engine.cli_template import HEADER_FUNCTIONS, Template, TemplateError, json_text
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
-from engine.log_pump import parse_rfc3339_nano, rfc3339_nano
+from engine.log_pump import padded_rfc3339_nano
 
 ENV_LINE_MAX = 65536  # Go's bufio.Scanner buffer: a line must be shorter, newline included
 # Go's unicode.IsSpace (Python's str.isspace also takes \x1c-\x1f).
-_GO_SPACES = "".join(chr(c) for c in range(0x3001) if chr(c).isspace() and not 0x1C <= c <= 0x1F)
+_GO_SPACES = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -397,8 +398,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     for entry in api.call(api.containers.Logs, request):
         stream = sys.stdout if entry.stream == "stdout" else sys.stderr
         # Docker's -t: the time with all nine digits of its fraction, then the line.
-        stamp = f"{rfc3339_nano(parse_rfc3339_nano(entry.time), fixed=True)} " \
-            if args.timestamps else ""
+        stamp = f"{padded_rfc3339_nano(entry.time)} " if args.timestamps else ""
         stream.write(stamp + entry.line)
         stream.flush()
     return 0

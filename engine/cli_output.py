@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.cli_template import go_quote
+from engine.log_pump import nanoseconds_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -67,7 +68,7 @@ def _rfc3339(value: str, *, local: bool) -> int:
         offset = (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     days = (datetime.date(year, month, day) - datetime.date(1970, 1, 1)).days
     seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
-    return seconds * 1_000_000_000 + int((match.group(7) or "").ljust(9, "0")[:9])
+    return seconds * 1_000_000_000 + nanoseconds_of(match.group(7) or "")
 
 
 def parse_moment(value: str, now_ns: int | None = None) -> int:
@@ -89,7 +90,7 @@ def parse_moment(value: str, now_ns: int | None = None) -> int:
     seconds, dot, fraction = value.partition(".")
     if not re.fullmatch(r"\d+", seconds) or (dot and not re.fullmatch(r"\d+", fraction)):
         raise ValueError(f'failed to parse value as time or duration: "{value}"')
-    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+    return int(seconds) * 1_000_000_000 + nanoseconds_of(fraction)
 
 
 def ago(milliseconds: int) -> str:

@@ -214,7 +214,7 @@ class Template:
         out: list[str] = []
         table = {**FUNCTIONS, **(functions or {})}
         try:
-            _Run(self._source, table).nodes(self._nodes, data, [{"$": data}], out, 0)
+            _Run(self._source, table).nodes(self._nodes, data, [{"$": data}], out)
         except RecursionError:
             raise TemplateError("template: :1: max expression depth exceeded") from None
         return "".join(out)
@@ -544,7 +544,7 @@ class _Run:
         return TemplateError(f"{self._at(operand.offset, operand.text)}: {message}")
 
     def nodes(self, nodes: Sequence[_Node], dot: Any, scopes: list[dict[str, Any]],
-              out: list[str], depth: int) -> None:
+              out: list[str]) -> None:
         for node in nodes:
             if isinstance(node, _Text):
                 out.append(node.text)
@@ -553,18 +553,17 @@ class _Run:
                 if not node.pipeline.declare:
                     out.append(text_of(value))
             else:
-                self.branch(node, dot, scopes, out, depth + 1)
+                self.branch(node, dot, scopes, out)
 
     def branch(self, node: _Branch, dot: Any, scopes: list[dict[str, Any]],
-               out: list[str], depth: int) -> None:
+               out: list[str]) -> None:
         inner = [*scopes, {}]
         if node.keyword != "range":
             value = self.pipeline(node.pipeline, dot, inner)
             if truth(value):
-                self.nodes(node.body, value if node.keyword == "with" else dot, inner, out,
-                           depth)
+                self.nodes(node.body, value if node.keyword == "with" else dot, inner, out)
             else:
-                self.nodes(node.otherwise, dot, inner, out, depth)
+                self.nodes(node.otherwise, dot, inner, out)
             return
         value = self.pipeline(node.pipeline, dot, inner, declare=False)
         if isinstance(value, dict):
@@ -579,7 +578,7 @@ class _Run:
             command = node.pipeline.commands[-1]
             raise self.fail(command, f"range can't iterate over {text_of(value)}")
         if not pairs:
-            self.nodes(node.otherwise, dot, inner, out, depth)
+            self.nodes(node.otherwise, dot, inner, out)
             return
         names = node.pipeline.declare
         for key, element in pairs:
@@ -589,7 +588,7 @@ class _Run:
             elif len(names) == 2:
                 scope[-1][names[0]] = key
                 scope[-1][names[1]] = element
-            self.nodes(node.body, element, scope, out, depth)
+            self.nodes(node.body, element, scope, out)
 
     def pipeline(self, pipeline: _Pipeline, dot: Any, scopes: list[dict[str, Any]], *,
                  declare: bool = True) -> Any:
@@ -1022,8 +1021,9 @@ def _print(*values: Any) -> str:
     return out
 
 
-def _json_text(value: Any) -> str:
-    """encoding/json's text of ``value``, with SetEscapeHTML(false), keys in their order."""
+def json_text(value: Any) -> str:
+    """encoding/json's text of ``value``, with SetEscapeHTML(false), keys in their order:
+    what Docker's ``json`` template function writes."""
     if value is None or value is _MISSING:
         return "null"
     if isinstance(value, bool):
@@ -1038,11 +1038,11 @@ def _json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False).replace("\u2028", "\\u2028").replace(
             "\u2029", "\\u2029")
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_json_text(str(key))}:{_json_text(item)}"
+        return "{" + ",".join(f"{json_text(str(key))}:{json_text(item)}"
                               for key, item in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json_text(item) for item in value) + "]"
-    return _json_text(str(value))
+        return "[" + ",".join(json_text(item) for item in value) + "]"
+    return json_text(str(value))
 
 
 def _pad(value: str, before: int, after: int) -> str:
@@ -1094,7 +1094,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "gt": _ordered(lambda a, b: a > b),
     "ge": _ordered(lambda a, b: a >= b),
     # Docker's own (github.com/docker/cli/templates):
-    "json": _json_text,
+    "json": json_text,
     "join": lambda values, separator: separator.join(values),
     "split": _split,
     "lower": str.lower,
@@ -1133,11 +1133,6 @@ HEADER_FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: (lambda value, *_: value)
     for name in ("json", "split", "join", "title", "lower", "upper", "truncate")
 }
-
-
-def json_text(value: Any) -> str:
-    """``value`` as Docker's ``json`` function writes it (compact, no HTML escapes)."""
-    return _json_text(value)
 
 
 def parse(source: str) -> Template:

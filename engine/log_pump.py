@@ -14,8 +14,8 @@ pump's thread, when both streams have ended and the log is closed.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
+import datetime
 import logging
 import os
 import pathlib
@@ -170,21 +170,32 @@ class _Stream:
         self.shared.stream_ended()
 
 
-def rfc3339_nano(nanoseconds: int, *, fixed: bool = False) -> str:
-    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped (all nine digits
-    kept if ``fixed``, as ``docker logs -t`` prints it)."""
+def rfc3339_nano(nanoseconds: int) -> str:
+    """Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
     seconds, fraction = divmod(nanoseconds, 1_000_000_000)
     moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    if fixed:
-        return f"{moment}.{fraction:09d}Z"
     return f"{moment}.{fraction:09d}".rstrip("0").rstrip(".") + "Z"
 
 
+def nanoseconds_of(fraction: str) -> int:
+    """The nanoseconds of a decimal fraction of a second ("5" is 500000000; past nine
+    digits, cut)."""
+    return int(fraction.ljust(9, "0")[:9] or 0)
+
+
 def parse_rfc3339_nano(text: str) -> int:
-    """The nanoseconds since the epoch of a time ``rfc3339_nano`` wrote. Raises ValueError."""
+    """The nanoseconds since the epoch of a time ``rfc3339_nano`` wrote (its one layout, in
+    UTC). Raises ValueError."""
     moment, _, fraction = text.removesuffix("Z").partition(".")
-    seconds = calendar.timegm(time.strptime(moment, "%Y-%m-%dT%H:%M:%S"))
-    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+    seconds = datetime.datetime.fromisoformat(moment + "+00:00").timestamp()
+    return int(seconds) * 1_000_000_000 + nanoseconds_of(fraction)
+
+
+def padded_rfc3339_nano(text: str) -> str:
+    """A time ``rfc3339_nano`` wrote, with all nine digits of its fraction (``docker logs
+    -t``)."""
+    moment, _, fraction = text.removesuffix("Z").partition(".")
+    return f"{moment}.{fraction:0<9}Z"
 
 
 def tail_offset(log: BinaryIO, count: int) -> int:

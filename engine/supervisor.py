@@ -140,7 +140,7 @@ class Supervisor:
         exit_path(self.root, container_id).unlink(missing_ok=True)
         try:
             return self._create(container_id, bundle, binary, runc_root, log_path, runc_log,
-                                pid_file, time.monotonic())
+                                pid_file)
         finally:
             with self.lock:
                 if self.live.get(container_id) is pending:  # failed: no run of it is live
@@ -148,8 +148,9 @@ class Supervisor:
                     self.lock.notify_all()  # its waiters learn it at once, not in a second
 
     def _create(self, container_id: str, bundle: pathlib.Path, binary: str, runc_root: str,
-                log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path,
-                began: float) -> tuple[dict[str, Any], Callable[[], None] | None]:
+                log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path
+                ) -> tuple[dict[str, Any], Callable[[], None] | None]:
+        began = time.monotonic()  # an init reaped before this is not this create's
         stdout_read, stdout_write = spawn.pipe()
         stderr_read, stderr_write = spawn.pipe()
         try:
