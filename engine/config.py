@@ -28,6 +28,10 @@ from typing import Any
 from engine.errors import InvalidParameter
 
 BUILTIN_RUNTIME = "runc"
+# moby's configureRuntimes also names the built-in runtime by its containerd type: both names
+# are runc, and they replace any user definition of either.
+RUNC_TYPE_NAME = "io.containerd.runc.v2"
+BUILTIN_NAMES = frozenset({BUILTIN_RUNTIME, RUNC_TYPE_NAME})
 KNOWN_KEYS = frozenset({"default-runtime", "runtimes", "experimental", "live-restore",
                         "data-root", "debug"})
 RUNTIME_KEYS = frozenset({"path", "runtimeArgs", "runtimeType", "options"})
@@ -60,8 +64,14 @@ class RuntimeDefinition:
 
 
 def _builtin_runtimes() -> Mapping[str, RuntimeDefinition]:
-    return MappingProxyType({BUILTIN_RUNTIME: RuntimeDefinition(
-        BUILTIN_RUNTIME, BUILTIN_RUNTIME, (), BUILTIN_RUNTIME)})
+    return MappingProxyType({name: RuntimeDefinition(name, BUILTIN_RUNTIME, (), BUILTIN_RUNTIME)
+                             for name in sorted(BUILTIN_NAMES)})
+
+
+def is_containerd_runtime_name(name: str) -> bool:
+    """moby's IsPermissibleC8dRuntimeName: a name containerd would turn into a shim binary's
+    (no ``/``, at least one ``.``, not a leading one), such as ``io.containerd.kata.v2``."""
+    return "/" not in name and "." in name and not name.startswith(".")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +95,11 @@ class ConfigSnapshot:
         runtime_name = name or self.default_runtime
         definition = self.runtimes.get(runtime_name)
         if definition is None:
+            if is_containerd_runtime_name(runtime_name):
+                # moby hands such a name to containerd as a shim; berth runs no shims.
+                raise InvalidParameter(
+                    f"unknown or invalid runtime name: {runtime_name} (a containerd shim: "
+                    "berth runs runc-compatible binaries; configure one with path)")
             raise InvalidParameter(f"unknown or invalid runtime name: {runtime_name}")
         return definition.resolve()
 
@@ -144,9 +159,11 @@ def parse_config(text: str, *, inherited_runtimes: Mapping[str, Any] | None = No
     if not isinstance(runtimes, dict):
         raise InvalidParameter("invalid daemon configuration file: runtimes must be an object")
     for name, runtime in runtimes.items():
-        _validate_runtime(name, runtime)
+        if name != RUNC_TYPE_NAME:  # moby replaces that one with runc before it looks at it
+            _validate_runtime(name, runtime)
     default = raw.get("default-runtime") or BUILTIN_RUNTIME
-    if default != BUILTIN_RUNTIME and default not in runtimes:
+    if default not in BUILTIN_NAMES and default not in runtimes:
+        # moby also takes a containerd shim name here; berth has no shims to run it with.
         raise InvalidParameter(f"specified default runtime '{default}' does not exist")
     for flag in ("experimental", "live-restore", "debug"):
         if flag in raw and not isinstance(raw[flag], bool):
@@ -185,14 +202,17 @@ def _validate_runtime(name: str, runtime: Any) -> None:
 def build_snapshot(raw: Mapping[str, Any], *, generation: int,
                    runtimes_dir: pathlib.Path) -> ConfigSnapshot:
     """The snapshot for a validated configuration, its wrapper scripts written first."""
-    definitions = dict(_builtin_runtimes())
+    definitions: dict[str, RuntimeDefinition] = {}
     for name, runtime in sorted(raw.get("runtimes", {}).items()):
+        if name in BUILTIN_NAMES:
+            continue  # replaced by the built-in below
         path, args = str(runtime["path"]), tuple(runtime.get("runtimeArgs", []))
         if args:
             binary, digest = write_wrapper(runtimes_dir, name, wrapper_script(path, args))
             definitions[name] = RuntimeDefinition(name, path, args, binary, digest)
         else:
             definitions[name] = RuntimeDefinition(name, path, (), path)
+    definitions.update(_builtin_runtimes())
     return ConfigSnapshot(
         generation=generation, default_runtime=raw.get("default-runtime") or BUILTIN_RUNTIME,
         runtimes=MappingProxyType(definitions), experimental=bool(raw.get("experimental")),

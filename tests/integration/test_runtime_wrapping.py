@@ -77,3 +77,15 @@ def test_runtime_wrapping(engines: RealEngines, tmp_path: pathlib.Path) -> None:
     assert pathlib.Path(first).read_bytes() == original
     for name in ("after-change", "after-drop"):
         engine.stop(name, timeout=0)
+
+
+def test_the_containerd_type_name_of_runc_runs_runc(engines: RealEngines) -> None:
+    """Docker's built-in io.containerd.runc.v2 is runc: a container started with that name runs
+    on runc and is locked to it."""
+    engine = engines.open()
+    engine.create(ContainerConfig(image="busybox", command=("sh", "-c", "exit 4"), name="typed",
+                                  runtime="io.containerd.runc.v2"))
+    engine.start("typed")
+    assert engine.wait("typed", timeout=30).exit_code == 4
+    record = engine.inspect("typed")
+    assert (record.runtime, record.runtime_binary) == ("io.containerd.runc.v2", "runc")

@@ -52,6 +52,43 @@ def test_validation_errors_use_moby_messages(config: dict[str, object], message:
     assert raised.value.message.startswith(message)
 
 
+def test_runc_is_also_named_by_its_containerd_type(tmp_path: pathlib.Path) -> None:
+    """moby's configureRuntimes: io.containerd.runc.v2 is the built-in runc, may be the default
+    runtime, and replaces a user's definition of that name (which moby never validates)."""
+    raw = parse_config(json.dumps({
+        "default-runtime": "io.containerd.runc.v2",
+        "runtimes": {"io.containerd.runc.v2": {"runtimeType": "io.containerd.other.v1"},
+                     "own": {"path": "/bin/own"}}}))
+    snapshot = build_snapshot(raw, generation=1, runtimes_dir=tmp_path / "runtimes")
+    assert snapshot.resolve_runtime("") == snapshot.resolve_runtime("io.containerd.runc.v2")
+    assert snapshot.resolve_runtime("io.containerd.runc.v2").binary == "runc"
+    assert snapshot.resolve_runtime("own").binary == "/bin/own"
+    assert sorted(snapshot.runtimes) == ["io.containerd.runc.v2", "own", "runc"]
+    wrapped = parse_config(json.dumps(
+        {"runtimes": {"io.containerd.runc.v2": {"path": "/bin/crun", "runtimeArgs": ["-x"]}}}))
+    assert build_snapshot(wrapped, generation=2, runtimes_dir=tmp_path / "runtimes"
+                          ).resolve_runtime("io.containerd.runc.v2").binary == "runc"
+    assert not (tmp_path / "runtimes").exists()  # no wrapper for a definition replaced
+
+
+@pytest.mark.parametrize("name", ["io.containerd.kata.v2", "io.containerd.my-shim"])
+def test_another_containerd_shim_name_is_refused_and_says_why(name: str) -> None:
+    """moby hands such a name to containerd as a shim; berth has none to run it with."""
+    with pytest.raises(InvalidParameter) as raised:
+        ConfigSnapshot().resolve_runtime(name)
+    assert raised.value.message.startswith(f"unknown or invalid runtime name: {name} (")
+    assert "containerd shim" in raised.value.message
+    with pytest.raises(InvalidParameter, match=f"^specified default runtime '{name}' does not"):
+        parse_config(json.dumps({"default-runtime": name}))
+
+
+@pytest.mark.parametrize("name", ["myshim", "/path/to/runc", "my/io.containerd.runc.v2"])
+def test_an_invalid_runtime_name_gets_moby_message_alone(name: str) -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        ConfigSnapshot().resolve_runtime(name)
+    assert raised.value.message == f"unknown or invalid runtime name: {name}"
+
+
 def test_invalid_json_is_invalid_parameter() -> None:
     with pytest.raises(InvalidParameter, match="invalid daemon configuration file"):
         parse_config("{bad")
@@ -149,7 +186,7 @@ def test_a_reload_without_the_runtimes_key_keeps_the_running_runtimes(
     config_file.write_text('{"default-runtime": "wrap"}')  # valid: wrap is still configured
     assert keeper.reload().default_runtime == "wrap"
     config_file.write_text('{"runtimes": {}}')  # the key set, empty: the runtimes go
-    assert sorted(keeper.reload().runtimes) == ["runc"]
+    assert sorted(keeper.reload().runtimes) == ["io.containerd.runc.v2", "runc"]
 
 
 def test_gc_at_start_keeps_scripts_of_existing_containers(engine: Engine,
