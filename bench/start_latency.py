@@ -12,6 +12,10 @@ In one interleaved run (A, B, A, B ...), times:
   (c) ``podman run --rm`` of the same rootfs, when podman is installed.
 Prints the median and p90 of each and the ratios to bare runc. Run as root.
 
+Then, to show where the engine's share goes: the CPU time of the engine's own work in (b) (this
+thread's, which runs the API in-process, and the supervisor's), and the same calls on the
+in-process fake runtime and host, back to back, where nothing runs between them.
+
 Usage: python bench/start_latency.py [--runs N] [--rootfs DIR]
 """
 
@@ -35,6 +39,7 @@ from engine.container_config import ContainerConfig
 from engine.oci_spec import build_spec
 from engine.service import Engine
 from engine.supervisor import PID_FILE
+from engine.testing import FakeHost, FakeRuntime
 from engine.testing.rootfs import build_busybox_rootfs
 
 
@@ -52,19 +57,49 @@ def bare_runc(bundle: pathlib.Path, runc_root: pathlib.Path, index: int) -> floa
     return time.perf_counter() - began
 
 
-def engine_run(engine: Engine, deferred: list[float]) -> float:
-    began = time.perf_counter()
+def engine_run(engine: Engine, deferred: list[float], cpu: list[float] | None = None) -> float:
+    began, began_cpu = time.perf_counter(), time.thread_time()
     record = engine.create(ContainerConfig(image="busybox", command=("true",)))
     engine.start(record.id)
     engine.wait(record.id, timeout=30)
     engine.remove(record.id)
     elapsed = time.perf_counter() - began
+    if cpu is not None:
+        cpu.append(time.thread_time() - began_cpu)
     # The host defers tearing down detached filesystems and freeing removed directories to a
     # background thread. Finish that outside every timed region, so that it slows neither the
     # bare runc run that follows nor the next engine run, and report it on its own.
     engine.saga.host.drain()
     deferred.append(time.perf_counter() - began - elapsed)
     return elapsed
+
+
+def fake_cycles(workdir: pathlib.Path, count: int) -> tuple[float, float]:
+    """Median wall and thread CPU time of the same API calls on the fake runtime and host."""
+    root = workdir / "fake"
+    runtime = FakeRuntime()
+    engine, _ = open_engine(root, backend="fake", runtime=runtime, host=FakeHost(root))
+    walls: list[float] = []
+    cpus: list[float] = []
+    for index in range(count + 5):
+        began, began_cpu = time.perf_counter(), time.thread_time()
+        record = engine.create(ContainerConfig(image="busybox", command=("true",)))
+        engine.start(record.id)
+        runtime.exit(record.id, 0)  # the task ends at once, as `true` does
+        engine.wait(record.id, timeout=30)
+        engine.remove(record.id)
+        if index >= 5:  # the first ones warm the code up
+            walls.append(time.perf_counter() - began)
+            cpus.append(time.thread_time() - began_cpu)
+    engine.close()
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+
+
+def supervisor_cpu(root: pathlib.Path) -> float:
+    """The supervisor's CPU time so far, in seconds (clock ticks: 10 ms)."""
+    fields = (pathlib.Path("/proc") / (root / PID_FILE).read_text().strip() / "stat"
+              ).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def podman_run(rootfs: pathlib.Path) -> float:
@@ -108,16 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     linux.set_child_subreaper()
     podman = shutil.which("podman") is not None
     runners = {"bare runc": lambda i: bare_runc(bundle, workdir / "runc", i),
-               "engine": lambda i: engine_run(engine, deferred)}
+               "engine": lambda i: engine_run(engine, deferred, cpu if i >= 0 else None)}
     deferred: list[float] = []
+    cpu: list[float] = []
     if podman:
         runners["podman run --rm"] = lambda i: podman_run(rootfs)
     samples: dict[str, list[float]] = {name: [] for name in runners}
     for run in runners.values():  # warm-up
         run(-1)
+    supervisor_before = supervisor_cpu(workdir / "root")
     for index in range(args.runs):
         for name, run in runners.items():
             samples[name].append(run(index))
+    supervisor_ms = (supervisor_cpu(workdir / "root") - supervisor_before) / args.runs * 1000
     bare_median, bare_p90 = summary(samples["bare runc"])
     print(f"start latency, busybox `true`, {args.runs} interleaved runs each "
           "(create + start + wait + remove)")
@@ -130,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         print("podman: not installed, skipped")
     print(f"engine work deferred past rm (drained between runs, untimed): median "
           f"{statistics.median(deferred) * 1000:.1f} ms")
+    fake_wall, fake_cpu = fake_cycles(workdir, args.runs)
+    print(f"engine's own CPU a run, interleaved with runc: median "
+          f"{statistics.median(cpu) * 1000:.1f} ms in the API's thread, "
+          f"{supervisor_ms:.1f} ms in the supervisor (mean)")
+    print(f"the same calls on the in-process fake runtime and host, back to back: median "
+          f"{fake_wall:.1f} ms ({fake_cpu:.1f} ms CPU)")
     engine_median = summary(samples["engine"])[0]
     verdict = "met" if engine_median <= 1.15 * bare_median else "NOT met"
     print(f"target engine <= 1.15x bare runc (median): {verdict} "
