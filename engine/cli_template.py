@@ -8,25 +8,28 @@ None), as the Docker CLI executes over decoded JSON with ``missingkey=error``:
   fields (``(index .Mounts 0).Source``);
 * operands: ``.``, ``.Field.Chain``, ``$``, ``$x``, ``$x.Field``, strings ("..." with Go's
   escapes, `raw`), characters ('a'), numbers (0x, 0o, 0b, _), ``true``, ``false``, ``nil``;
-* ``if`` / ``else if`` / ``else``, ``range`` (lists, maps in key order, an int; ``$i, $v :=``),
-  ``with`` / ``else with``, ``end``; variables ``$x := ...`` (checked when parsing) and
-  ``$x = ...``;
-* Go's functions ``and or not len index print printf println eq ne lt le gt ge`` (``and`` and
-  ``or`` stop at their answer) and Docker's ``json join split lower upper title pad truncate``.
+* ``if`` / ``else if`` / ``else``, ``range`` (lists, maps in key order, an int; ``$i, $v :=``;
+  ``break`` and ``continue`` in its body), ``with`` / ``else with``, ``end``; variables
+  ``$x := ...`` (checked when parsing) and ``$x = ...``;
+* Go's functions ``and or not len index slice print printf println html js urlquery call eq ne
+  lt le gt ge`` (``and`` and ``or`` stop at their answer; nothing in a document is a function
+  ``call`` could call) and Docker's ``json join split lower upper title pad truncate``.
 
 Output and errors read as Go 1.19's: ``template: :1: function "x" not defined`` when parsing,
 ``template: :1:8: executing "" at <.State.Foo>: map has no entry for key "Foo"`` when running.
-Not there: ``define``/``template``/``block``, ``break``/``continue``, ``slice``, ``html``,
-``js``, ``urlquery``, ``call``.
+Not there: ``define``/``template``/``block`` (a ``--format`` is one template).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import decimal
+import itertools
 import json
 import math
 import re
+import unicodedata
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -65,6 +68,27 @@ class _Token:
     kind: str
     text: str
     offset: int  # in the whole template
+
+
+_KEYWORDS = frozenset({"block", "break", "continue", "define", "else", "end", "if", "nil", "range",
+                       "template", "with"})
+
+
+def _item(token: _Token) -> str:
+    """A token as Go's parse errors name it (its lexer's item.String): a keyword or ``.`` in
+    angle brackets, anything else quoted, cut to 10 characters if longer. Go lexes ``.A.B``
+    and ``$x.A`` as several items: the first is named."""
+    text = token.text
+    if token.kind == "field" and text != ".":
+        text = "." + text[1:].split(".", 1)[0]
+    elif token.kind == "variable":
+        text = text.split(".", 1)[0]
+    if (token.kind == "field" and text == ".") or (token.kind == "ident"
+                                                   and text in _KEYWORDS):
+        return f"<{text}>"
+    if len(text.encode()) > 10:
+        return go_quote(text[:10]) + "..."
+    return go_quote(text)
 
 
 def _unquote(body: str, quote: str) -> str:
@@ -187,6 +211,11 @@ class _Action:
 
 
 @dataclasses.dataclass
+class _Jump:
+    keyword: str  # break, continue: of the innermost range
+
+
+@dataclasses.dataclass
 class _Branch:
     keyword: str  # if, range, with
     pipeline: _Pipeline
@@ -194,7 +223,7 @@ class _Branch:
     otherwise: list[Any]
 
 
-_Node = _Text | _Action | _Branch
+_Node = _Text | _Action | _Branch | _Jump
 
 
 class Template:
@@ -233,6 +262,7 @@ class _Parser:
         self._index = 0
         self._vars = ["$"]
         self._depth = 0
+        self._ranges = 0  # range bodies the parser is in: where break and continue may be
 
     def _line(self, offset: int) -> int:
         return self._source.count("\n", 0, offset) + 1
@@ -314,7 +344,7 @@ class _Parser:
         if ending is not None:
             word, offset, rest = ending
             if word == "end" and rest:
-                raise self._fail(offset, f'unexpected "{rest[0].text}" in end')
+                raise self._fail(offset, f"unexpected {_item(rest[0])} in end")
             raise self._fail(offset, "unexpected {{" + word + "}}")
         return nodes
 
@@ -337,8 +367,15 @@ class _Parser:
             if first.kind == "ident" and first.text in ("if", "range", "with"):
                 nodes.append(self._branch(first.text, tokens[1:], offset))
                 continue
-            if first.kind == "ident" and first.text in ("define", "template", "block", "break",
-                                                         "continue"):
+            if first.kind == "ident" and first.text in ("break", "continue"):
+                if len(tokens) > 1:
+                    raise self._fail(offset, f"unexpected {_item(tokens[1])} in "
+                                             f"{{{{{first.text}}}}}")
+                if not self._ranges:
+                    raise self._fail(offset, f"{{{{{first.text}}}}} outside {{{{range}}}}")
+                nodes.append(_Jump(first.text))
+                continue
+            if first.kind == "ident" and first.text in ("define", "template", "block"):
                 raise self._fail(offset, f"{{{{{first.text}}}}} is not supported")
             nodes.append(_Action(self._pipeline(tokens, offset, "command", declarations=True)))
         return nodes, None
@@ -353,19 +390,24 @@ class _Parser:
                 raise self._fail(offset, f"missing value for {keyword}")
             pipeline = self._pipeline(tokens, offset, keyword, declarations=True,
                                       pair=keyword == "range")
-            body, ending = self._list()
+            ranged = keyword == "range"  # Go 1.19: its body only, not its else
+            self._ranges += ranged
+            try:
+                body, ending = self._list()
+            finally:
+                self._ranges -= ranged
             if ending is None:
                 raise self._fail(len(self._source), "unexpected EOF")
             word, else_offset, rest = ending
             otherwise: list[_Node] = []
             if word == "end":
                 if rest:
-                    raise self._fail(else_offset, f'unexpected "{rest[0].text}" in end')
+                    raise self._fail(else_offset, f"unexpected {_item(rest[0])} in end")
             elif rest and rest[0].kind == "ident" and rest[0].text in ("if", "with") and \
                     keyword == rest[0].text:
                 otherwise = [self._branch(rest[0].text, rest[1:], else_offset)]
             elif rest:
-                raise self._fail(else_offset, f'unexpected "{rest[0].text}" in else')
+                raise self._fail(else_offset, f"unexpected {_item(rest[0])} in else")
             else:
                 otherwise, ending = self._list()
                 if ending is None:
@@ -373,7 +415,7 @@ class _Parser:
                 if ending[0] != "end":
                     raise self._fail(ending[1], "expected end; found {{else}}")
                 if ending[2]:
-                    raise self._fail(ending[1], f'unexpected "{ending[2][0].text}" in end')
+                    raise self._fail(ending[1], f"unexpected {_item(ending[2][0])} in end")
             return _Branch(keyword, pipeline, body, otherwise)
         finally:
             del self._vars[mark:]
@@ -395,12 +437,14 @@ class _Parser:
                     index += 1
                     continue
                 break
-            if index < len(tokens) and tokens[index].kind == "comma":
+            if names and index < len(tokens) and tokens[index].kind == "comma":
                 raise self._fail(offset, f"too many declarations in {context}")
             if names and index < len(tokens) and tokens[index].kind in ("declare", "assign"):
                 declare = names
                 assign = tokens[index].kind == "assign"
                 tokens = tokens[index + 1:]
+                if not assign:  # declared before its value is parsed, as Go does
+                    self._vars.extend(declare)
         commands: list[_Command] = []
         operands: list[_Operand] = []
         index = 0
@@ -441,7 +485,9 @@ class _Parser:
             if token.kind == "close":
                 raise self._fail(offset, f'unexpected ")" in {context}')
             if token.kind in ("declare", "assign", "comma"):
-                raise self._fail(offset, f'unexpected "{token.text}" in {context}')
+                # After an operand, Go is reading that command's operands.
+                raise self._fail(offset, f"unexpected {_item(token)} in "
+                                         f"{'operand' if operands else context}")
             operands.append(self._operand(token, offset))
             index += 1
         if not operands:
@@ -453,8 +499,6 @@ class _Parser:
                 raise self._fail(offset, f"can't give argument to non-function {first.text}"
                                  if position == 0 else
                                  f"non executable command in pipeline stage {position + 1}")
-        if declare and not assign:
-            self._vars.extend(declare)
         return _Pipeline(commands, declare, assign, offset)
 
     def _operand(self, token: _Token, offset: int) -> _Operand:
@@ -521,6 +565,14 @@ class _Parser:
 _MISSING = object()  # an action that printed nothing of its own: ``<no value>``
 
 
+class _Break(Exception):
+    """``{{break}}`` ran: the innermost range stops."""
+
+
+class _Continue(Exception):
+    """``{{continue}}`` ran: the innermost range goes on with its next element."""
+
+
 @dataclasses.dataclass(frozen=True)
 class _Signature:
     """A function's parameters, for Go's checks: their kinds ("any", "string", "int",
@@ -538,7 +590,8 @@ class _Run:
     def _at(self, offset: int, text: str) -> str:
         line_start = self._source.rfind("\n", 0, offset) + 1
         line = self._source.count("\n", 0, offset) + 1
-        return f'template: :{line}:{offset - line_start}: executing "" at <{text}>'
+        column = len(self._source[line_start:offset].encode())  # Go counts bytes
+        return f'template: :{line}:{column}: executing "" at <{text}>'
 
     def fail(self, operand: _Operand | _Command, message: str) -> TemplateError:
         return TemplateError(f"{self._at(operand.offset, operand.text)}: {message}")
@@ -552,6 +605,8 @@ class _Run:
                 value = self.pipeline(node.pipeline, dot, scopes)
                 if not node.pipeline.declare:
                     out.append(text_of(value))
+            elif isinstance(node, _Jump):
+                raise _Break if node.keyword == "break" else _Continue
             else:
                 self.branch(node, dot, scopes, out)
 
@@ -588,7 +643,12 @@ class _Run:
             elif len(names) == 2:
                 scope[-1][names[0]] = key
                 scope[-1][names[1]] = element
-            self.nodes(node.body, element, scope, out)
+            try:
+                self.nodes(node.body, element, scope, out)
+            except _Continue:
+                continue
+            except _Break:
+                break
 
     def pipeline(self, pipeline: _Pipeline, dot: Any, scopes: list[dict[str, Any]], *,
                  declare: bool = True) -> Any:
@@ -670,6 +730,16 @@ class _Run:
                                          "[]string")
             found = "integer" if kind == "int" else expected
             raise self.fail(operand, f"expected {found}; found {operand.text}")
+        grouped = isinstance(operand, _Operand) and operand.kind == "group"
+        if value is None and (piped or grouped):  # a pipeline's nothing, not a field's nil
+            if kind == "strings":
+                return []
+            while isinstance(operand, _Operand) and operand.kind == "group":
+                operand = operand.value.commands[-1].operands[-1]
+            raise self.fail(operand, f"invalid value; expected {expected}")
+        while isinstance(operand, _Operand) and operand.kind == "group":
+            # Go points at the last node it evaluated: the group's last operand.
+            operand = operand.value.commands[-1].operands[-1]
         raise self.fail(operand, f"wrong type for value; expected {expected}; got "
                                  f"{go_type(value)}")
 
@@ -802,6 +872,8 @@ def _length(value: Any) -> int:
         return len(value.encode())  # Go counts bytes
     if isinstance(value, (list, tuple, dict)):
         return len(value)
+    if value is None:  # a null field: to Go an interface holding nothing
+        raise TemplateError("len of nil pointer")
     raise TemplateError(f"len of type {go_type(value)}")
 
 
@@ -814,14 +886,19 @@ def _index(value: Any, *keys: Any) -> Any:
                 raise TemplateError(f"value has type {go_type(key)}; should be string")
             value = value.get(key)  # Go: the zero value for a missing key
         elif isinstance(value, (list, tuple, str)):
+            if key is None:
+                raise TemplateError("cannot index slice/array with nil")
             if not isinstance(key, int) or isinstance(key, bool):
                 raise TemplateError(f"cannot index slice/array with type {go_type(key)}")
             sequence = value.encode() if isinstance(value, str) else value
+            if key == len(sequence):  # Go's bound check lets it through; reflect panics
+                raise TemplateError("reflect: " + ("string" if isinstance(value, str)
+                                                   else "slice") + " index out of range")
             if not 0 <= key < len(sequence):
                 raise TemplateError(f"index out of range: {key}")
             value = sequence[key]
-        elif value is None:
-            raise TemplateError("index of untyped nil")
+        elif value is None:  # what an earlier key found: nothing
+            raise TemplateError("index of nil pointer")
         else:
             raise TemplateError(f"can't index item of type {go_type(value)}")
     return value
@@ -836,18 +913,28 @@ def _kind(value: Any) -> str:
 
 
 def _eq(left: Any, *rights: Any) -> bool:
+    """Go 1.19's eq, step by step: basic kinds compare by value; a map or a list compares
+    only with nil; two values of different kinds, neither nil, are an error."""
     if not rights:
         raise TemplateError("missing argument for comparison")
+    basic = _kind(left) not in ("nil", "other")
     for right in rights:
-        for side in (left, right):
-            if _kind(side) == "other":
-                raise TemplateError(f"non-comparable type {_verb('s', '', None, None, side)}: "
-                                    f"{go_type(side)}")
-        if _kind(left) != _kind(right):
-            if "nil" in (_kind(left), _kind(right)):
-                continue  # nil equals nothing else
-            raise TemplateError("incompatible types for comparison")
-        if left == right:
+        if _kind(left) != _kind(right) and (basic or _kind(right) not in ("nil", "other")):
+            if left is not None and right is not None:
+                raise TemplateError("incompatible types for comparison")
+            continue  # nil equals nothing else
+        if basic:
+            if left == right:
+                return True
+            continue
+        if left is not None and right is not None:  # maps and lists
+            if isinstance(left, dict) != isinstance(right, dict):
+                raise TemplateError(
+                    f"non-comparable types {_verb('s', '', None, None, left)}: "
+                    f"{go_type(left)}, {go_type(right)}: {_formatted(right)}")
+            raise TemplateError(f"non-comparable type {_verb('s', '', None, None, right)}: "
+                                f"{go_type(right)}")
+        if left is None and right is None:
             return True
     return False
 
@@ -886,18 +973,27 @@ def go_quote(text: str) -> str:
     return "".join(out) + '"'
 
 
-def _bad(verb: str, value: Any) -> str:
-    return f"%!{verb}(<nil>)" if value is None else f"%!{verb}({go_type(value)}=" \
-                                                    f"{_formatted(value)})"
+def _bad(verb: str, value: Any, flags: str = "", width: int | None = None,
+         precision: int | None = None) -> str:
+    """fmt's ``%!verb(type=value)``: the value printed as %v with the verb's flags."""
+    if value is None:
+        return f"%!{verb}(<nil>)"
+    return f"%!{verb}({go_type(value)}={_verb('v', flags, width, precision, value)})"
+
+
+def _element(verb: str, flags: str, width: int | None, precision: int | None, value: Any
+             ) -> str:
+    """An element of a list or a map: a nil one is ``<nil>`` whatever the verb, as is."""
+    return "<nil>" if value is None else _verb(verb, flags, width, precision, value)
 
 
 def _verb(verb: str, flags: str, width: int | None, precision: int | None, value: Any) -> str:
     """One of Go's fmt verbs applied to ``value`` (elementwise on a list, as Go's)."""
     if isinstance(value, (list, tuple)) and verb != "T":
-        return "[" + " ".join(_verb(verb, flags, width, precision, v) for v in value) + "]"
+        return "[" + " ".join(_element(verb, flags, width, precision, v) for v in value) + "]"
     if isinstance(value, dict) and verb != "T":
         return "map[" + " ".join(f"{_verb(verb, flags, width, precision, key)}:"
-                                 f"{_verb(verb, flags, width, precision, value[key])}"
+                                 f"{_element(verb, flags, width, precision, value[key])}"
                                  for key in sorted(value)) + "]"
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     text: str
@@ -908,8 +1004,10 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
         if isinstance(value, str) and precision is not None:
             text = value[:precision]
     elif verb == "s":
-        text = value if isinstance(value, str) else _bad(verb, value)
-        if isinstance(value, str) and precision is not None:
+        if not isinstance(value, str):
+            return _bad(verb, value, flags, width, precision)
+        text = value
+        if precision is not None:
             text = value[:precision]
     elif verb == "q":
         if isinstance(value, str):
@@ -918,9 +1016,11 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
             text = "'" + go_quote(chr(value))[1:-1].replace("\\\"", '"').replace("'", "\\'") \
                 + "'"
         else:
-            text = _bad(verb, value)
+            return _bad(verb, value, flags, width, precision)
     elif verb == "t":
-        text = ("true" if value else "false") if isinstance(value, bool) else _bad(verb, value)
+        if not isinstance(value, bool):
+            return _bad(verb, value, flags, width, precision)
+        text = "true" if value else "false"
     elif verb in "dboxXcU" and isinstance(value, int) and not isinstance(value, bool):
         if verb == "c":  # Go writes U+FFFD for what is no character
             valid = 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
@@ -949,7 +1049,7 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
                 ("" if precision is None else f".{precision}") + verb
             text = form % float(value)
     else:
-        return _bad(verb, value)
+        return _bad(verb, value, flags, width, precision)
     if width is not None and len(text) < width:
         if "-" in flags:
             text = text.ljust(width)
@@ -1045,6 +1145,81 @@ def json_text(value: Any) -> str:
     return json_text(str(value))
 
 
+def _slice(value: Any, *indexes: Any) -> Any:
+    """Go's ``slice``: ``slice x 1 2`` is ``x[1:2]`` (a string's bytes), ``slice x 1 2 3`` is
+    ``x[1:2:3]`` (not of a string)."""
+    if value is None:
+        raise TemplateError("slice of untyped nil")
+    if len(indexes) > 3:
+        raise TemplateError(f"too many slice indexes: {len(indexes)}")
+    if isinstance(value, str):
+        if len(indexes) == 3:
+            raise TemplateError("cannot 3-index slice a string")
+        sequence: Any = value.encode()
+    elif isinstance(value, (list, tuple)):
+        sequence = value
+    else:
+        raise TemplateError(f"can't slice item of type {go_type(value)}")
+    bounds = [0, len(sequence)]
+    for position, index in enumerate(indexes):
+        if index is None:
+            raise TemplateError("cannot index slice/array with nil")
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise TemplateError(f"cannot index slice/array with type {go_type(index)}")
+        if not 0 <= index <= len(sequence):
+            raise TemplateError(f"index out of range: {index}")
+        if position < len(bounds):
+            bounds[position] = index
+        else:
+            bounds.append(index)
+    for low, high in itertools.pairwise(bounds):
+        if low > high:
+            raise TemplateError(f"invalid slice index: {low} > {high}")
+    part = sequence[bounds[0]:bounds[1]]
+    return part.decode(errors="replace") if isinstance(value, str) else part
+
+
+def _printed(values: tuple[Any, ...]) -> str:
+    """The text the escaping functions work on: a lone string as it is, else Go's Sprint of
+    the arguments, a nil one printed ``<no value>``."""
+    if len(values) == 1 and isinstance(values[0], str):
+        return values[0]
+    return _print(*("<no value>" if value is None else value for value in values))
+
+
+_HTML = {"<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&#39;", '"': "&#34;", "\0": "\ufffd"}
+_JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026",
+       "=": "\\u003D"}
+
+
+def _html(*values: Any) -> str:
+    return "".join(_HTML.get(char, char) for char in _printed(values))
+
+
+def _js_char(char: str) -> str:
+    if char in _JS:
+        return _JS[char]
+    if char < " ":
+        return f"\\u{ord(char):04X}"
+    if char < "\x80" or unicodedata.category(char)[0] in "LMNPS":  # Go's unicode.IsPrint
+        return char
+    return f"\\u{ord(char):04X}"
+
+
+def _js(*values: Any) -> str:
+    return "".join(_js_char(char) for char in _printed(values))
+
+
+def _urlquery(*values: Any) -> str:
+    return urllib.parse.quote_plus(_printed(values), safe="")
+
+
+def _call(function: Any, *_arguments: Any) -> Any:
+    if function is None:
+        raise TemplateError("call of nil")
+    raise TemplateError(f"non-function of type {go_type(function)}")  # documents hold none
+
+
 def _pad(value: str, before: int, after: int) -> str:
     if not value:
         return value  # Docker's: nothing to pad
@@ -1084,6 +1259,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "not": lambda value: not truth(value),
     "len": _length,
     "index": _index,
+    "slice": _slice,
+    "html": _html,
+    "js": _js,
+    "urlquery": _urlquery,
+    "call": _call,
     "print": _print,
     "printf": _printf,
     "println": lambda *values: " ".join(_formatted(value) for value in values) + "\n",
@@ -1109,6 +1289,11 @@ SIGNATURES: dict[str, _Signature] = {
     "not": _Signature(("any",)),
     "len": _Signature(("any",)),
     "index": _Signature(("any", "any"), variadic=True),
+    "slice": _Signature(("any", "any"), variadic=True),
+    "html": _Signature(("any",), variadic=True),
+    "js": _Signature(("any",), variadic=True),
+    "urlquery": _Signature(("any",), variadic=True),
+    "call": _Signature(("any", "any"), variadic=True),
     "print": _Signature(("any",), variadic=True),
     "printf": _Signature(("string", "any"), variadic=True),
     "println": _Signature(("any",), variadic=True),
