@@ -148,8 +148,12 @@ def validate(config: ContainerConfig) -> None:
     if len(config.hostname.encode()) > HOSTNAME_MAX:
         raise InvalidParameter(f"invalid hostname {config.hostname!r}: longer than "
                                f"{HOSTNAME_MAX} bytes")
+    destinations: set[str] = set()
     for mount in config.mounts:
-        validate_mount(mount)
+        destination = clean_path(str(validate_mount(mount)["destination"]))
+        if destination in destinations:  # moby's registerMountPoints
+            raise InvalidParameter(f"Duplicate mount point: {destination}")
+        destinations.add(destination)
     names: set[str] = set()
     for entry in config.secrets:
         name = entry.partition("=")[0]
@@ -158,6 +162,11 @@ def validate(config: ContainerConfig) -> None:
         if name in names:
             raise InvalidParameter(f"duplicate secret {name!r}")
         names.add(name)
+
+
+def clean_path(path: str) -> str:
+    """Go's path.Clean of an absolute path (``//x/`` is ``/x``)."""
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 def validate_mount(spec: str) -> Mapping[str, Any]:

@@ -165,6 +165,16 @@ def test_a_mount_cannot_cover_the_root(spec: str, kind: str) -> None:
                                "specification: destination can't be '/'")
 
 
+@pytest.mark.parametrize("mounts", [("/tmp:/x", "/var:/x"), ("/tmp:/x", "vol:/x/:ro"),
+                                    ("/tmp:/x/y", "data://x/./y")])
+def test_two_mounts_on_one_destination_are_refused(mounts: tuple[str, ...]) -> None:
+    """moby's registerMountPoints: the second would hide the first."""
+    with pytest.raises(InvalidParameter) as info:
+        validate(make_config(mounts=mounts))
+    assert str(info.value) == f"Duplicate mount point: {'/x/y' if '/x/y' in mounts[0] else '/x'}"
+    validate(make_config(mounts=(mounts[0], "/var:/elsewhere")))
+
+
 @pytest.mark.parametrize(("spec", "message"), [
     ("vol:/d:rshared", 'type "volume": field BindOptions must not be specified'),
     ("/h:/d:nocopy", 'type "bind": field VolumeOptions must not be specified')])
