@@ -36,7 +36,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine import unpack
+from engine.errors import Conflict, InvalidParameter, NotFound, System
 from engine.state import ContainerState
 from engine.store import Database, ImageRecord
 from engine.sweeper import abandoned, remove_tree
@@ -333,7 +334,8 @@ def _untar(tarball: pathlib.Path, rootfs: pathlib.Path, lock: int) -> None:
             pass_fds=(lock,))
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise InvalidParameter(said[-1] if said else f"unpack exited {done.returncode}")
+        why = said[-1] if said else f"unpack exited {done.returncode}"
+        raise System(why) if done.returncode == unpack.HOST_FAILURE else InvalidParameter(why)
 
 
 @contextlib.contextmanager
@@ -450,9 +452,11 @@ class ImageStore:
                 except (OSError, RecursionError) as exc:
                     why = str(exc)  # a path deep in the image can be thousands of bytes
                     why = why if len(why) <= 300 else f"{why[:140]} ... {why[-140:]}"
-                    raise InvalidParameter(f"cannot import {source}: {why}") from exc
-                except InvalidParameter as exc:
-                    raise InvalidParameter(f"cannot import {source}: {exc.message}") from exc
+                    host = isinstance(exc, OSError) and exc.errno in unpack.HOST_ERRNOS
+                    raise (System if host else InvalidParameter)(
+                        f"cannot import {source}: {why}") from exc
+                except (InvalidParameter, System) as exc:
+                    raise type(exc)(f"cannot import {source}: {exc.message}") from exc
                 return self._name(reference, hexdigest, size)
         finally:
             os.close(opened)

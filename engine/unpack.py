@@ -13,7 +13,9 @@ Members are extracted as they are, as Docker does: owners by number, modes with 
 and setgid bits, device nodes, times, extended attributes (PAX ``SCHILY.xattr``). A path
 that exists already is removed first unless both it and the member are directories, so a
 regular file never writes through a hardlink into another file. Exit status 0 on success;
-1 with one line on stderr otherwise.
+otherwise one line on stderr and 1 (the archive cannot be unpacked) or 3 (the host failed: a
+full disk, an I/O error). It dies with the daemon (``PR_SET_PDEATHSIG``): an import nobody
+waits for stops at once and releases its staging directory for the next daemon to sweep.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ from __future__ import annotations
 # Everything extraction may import is imported before the chroot, which has no Python.
 import bz2  # noqa: F401 - compressed tarballs
 import contextlib
+import ctypes
+import errno
 import gzip  # noqa: F401
 import lzma  # noqa: F401
 import os
 import shutil
+import signal
 import stat
 import sys
 import tarfile
 import zlib  # noqa: F401
+
+_PR_SET_PDEATHSIG = 1
+# The host's fault, not the archive's: the daemon reports these as a System error.
+HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
+HOST_FAILURE = 3
 
 
 def _clear(member: tarfile.TarInfo) -> None:
@@ -60,13 +70,19 @@ def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
             if member.isdir():
                 directories.append((member, "/"))
             continue
-        _clear(member)
-        if member.isdir():
-            directories.append((member, path))
-        archive.extract(member, "/", set_attrs=not member.isdir(), numeric_owner=True,
-                        **trusted)  # type: ignore[arg-type]
-        if not member.isdir():
-            _set_xattrs(member, path)
+        try:
+            _clear(member)
+            if member.isdir():
+                directories.append((member, path))
+            archive.extract(member, "/", set_attrs=not member.isdir(), numeric_owner=True,
+                            **trusted)  # type: ignore[arg-type]
+            if not member.isdir():
+                _set_xattrs(member, path)
+        except OSError as exc:  # which member, in words: "[Errno 22] Invalid argument" is not
+            raise OSError(exc.errno, f"cannot extract {member.name}: "
+                                     f"{exc.strerror or exc}") from exc
+        except (OverflowError, ValueError) as exc:  # an owner or a time out of range, say
+            raise ValueError(f"cannot extract {member.name}: {exc}") from exc
     last = {path: member for member, path in directories}  # a repeated directory: the last
     directories = [(member, path) for member, path in directories if last[path] is member]
     for member, path in reversed(directories):  # the deepest first, like extractall
@@ -94,12 +110,31 @@ def _set_xattrs(member: tarfile.TarInfo, path: str) -> None:
                             value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
 
 
+def _die_with(parent: int) -> None:
+    """Be killed when ``parent`` dies; if it has already, leave now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        print("the daemon that asked for this import is gone", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2) or not all(arg.isdigit() for arg in argv[1:]):
         print("usage: python -m engine.unpack ROOTFS [PARENT_PID] < TARBALL", file=sys.stderr)
         return 2
+    if len(argv) == 2:
+        _die_with(int(argv[1]))
     try:
-        with tarfile.open(fileobj=os.fdopen(0, "rb", closefd=False), mode="r:*") as archive:
+        archive = tarfile.open(  # noqa: SIM115 - closed by the with below
+            fileobj=os.fdopen(0, "rb", closefd=False), mode="r:*")
+    except tarfile.ReadError as exc:
+        # "file could not be opened successfully: - method gz: ..." for each method tried.
+        why = "empty file" if "empty file" in str(exc) else "invalid header"
+        print(f"not a tar archive (plain, gzip, bzip2 or xz): {why}", file=sys.stderr)
+        return 1
+    try:
+        with archive:
             os.chroot(argv[0])
             os.chdir("/")
             unpack(archive, int(argv[1]) if len(argv) == 2 else 0)
@@ -107,7 +142,7 @@ def main(argv: list[str]) -> int:
         # KeyError: a hardlink whose target is neither on disk nor in the archive.
         print(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else exc,
               file=sys.stderr)
-        return 1
+        return HOST_FAILURE if isinstance(exc, OSError) and exc.errno in HOST_ERRNOS else 1
     return 0
 
 

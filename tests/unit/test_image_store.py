@@ -13,12 +13,13 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 import pytest
 
 from engine.composition import open_engine
 from engine.container_config import ContainerConfig
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound, System
 from engine.image import ImageStore, _directory_digest, normalize_reference
 from engine.service import Engine
 from engine.store import Database
@@ -566,3 +567,89 @@ def test_the_unpacker_stops_once_its_daemon_is_gone(tmp_path: pathlib.Path) -> N
     assert done.returncode == 1
     assert "the daemon that asked for this import is gone" in done.stderr
     assert os.listdir(tmp_path / "rootfs") == []
+
+
+def test_the_unpacker_dies_with_its_daemon(tmp_path: pathlib.Path) -> None:
+    """A daemon killed mid-import: its unpacker is killed too, in the middle of a member, so
+    that its staging directory is free for the next daemon to sweep (it used to finish the
+    member it was writing, however large, before it noticed)."""
+    size = 256 << 20
+    big = tmp_path / "big.tar"
+    header = tarfile.TarInfo("big")
+    header.size = size
+    with open(big, "wb") as archive:  # sparse: the member's zeros are a hole in the file
+        archive.write(header.tobuf())
+        archive.seek(512 + size)
+        archive.write(b"\0" * 1024)
+    (tmp_path / "rootfs").mkdir()
+    script = (
+        "import subprocess, sys, os, time\n"
+        f"child = subprocess.Popen([sys.executable, '-I', '-m', 'engine.unpack', "
+        f"{str(tmp_path / 'rootfs')!r}, str(os.getpid())], stdin=open({str(big)!r}, 'rb'))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n")
+    daemon = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              cwd=pathlib.Path(__file__).parents[2])
+    assert daemon.stdout is not None
+    unpacker = int(daemon.stdout.readline())
+    written = tmp_path / "rootfs" / "big"
+    deadline = time.monotonic() + 10
+    while not written.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)  # until it writes the member
+    daemon.kill()
+    daemon.wait()
+    deadline = time.monotonic() + 10
+    while _alive(unpacker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(unpacker)
+    assert written.stat().st_size < size  # killed while it wrote
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has died
+
+
+def test_a_full_disk_is_the_hosts_fault_and_leaves_nothing(tmp_path: pathlib.Path) -> None:
+    """ENOSPC is System (a 500 in Docker), not the caller's InvalidParameter; neither the
+    copy of the archive nor its unpacking leaves a staging directory or a row behind."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)], check=True)
+    try:
+        images = ImageStore(small, Database(str(tmp_path / "berth.db")))
+        for data_size in (8 << 20, 3 << 20):  # the copy fails; then the unpacking does
+            source = tarball(tmp_path / f"{data_size}.tar",
+                             (member("data"), os.urandom(data_size)))
+            with pytest.raises(System) as raised:
+                images.import_image(source, "full")
+            assert "No space left on device" in raised.value.message
+            assert images.list_images() == []
+            assert os.listdir(images.root) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"this is not a tarball" * 100, "not a tar archive (plain, gzip, bzip2 or xz): invalid "
+                                     "header"),
+    (b"", "not a tar archive (plain, gzip, bzip2 or xz): empty file")], ids=["text", "empty"])
+def test_what_is_no_tarball_says_so(store: ImageStore, tmp_path: pathlib.Path,
+                                    content: bytes, message: str) -> None:
+    source = tmp_path / "source"
+    source.write_bytes(content)
+    with pytest.raises(InvalidParameter) as raised:
+        store.import_image(str(source), "nottar")
+    assert raised.value.message == f"cannot import {source}: {message}"
+
+
+def test_a_member_that_cannot_be_made_is_named(store: ImageStore, tmp_path: pathlib.Path
+                                               ) -> None:
+    """An owner out of range used to end the unpacker with a traceback's last line."""
+    source = tarball(tmp_path / "uid.tar", (member("etc/odd", uid=1 << 40), b"x"))
+    with pytest.raises(InvalidParameter) as raised:
+        store.import_image(source, "odd")
+    assert raised.value.message.startswith(f"cannot import {source}: cannot extract etc/odd: ")
