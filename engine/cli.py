@@ -172,6 +172,11 @@ def _import_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("reference", nargs="?", default="")  # none: an untagged image
 
 
+def _images_flags(sub: argparse.ArgumentParser) -> None:
+    _format_flag(sub)
+    sub.add_argument("-q", "--quiet", action="store_true")
+
+
 def _rmi_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("images", nargs="+")
 
@@ -217,7 +222,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "logs": (cmd_logs, "show a container's output", _logs_flags),
     "events": (cmd_events, "stream events (replayed from --since)", _events_flags),
     "history": (cmd_history, "show a container's journaled history", _history_flags),
-    "images": (cmd_images, "list images", _format_flag),
+    "images": (cmd_images, "list images", _images_flags),
     "import": (cmd_import, "import a rootfs tarball or directory as an image", _import_flags),
     "rmi": (cmd_rmi, "remove images", _rmi_flags),
     "reload": (cmd_reload, "reload the daemon's configuration", _no_flags),

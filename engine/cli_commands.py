@@ -469,19 +469,55 @@ def cmd_images(args: argparse.Namespace) -> int:
         print_json([MessageToDict(image) for image in images])
         return 0
     rows = []
-    for image in images:
+    # Docker's order: the newest image first (a stable sort keeps an image's names together).
+    for image in sorted(images, key=lambda image: -image.created_ms):
+        if args.quiet:
+            print(image.digest.removeprefix("sha256:")[:12])
+            continue
         repository, _, tag = (("<none>", "", "<none>") if image.reference == image.digest
                               else image.reference.rpartition(":"))  # dangling
         rows.append((repository, tag, image.digest.removeprefix("sha256:")[:12],
-                     f"{ago(image.created_ms)} ago", f"{image.size_bytes / 1e6:.1f}MB"))
-    table(rows, ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
+                     f"{ago(image.created_ms)} ago", human_size(image.size_bytes)))
+    if not args.quiet:
+        table(rows, ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
     return 0
 
 
+def human_size(size: int) -> str:
+    """go-units' HumanSizeWithPrecision(size, 3), as ``docker images`` prints a size:
+    decimal units, three significant digits (``1.99MB``, ``315MB``, ``0B``)."""
+    value = float(size)
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    index = 0
+    while value >= 1000 and index < len(units) - 1:
+        value /= 1000
+        index += 1
+    return f"{value:.3g}{units[index]}"
+
+
 def cmd_import(args: argparse.Namespace) -> int:
+    """The daemon reads the tarball or directory at the path given (on its host); ``-`` is the
+    standard input, spooled to a temporary file for a daemon on this host."""
+    if not args.source:
+        raise CliError("import source: a tarball, a directory or - (standard input)")
     api = Api(args)
-    image = api.call(api.containers.Import, messages().ImportRequest(
-        source=os.path.abspath(args.source), reference=args.reference))
+    if args.source != "-":
+        return _import(api, os.path.abspath(args.source), args.reference)
+    if not api.address.startswith("unix://"):
+        raise CliError(f"importing standard input needs a daemon on this host, not "
+                       f"{api.address}: give it a path on the daemon's host")
+    import shutil
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="berth-import-", suffix=".tar") as spool:
+        shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        spool.flush()
+        return _import(api, spool.name, args.reference)
+
+
+def _import(api: Api, source: str, reference: str) -> int:
+    image = api.call(api.containers.Import, messages().ImportRequest(source=source,
+                                                                     reference=reference))
     print(image.digest)
     return 0
 

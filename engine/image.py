@@ -60,13 +60,19 @@ _NAME_MAX = 255
 
 def normalize_reference(reference: str) -> str:
     """``name[:tag]`` -> ``name:tag`` (``latest`` by default), checked against Docker's
-    reference grammar. Raises InvalidParameter ``invalid reference format``."""
+    reference grammar, in Docker's familiar form (``docker.io/library/x`` is ``x``). Raises
+    InvalidParameter ``invalid reference format``."""
     match = _REFERENCE.fullmatch(reference)
     if match is None:
         lowercase = _REFERENCE.fullmatch(reference.lower()) is not None
         detail = ": repository name must be lowercase" if lowercase else ""
         raise InvalidParameter(f"invalid reference format{detail}")
     name, tag = match.group("name"), match.group("tag") or "latest"
+    # Docker's familiar form: Docker Hub's domain and its "library/" are implied.
+    for domain in ("docker.io/", "index.docker.io/"):
+        name = name.removeprefix(domain)
+    if name.startswith("library/") and name.count("/") == 1:
+        name = name.removeprefix("library/")
     if len(name) > _NAME_MAX:
         raise InvalidParameter(
             f"invalid reference format: repository name must not be more than {_NAME_MAX} "
@@ -433,6 +439,9 @@ class ImageStore:
         so a source changed meanwhile cannot put content under another content's digest.
         Raises InvalidParameter (missing, unreadable or invalid source, bad reference)."""
         reference = normalize_reference(reference) if reference else ""
+        if not source.startswith("/") or "\0" in source:  # never the daemon's own directory
+            raise InvalidParameter(f"import source {source!r}: give an absolute path on the "
+                                   "daemon's host")
         try:
             opened = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -474,17 +483,21 @@ class ImageStore:
             return ImageRecord(digest, digest, size, now)
         with self._db.read() as reader:
             previous = reader.image(reference)
-            others = [image for image in reader.images() if previous is not None
-                      and image.digest == previous.digest and image.reference != reference]
+            every = reader.images()
+        others = [image for image in every if previous is not None
+                  and image.digest == previous.digest and image.reference != reference]
+        # An image was created when its content first came, whatever names it got since.
+        created = min((image.created_at for image in every if image.digest == digest),
+                      default=now)
         with self._db.write() as writer:
-            writer.put_image(reference, digest, size, now)
+            writer.put_image(reference, digest, size, created)
             writer.delete_image(digest)  # named again: no longer dangling
             if previous is not None and previous.digest != digest and not others:
                 # The name moved to other content: the old image stays, dangling
                 # (``<none>``, named by its digest), until it is removed by ID.
                 writer.put_image(previous.digest, previous.digest, previous.size_bytes,
                                  previous.created_at)
-        return ImageRecord(reference, digest, size, now)
+        return ImageRecord(reference, digest, size, created)
 
     def _unpack(self, source: int, *, directory: bool) -> tuple[str, int]:
         """Stage the source, then move it under its digest unless that content is in place

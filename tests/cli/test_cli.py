@@ -363,3 +363,35 @@ def test_ps_filters_last_and_no_trunc(session: Cli) -> None:
         assert malformed.stderr.startswith('invalid argument "name" for "-f, --filter" flag')
     finally:
         session.ok("rm", "-f", "flt-up", "flt-a", "flt-b")
+
+
+def test_import_reads_standard_input_for_a_dash(session: Cli, tmp_path: object) -> None:
+    """``docker import - NAME``: the tarball comes from the standard input; an empty source is
+    an error, not the current directory."""
+    import io
+    import pathlib
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    piped = subprocess.run([BERTH, "import", "-", "piped"], input=archive.getvalue(),
+                           env=session.environment, capture_output=True, check=False)
+    assert piped.returncode == 0, piped.stderr
+    digest = piped.stdout.decode().strip()
+    assert digest.startswith("sha256:")
+    listed = [line.split() for line in session.ok("images").splitlines()]
+    assert listed[0] == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert listed[1][:3] == ["piped", "latest", digest[7:19]]  # the newest first
+    assert listed[1][-1] == "2B"  # Docker's size: three digits, decimal units
+    assert session.ok("images", "-q").splitlines()[0] == digest[7:19]
+    empty = session("import", "", "nothing")
+    assert (empty.returncode, empty.stderr) == (
+        1, "import source: a tarball, a directory or - (standard input)\n")
+    remote = session("-H", "tcp://127.0.0.1:1", "import", "-", "far")
+    assert remote.returncode == 1
+    assert "needs a daemon on this host" in remote.stderr
+    assert not list(pathlib.Path("/tmp").glob("berth-import-*"))  # the spool went
+    session.ok("rmi", "piped")

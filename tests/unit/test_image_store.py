@@ -258,7 +258,10 @@ def test_invalid_references_are_refused(reference: str, message: str) -> None:
 
 @pytest.mark.parametrize(("reference", "normalized"), [
     ("busybox", "busybox:latest"), ("busybox:1.36", "busybox:1.36"),
-    ("library/busy_box-x.y", "library/busy_box-x.y:latest"),
+    ("library/busy_box-x.y", "busy_box-x.y:latest"),
+    ("docker.io/library/nrm", "nrm:latest"), ("index.docker.io/library/nrm:2", "nrm:2"),
+    ("docker.io/team/app", "team/app:latest"), ("library/a/b", "library/a/b:latest"),
+    ("localhost:5000/library/x", "localhost:5000/library/x:latest"),
     ("localhost:5000/team/app:V1", "localhost:5000/team/app:V1"),
     ("Registry.example.com/app", "Registry.example.com/app:latest")])
 def test_valid_references_are_normalized(reference: str, normalized: str) -> None:
@@ -653,3 +656,22 @@ def test_a_member_that_cannot_be_made_is_named(store: ImageStore, tmp_path: path
     with pytest.raises(InvalidParameter) as raised:
         store.import_image(source, "odd")
     assert raised.value.message.startswith(f"cannot import {source}: cannot extract etc/odd: ")
+
+
+def test_an_image_was_created_when_its_content_first_came(store: ImageStore,
+                                                          tmp_path: pathlib.Path) -> None:
+    """Another name for the same content is not a newer image (``docker images`` CREATED)."""
+    source = tarball(tmp_path / "same.tar", (member("f"), b"same"))
+    first = store.import_image(source, "first")
+    time.sleep(0.01)
+    second = store.import_image(source, "second")
+    assert second.digest == first.digest
+    assert second.created_at == first.created_at
+    assert {image.created_at for image in store.list_images()} == {first.created_at}
+
+
+@pytest.mark.parametrize("source", ["", "engine", "relative/dir", "/tmp\0/x"])
+def test_an_import_source_is_an_absolute_path(store: ImageStore, source: str) -> None:
+    """Never the daemon's own working directory (``import ''`` imported the client's)."""
+    with pytest.raises(InvalidParameter, match="give an absolute path on the daemon's host"):
+        store.import_image(source, "relative")
