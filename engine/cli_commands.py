@@ -163,7 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         stream = sys.stdout if entry.stream == "stdout" else sys.stderr
         stream.write(entry.line)
         stream.flush()
-    result = api.call(api.containers.Wait, pb.WaitRequest(container=container_id))
+    # Docker's run --rm waits for "removed": the container may be gone before the wait.
+    result = api.call(api.containers.Wait, pb.WaitRequest(
+        container=container_id, condition="removed" if args.rm else "not-running"))
     if args.rm:
         with contextlib.suppress(CliError):  # auto-removed already
             api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,

@@ -513,8 +513,12 @@ class Engine:
         return self.config.current().resolve_runtime(record.runtime).binary
 
     def wait(self, reference: str, *, timeout: float | None = None,
-             context: JournalContext = MONITOR) -> ContainerRecord:
+             context: JournalContext = MONITOR, removed: bool = True) -> ContainerRecord:
         """Block until the container is not running (Docker's ``wait``); return it, exited.
+
+        With ``removed``, a container removed already answers with its last record (its exit:
+        Docker's "removed" condition, which ``run --rm`` waits on); without, it is not found,
+        as for Docker's ``wait`` (removed during the wait, it still answers).
 
         An exit is recorded only for the run it ended: if the container was stopped and
         started again meanwhile (a restart), this waits for the new run instead (Docker's
@@ -526,6 +530,8 @@ class Engine:
         try:
             record = self.resolve(reference)
         except ContainerNotFound:
+            if not removed:
+                raise
             return self._removed(reference)  # auto-removed already: Docker's "removed" wait
         if record.state is ContainerState.EXITING:
             # Its exit is being handled (under the lock): the exit code is not written yet.

@@ -21,7 +21,7 @@ from engine.api.convert import config_from, container_message, history_message, 
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
-from engine.errors import Deadline, NotFound, NotModified, Unavailable
+from engine.errors import Deadline, InvalidParameter, NotFound, NotModified, Unavailable
 from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
@@ -32,6 +32,18 @@ FOLLOW_BATCH = 1000  # lines a follow reads before it looks at the run again
 FOLLOW_BATCH_BYTES = 1 << 20  # and bytes: what one follow holds is bounded
 WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
 SHUTTING_DOWN = "the berth daemon is shutting down"
+
+
+def wait_condition(condition: str) -> bool:
+    """Whether a Wait with Docker's ``condition`` answers for a container removed already.
+    Raises InvalidParameter."""
+    if condition in ("", "not-running"):
+        return False
+    if condition == "removed":
+        return True
+    if condition == "next-exit":
+        raise InvalidParameter('wait condition "next-exit" is not supported')
+    raise InvalidParameter(f'invalid condition: "{condition}"')
 
 
 def _context(request_id: str) -> JournalContext:
@@ -129,6 +141,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         that stops) frees this worker within one slice instead of never."""
         timeout = request.timeout if request.HasField("timeout") else None
         check_wait_timeout(timeout)
+        removed = wait_condition(request.condition)
         if timeout is not None and math.isinf(timeout):
             timeout = None
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -136,7 +149,8 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
             left = WAIT_SLICE if deadline is None else deadline - time.monotonic()
             try:
                 record = self._engine.wait(request.container,
-                                           timeout=max(0.0, min(left, WAIT_SLICE)))
+                                           timeout=max(0.0, min(left, WAIT_SLICE)),
+                                           removed=removed)
             except Deadline as exc:
                 if deadline is not None and left <= WAIT_SLICE:  # the caller's own timeout
                     record = self._engine.inspect(request.container)
@@ -144,6 +158,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 if not context.is_active():
                     return pb.WaitResponse()  # nobody is listening any more
                 self._check_shutdown()
+                removed = True  # it existed: removed from now on, its exit still answers
                 continue
             return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
 

@@ -212,6 +212,33 @@ def test_wait_timeout_is_deadline_exceeded(daemon: ApiDaemon) -> None:
     assert error.details() == f"container {created.id} still running after 0.5s"
 
 
+def test_a_wait_for_a_removed_container_is_not_found_unless_it_waits_for_removal(
+        daemon: ApiDaemon) -> None:
+    """Docker's wait conditions: ``not-running`` (the default) finds no removed container (it
+    used to answer with the old exit code); ``removed``, which ``run --rm`` waits on, answers
+    with its last exit even when the container went before the call."""
+    created = daemon.create("gone")
+    daemon.containers.Remove(pb.RemoveRequest(container="gone"), timeout=CALL_TIMEOUT)
+    for condition in ("", "not-running"):
+        request = pb.WaitRequest(container=created.id, condition=condition)
+        assert_status(lambda request=request: daemon.containers.Wait(  # type: ignore[misc]
+            request, timeout=CALL_TIMEOUT), Code.NOT_FOUND, "NotFound")
+    reply = daemon.containers.Wait(pb.WaitRequest(container=created.id, condition="removed"),
+                                   timeout=CALL_TIMEOUT)
+    assert reply.exit_code == 0
+
+
+@pytest.mark.parametrize(("condition", "message"), [
+    ("bogus", 'invalid condition: "bogus"'),
+    ("next-exit", 'wait condition "next-exit" is not supported')])
+def test_an_unknown_wait_condition_is_invalid(daemon: ApiDaemon, condition: str,
+                                             message: str) -> None:
+    daemon.run("web")
+    error = failure(lambda: daemon.containers.Wait(
+        pb.WaitRequest(container="web", condition=condition), timeout=CALL_TIMEOUT))
+    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT, message)
+
+
 @pytest.mark.parametrize("timeout", [float("nan"), -1.0])
 def test_a_wait_timeout_that_is_no_duration_is_invalid(daemon: ApiDaemon, timeout: float
                                                        ) -> None:

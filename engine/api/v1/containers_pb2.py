@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from engine.api.v1 import events_pb2 as engine_dot_api_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65ngine/api/v1/containers.proto\x12\x08\x62\x65rth.v1\x1a\x1a\x65ngine/api/v1/events.proto\"\x8f\x02\n\x0f\x43ontainerConfig\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0b\n\x03\x63md\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03\x65nv\x18\x04 \x03(\t\x12\x13\n\x0bworking_dir\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x10\n\x08hostname\x18\x07 \x01(\t\x12\x14\n\x0cnetwork_mode\x18\x08 \x01(\t\x12\x0e\n\x06mounts\x18\t \x03(\t\x12\x16\n\x0erestart_policy\x18\n \x01(\t\x12\x1b\n\x13restart_max_retries\x18\x0b \x01(\x05\x12\x13\n\x0b\x61uto_remove\x18\x0c \x01(\x08\x12\x0f\n\x07runtime\x18\r \x01(\t\x12\x0f\n\x07secrets\x18\x0e \x03(\t\"\xb4\x03\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x12\n\ncreated_ms\x18\x04 \x01(\x03\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0f\n\x07running\x18\x07 \x01(\x08\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrestarting\x18\t \x01(\x08\x12\x12\n\noom_killed\x18\n \x01(\x08\x12\x0c\n\x04\x64\x65\x61\x64\x18\x0b \x01(\x08\x12\x1b\n\x13removal_in_progress\x18\x0c \x01(\x08\x12\x0b\n\x03pid\x18\r \x01(\x05\x12\x11\n\texit_code\x18\x0e \x01(\x05\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x12\n\nstarted_ms\x18\x10 \x01(\x03\x12\x13\n\x0b\x66inished_ms\x18\x11 \x01(\x03\x12\x15\n\rrestart_count\x18\x12 \x01(\x05\x12\x0f\n\x07runtime\x18\x13 \x01(\t\x12\x16\n\x0eruntime_binary\x18\x14 \x01(\t\x12)\n\x06\x63onfig\x18\x15 \x01(\x0b\x32\x19.berth.v1.ContainerConfig\x12\x14\n\x0cimage_digest\x18\x16 \x01(\t\"N\n\rCreateRequest\x12)\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.berth.v1.ContainerConfig\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x0e\x43reateResponse\x12&\n\tcontainer\x18\x01 \x01(\x0b\x32\x13.berth.v1.Container\"a\n\x0cStartRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12\x16\n\x0e\x63heckpoint_dir\x18\x04 \x01(\t\"f\n\x0bStopRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x14\n\x07timeout\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\x04 \x01(\x05\x42\n\n\x08_timeout\"D\n\x0bKillRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\x05\"9\n\x10\x43ontainerRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"V\n\rRemoveRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\x12\x0f\n\x07volumes\x18\x04 \x01(\x08\"I\n\x0e\x43hangeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12&\n\tcontainer\x18\x02 \x01(\x0b\x32\x13.berth.v1.Container\"B\n\x0bWaitRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x14\n\x07timeout\x18\x02 \x01(\x01H\x00\x88\x01\x01\x42\n\n\x08_timeout\"0\n\x0cWaitResponse\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"#\n\x0eInspectRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"\x1a\n\x0bListRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"7\n\x0cListResponse\x12\'\n\ncontainers\x18\x01 \x03(\x0b\x32\x13.berth.v1.Container\"\x84\x01\n\x0bLogsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\x11\n\x04tail\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08since_ns\x18\x05 \x01(\x03\x12\x10\n\x08until_ns\x18\x06 \x01(\x03\x42\x07\n\x05_tail\"6\n\x08LogEntry\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t\"#\n\x0eHistoryRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"9\n\x0fHistoryResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.berth.v1.HistoryEvent\"R\n\x05Image\x12\x11\n\treference\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x12\n\ncreated_ms\x18\x04 \x01(\x03\"F\n\rImportRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x0f\n\rImagesRequest\"1\n\x0eImagesResponse\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.berth.v1.Image\";\n\x12RemoveImageRequest\x12\x11\n\treference\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x13RemoveImageResponse\x12\x10\n\x08untagged\x18\x01 \x03(\t\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\t2\xc9\x07\n\nContainers\x12;\n\x06\x43reate\x12\x17.berth.v1.CreateRequest\x1a\x18.berth.v1.CreateResponse\x12\x39\n\x05Start\x12\x16.berth.v1.StartRequest\x1a\x18.berth.v1.ChangeResponse\x12\x37\n\x04Stop\x12\x15.berth.v1.StopRequest\x1a\x18.berth.v1.ChangeResponse\x12\x37\n\x04Kill\x12\x15.berth.v1.KillRequest\x1a\x18.berth.v1.ChangeResponse\x12=\n\x05Pause\x12\x1a.berth.v1.ContainerRequest\x1a\x18.berth.v1.ChangeResponse\x12?\n\x07Unpause\x12\x1a.berth.v1.ContainerRequest\x1a\x18.berth.v1.ChangeResponse\x12:\n\x07Restart\x12\x15.berth.v1.StopRequest\x1a\x18.berth.v1.ChangeResponse\x12;\n\x06Remove\x12\x17.berth.v1.RemoveRequest\x1a\x18.berth.v1.ChangeResponse\x12\x35\n\x04Wait\x12\x15.berth.v1.WaitRequest\x1a\x16.berth.v1.WaitResponse\x12\x38\n\x07Inspect\x12\x18.berth.v1.InspectRequest\x1a\x13.berth.v1.Container\x12\x35\n\x04List\x12\x15.berth.v1.ListRequest\x1a\x16.berth.v1.ListResponse\x12\x33\n\x04Logs\x12\x15.berth.v1.LogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12>\n\x07History\x12\x18.berth.v1.HistoryRequest\x1a\x19.berth.v1.HistoryResponse\x12\x32\n\x06Import\x12\x17.berth.v1.ImportRequest\x1a\x0f.berth.v1.Image\x12;\n\x06Images\x12\x17.berth.v1.ImagesRequest\x1a\x18.berth.v1.ImagesResponse\x12J\n\x0bRemoveImage\x12\x1c.berth.v1.RemoveImageRequest\x1a\x1d.berth.v1.RemoveImageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65ngine/api/v1/containers.proto\x12\x08\x62\x65rth.v1\x1a\x1a\x65ngine/api/v1/events.proto\"\x8f\x02\n\x0f\x43ontainerConfig\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0b\n\x03\x63md\x18\x02 \x03(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03\x65nv\x18\x04 \x03(\t\x12\x13\n\x0bworking_dir\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x10\n\x08hostname\x18\x07 \x01(\t\x12\x14\n\x0cnetwork_mode\x18\x08 \x01(\t\x12\x0e\n\x06mounts\x18\t \x03(\t\x12\x16\n\x0erestart_policy\x18\n \x01(\t\x12\x1b\n\x13restart_max_retries\x18\x0b \x01(\x05\x12\x13\n\x0b\x61uto_remove\x18\x0c \x01(\x08\x12\x0f\n\x07runtime\x18\r \x01(\t\x12\x0f\n\x07secrets\x18\x0e \x03(\t\"\xb4\x03\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05image\x18\x03 \x01(\t\x12\x12\n\ncreated_ms\x18\x04 \x01(\x03\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x0f\n\x07running\x18\x07 \x01(\x08\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nrestarting\x18\t \x01(\x08\x12\x12\n\noom_killed\x18\n \x01(\x08\x12\x0c\n\x04\x64\x65\x61\x64\x18\x0b \x01(\x08\x12\x1b\n\x13removal_in_progress\x18\x0c \x01(\x08\x12\x0b\n\x03pid\x18\r \x01(\x05\x12\x11\n\texit_code\x18\x0e \x01(\x05\x12\r\n\x05\x65rror\x18\x0f \x01(\t\x12\x12\n\nstarted_ms\x18\x10 \x01(\x03\x12\x13\n\x0b\x66inished_ms\x18\x11 \x01(\x03\x12\x15\n\rrestart_count\x18\x12 \x01(\x05\x12\x0f\n\x07runtime\x18\x13 \x01(\t\x12\x16\n\x0eruntime_binary\x18\x14 \x01(\t\x12)\n\x06\x63onfig\x18\x15 \x01(\x0b\x32\x19.berth.v1.ContainerConfig\x12\x14\n\x0cimage_digest\x18\x16 \x01(\t\"N\n\rCreateRequest\x12)\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.berth.v1.ContainerConfig\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x0e\x43reateResponse\x12&\n\tcontainer\x18\x01 \x01(\x0b\x32\x13.berth.v1.Container\"a\n\x0cStartRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\ncheckpoint\x18\x03 \x01(\t\x12\x16\n\x0e\x63heckpoint_dir\x18\x04 \x01(\t\"f\n\x0bStopRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x14\n\x07timeout\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06signal\x18\x04 \x01(\x05\x42\n\n\x08_timeout\"D\n\x0bKillRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\x05\"9\n\x10\x43ontainerRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"V\n\rRemoveRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\x12\x0f\n\x07volumes\x18\x04 \x01(\x08\"I\n\x0e\x43hangeResponse\x12\x0f\n\x07\x63hanged\x18\x01 \x01(\x08\x12&\n\tcontainer\x18\x02 \x01(\x0b\x32\x13.berth.v1.Container\"U\n\x0bWaitRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x14\n\x07timeout\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\tcondition\x18\x03 \x01(\tB\n\n\x08_timeout\"0\n\x0cWaitResponse\x12\x11\n\texit_code\x18\x01 \x01(\x05\x12\r\n\x05\x65rror\x18\x02 \x01(\t\"#\n\x0eInspectRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"\x1a\n\x0bListRequest\x12\x0b\n\x03\x61ll\x18\x01 \x01(\x08\"7\n\x0cListResponse\x12\'\n\ncontainers\x18\x01 \x03(\x0b\x32\x13.berth.v1.Container\"\x84\x01\n\x0bLogsRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x12\n\nfrom_start\x18\x03 \x01(\x08\x12\x11\n\x04tail\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x08since_ns\x18\x05 \x01(\x03\x12\x10\n\x08until_ns\x18\x06 \x01(\x03\x42\x07\n\x05_tail\"6\n\x08LogEntry\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t\"#\n\x0eHistoryRequest\x12\x11\n\tcontainer\x18\x01 \x01(\t\"9\n\x0fHistoryResponse\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.berth.v1.HistoryEvent\"R\n\x05Image\x12\x11\n\treference\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x12\n\ncreated_ms\x18\x04 \x01(\x03\"F\n\rImportRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x0f\n\rImagesRequest\"1\n\x0eImagesResponse\x12\x1f\n\x06images\x18\x01 \x03(\x0b\x32\x0f.berth.v1.Image\";\n\x12RemoveImageRequest\x12\x11\n\treference\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"8\n\x13RemoveImageResponse\x12\x10\n\x08untagged\x18\x01 \x03(\t\x12\x0f\n\x07\x64\x65leted\x18\x02 \x01(\t2\xc9\x07\n\nContainers\x12;\n\x06\x43reate\x12\x17.berth.v1.CreateRequest\x1a\x18.berth.v1.CreateResponse\x12\x39\n\x05Start\x12\x16.berth.v1.StartRequest\x1a\x18.berth.v1.ChangeResponse\x12\x37\n\x04Stop\x12\x15.berth.v1.StopRequest\x1a\x18.berth.v1.ChangeResponse\x12\x37\n\x04Kill\x12\x15.berth.v1.KillRequest\x1a\x18.berth.v1.ChangeResponse\x12=\n\x05Pause\x12\x1a.berth.v1.ContainerRequest\x1a\x18.berth.v1.ChangeResponse\x12?\n\x07Unpause\x12\x1a.berth.v1.ContainerRequest\x1a\x18.berth.v1.ChangeResponse\x12:\n\x07Restart\x12\x15.berth.v1.StopRequest\x1a\x18.berth.v1.ChangeResponse\x12;\n\x06Remove\x12\x17.berth.v1.RemoveRequest\x1a\x18.berth.v1.ChangeResponse\x12\x35\n\x04Wait\x12\x15.berth.v1.WaitRequest\x1a\x16.berth.v1.WaitResponse\x12\x38\n\x07Inspect\x12\x18.berth.v1.InspectRequest\x1a\x13.berth.v1.Container\x12\x35\n\x04List\x12\x15.berth.v1.ListRequest\x1a\x16.berth.v1.ListResponse\x12\x33\n\x04Logs\x12\x15.berth.v1.LogsRequest\x1a\x12.berth.v1.LogEntry0\x01\x12>\n\x07History\x12\x18.berth.v1.HistoryRequest\x1a\x19.berth.v1.HistoryResponse\x12\x32\n\x06Import\x12\x17.berth.v1.ImportRequest\x1a\x0f.berth.v1.Image\x12;\n\x06Images\x12\x17.berth.v1.ImagesRequest\x1a\x18.berth.v1.ImagesResponse\x12J\n\x0bRemoveImage\x12\x1c.berth.v1.RemoveImageRequest\x1a\x1d.berth.v1.RemoveImageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,35 +53,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHANGERESPONSE']._serialized_start=1343
   _globals['_CHANGERESPONSE']._serialized_end=1416
   _globals['_WAITREQUEST']._serialized_start=1418
-  _globals['_WAITREQUEST']._serialized_end=1484
-  _globals['_WAITRESPONSE']._serialized_start=1486
-  _globals['_WAITRESPONSE']._serialized_end=1534
-  _globals['_INSPECTREQUEST']._serialized_start=1536
-  _globals['_INSPECTREQUEST']._serialized_end=1571
-  _globals['_LISTREQUEST']._serialized_start=1573
-  _globals['_LISTREQUEST']._serialized_end=1599
-  _globals['_LISTRESPONSE']._serialized_start=1601
-  _globals['_LISTRESPONSE']._serialized_end=1656
-  _globals['_LOGSREQUEST']._serialized_start=1659
-  _globals['_LOGSREQUEST']._serialized_end=1791
-  _globals['_LOGENTRY']._serialized_start=1793
-  _globals['_LOGENTRY']._serialized_end=1847
-  _globals['_HISTORYREQUEST']._serialized_start=1849
-  _globals['_HISTORYREQUEST']._serialized_end=1884
-  _globals['_HISTORYRESPONSE']._serialized_start=1886
-  _globals['_HISTORYRESPONSE']._serialized_end=1943
-  _globals['_IMAGE']._serialized_start=1945
-  _globals['_IMAGE']._serialized_end=2027
-  _globals['_IMPORTREQUEST']._serialized_start=2029
-  _globals['_IMPORTREQUEST']._serialized_end=2099
-  _globals['_IMAGESREQUEST']._serialized_start=2101
-  _globals['_IMAGESREQUEST']._serialized_end=2116
-  _globals['_IMAGESRESPONSE']._serialized_start=2118
-  _globals['_IMAGESRESPONSE']._serialized_end=2167
-  _globals['_REMOVEIMAGEREQUEST']._serialized_start=2169
-  _globals['_REMOVEIMAGEREQUEST']._serialized_end=2228
-  _globals['_REMOVEIMAGERESPONSE']._serialized_start=2230
-  _globals['_REMOVEIMAGERESPONSE']._serialized_end=2286
-  _globals['_CONTAINERS']._serialized_start=2289
-  _globals['_CONTAINERS']._serialized_end=3258
+  _globals['_WAITREQUEST']._serialized_end=1503
+  _globals['_WAITRESPONSE']._serialized_start=1505
+  _globals['_WAITRESPONSE']._serialized_end=1553
+  _globals['_INSPECTREQUEST']._serialized_start=1555
+  _globals['_INSPECTREQUEST']._serialized_end=1590
+  _globals['_LISTREQUEST']._serialized_start=1592
+  _globals['_LISTREQUEST']._serialized_end=1618
+  _globals['_LISTRESPONSE']._serialized_start=1620
+  _globals['_LISTRESPONSE']._serialized_end=1675
+  _globals['_LOGSREQUEST']._serialized_start=1678
+  _globals['_LOGSREQUEST']._serialized_end=1810
+  _globals['_LOGENTRY']._serialized_start=1812
+  _globals['_LOGENTRY']._serialized_end=1866
+  _globals['_HISTORYREQUEST']._serialized_start=1868
+  _globals['_HISTORYREQUEST']._serialized_end=1903
+  _globals['_HISTORYRESPONSE']._serialized_start=1905
+  _globals['_HISTORYRESPONSE']._serialized_end=1962
+  _globals['_IMAGE']._serialized_start=1964
+  _globals['_IMAGE']._serialized_end=2046
+  _globals['_IMPORTREQUEST']._serialized_start=2048
+  _globals['_IMPORTREQUEST']._serialized_end=2118
+  _globals['_IMAGESREQUEST']._serialized_start=2120
+  _globals['_IMAGESREQUEST']._serialized_end=2135
+  _globals['_IMAGESRESPONSE']._serialized_start=2137
+  _globals['_IMAGESRESPONSE']._serialized_end=2186
+  _globals['_REMOVEIMAGEREQUEST']._serialized_start=2188
+  _globals['_REMOVEIMAGEREQUEST']._serialized_end=2247
+  _globals['_REMOVEIMAGERESPONSE']._serialized_start=2249
+  _globals['_REMOVEIMAGERESPONSE']._serialized_end=2305
+  _globals['_CONTAINERS']._serialized_start=2308
+  _globals['_CONTAINERS']._serialized_end=3277
 # @@protoc_insertion_point(module_scope)

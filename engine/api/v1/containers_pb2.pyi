@@ -164,12 +164,14 @@ class ChangeResponse(_message.Message):
     def __init__(self, changed: _Optional[bool] = ..., container: _Optional[_Union[Container, _Mapping]] = ...) -> None: ...
 
 class WaitRequest(_message.Message):
-    __slots__ = ("container", "timeout")
+    __slots__ = ("container", "timeout", "condition")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
     container: str
     timeout: float
-    def __init__(self, container: _Optional[str] = ..., timeout: _Optional[float] = ...) -> None: ...
+    condition: str
+    def __init__(self, container: _Optional[str] = ..., timeout: _Optional[float] = ..., condition: _Optional[str] = ...) -> None: ...
 
 class WaitResponse(_message.Message):
     __slots__ = ("exit_code", "error")
