@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from engine.cli_api import EXIT_REFUSED, CliError
+from engine.cli_api import EXIT_REFUSED, CliError, valid_text
 from engine.cli_commands import (
     cmd_create,
     cmd_daemon,
@@ -286,7 +286,8 @@ def _signed_values(arguments: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _signed_values(sys.argv[1:] if argv is None else list(argv))
+    arguments = _signed_values([valid_text(argument) for argument in
+                                (sys.argv[1:] if argv is None else list(argv))])
     args = build_parser(verb_of(arguments)).parse_args(arguments)
     if args.verb == "daemon":
         args.host = args.listen or None

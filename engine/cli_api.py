@@ -12,6 +12,16 @@ from engine.cli_version import VERSION
 EXIT_REFUSED = 125  # Docker's status when the daemon (or the CLI itself) refused
 
 
+def valid_text(text: str) -> str:
+    """``text`` that is no UTF-8 (Python keeps such bytes of an argument or a variable as
+    surrogates) with U+FFFD in their place, as Go's JSON encoding in the Docker CLI sends it."""
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        return text.encode(errors="surrogateescape").decode(errors="replace")
+
+
 class CliError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)

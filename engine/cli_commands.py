@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.cli_api import EXIT_REFUSED, Api, CliError, messages
+from engine.cli_api import EXIT_REFUSED, Api, CliError, messages, valid_text
 from engine.cli_filters import (
     FilterError,
     matcher,
@@ -55,7 +55,7 @@ def _config(args: argparse.Namespace) -> Any:
             # Docker's ValidateEnv: a bare name takes the client's value; one the client does
             # not have stays bare, and the daemon unsets it.
             variable = f"{variable}={os.environ[variable]}"
-        env.append(variable)
+        env.append(valid_text(variable))
     return pb.ContainerConfig(
         image=args.image, cmd=args.command, name=args.name or "", env=env,
         working_dir=args.workdir or "", user=args.user or "", hostname=args.hostname or "",

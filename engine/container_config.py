@@ -129,6 +129,13 @@ def validate(config: ContainerConfig) -> None:
         normalize_name(config.name)
     if not config.image:
         raise InvalidParameter("no image specified")
+    for field, values in (("image", (config.image,)), ("command", config.command),
+                          ("environment variable", config.env), ("mount", config.mounts),
+                          ("user", (config.user,)), ("working directory", (config.working_dir,)),
+                          ("hostname", (config.hostname,)), ("secret", config.secrets)):
+        for value in values:
+            if "\0" in value:  # no path, argument or variable of the kernel's can hold one
+                raise InvalidParameter(f"invalid {field} {value!r}: it contains a NUL byte")
     if not config.command or not config.command[0]:
         raise InvalidParameter("no command specified")
     config.restart_policy.validate()

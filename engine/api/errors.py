@@ -71,7 +71,19 @@ def _abort(context: grpc.ServicerContext, error: BaseException) -> None:
         code, message = grpc.StatusCode.INTERNAL, f"internal error: {error}"
         error_class = ErrorClass.SYSTEM.value
     context.set_trailing_metadata(((ERROR_CLASS_KEY, error_class),))
-    context.abort(code, message)
+    context.abort(code, bounded(message))
+
+
+MESSAGE_BYTES = 4096  # the status travels as a header: grpc clients refuse more than 8-16 KiB
+
+
+def bounded(message: str) -> str:
+    """``message`` cut to MESSAGE_BYTES of UTF-8 (a 1 MiB name echoed in an error would make
+    a stock client see RESOURCE_EXHAUSTED instead of the error)."""
+    raw = message.encode()
+    if len(raw) <= MESSAGE_BYTES:
+        return message
+    return raw[:MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
 
 
 def _unary(behavior: Callable[[Any, grpc.ServicerContext], Any]

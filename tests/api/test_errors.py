@@ -354,3 +354,13 @@ def wait_until(predicate: Callable[[], bool], *, attempts: int = 500) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("condition never held")
+
+
+def test_a_huge_reference_in_an_error_is_cut_to_what_clients_take(daemon: ApiDaemon) -> None:
+    """The status message travels as a header: echoing a 1 MiB reference made stock grpc
+    clients see RESOURCE_EXHAUSTED instead of NOT_FOUND."""
+    error = failure(lambda: daemon.containers.Inspect(pb.InspectRequest(container="x" * (1 << 20)),
+                                                      timeout=CALL_TIMEOUT))
+    assert error.code() == Code.NOT_FOUND
+    assert error.details().startswith("No such container: xxx") and error.details().endswith("...")
+    assert len(error.details().encode()) <= 4096

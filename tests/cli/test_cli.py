@@ -395,3 +395,17 @@ def test_import_reads_standard_input_for_a_dash(session: Cli, tmp_path: object) 
     assert "needs a daemon on this host" in remote.stderr
     assert not list(pathlib.Path("/tmp").glob("berth-import-*"))  # the spool went
     session.ok("rmi", "piped")
+
+
+def test_arguments_that_are_no_utf8_reach_the_container_as_go_sends_them(session: Cli) -> None:
+    """The Docker CLI's JSON turns bytes that are no UTF-8 into U+FFFD; berth's CLI used to
+    stop on a codec error (exit 1, a Python message)."""
+    done = subprocess.run([BERTH.encode(), b"run", b"--rm", b"-e", b"V=\xff", b"busybox", b"sh",
+                           b"-c", b'echo "$0 $V"', b"a\xfeb"], env=session.environment,
+                          capture_output=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "a\ufffdb \ufffd\n".encode()
+    named = subprocess.run([BERTH.encode(), b"create", b"--name", b"ab\xff", b"busybox", b"true"],
+                           env=session.environment, capture_output=True, check=False)
+    assert named.returncode == 1
+    assert "Invalid container name (ab\ufffd)" in named.stderr.decode()
