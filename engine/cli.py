@@ -106,6 +106,8 @@ def _integer(bits: int) -> Callable[[str], int]:
 
 
 def _stop_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-s", "--signal", default="", help="the signal to stop with (default: "
+                     "the container's stop signal)")
     sub.add_argument("-t", "--time", type=_integer(32), help="seconds to wait before SIGKILL")
     _containers(sub)
 

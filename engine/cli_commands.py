@@ -192,23 +192,24 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    def stop(api: Api, container: str) -> None:
-        request = messages().StopRequest(container=container)
-        if args.time is not None:
-            request.timeout = args.time
-        api.call(api.containers.Stop, request)
-
-    return _each(args, stop)
+    return _stopping(args, "Stop")
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    def restart(api: Api, container: str) -> None:
-        request = messages().StopRequest(container=container)
+    return _stopping(args, "Restart")
+
+
+def _stopping(args: argparse.Namespace, method: str) -> int:
+    """``stop`` and ``restart``: ``-s`` as ``kill`` reads it, ``-t`` in seconds."""
+    signal = _signal(args.signal) if args.signal else 0
+
+    def call(api: Api, container: str) -> None:
+        request = messages().StopRequest(container=container, signal=signal)
         if args.time is not None:
             request.timeout = args.time
-        api.call(api.containers.Restart, request)
+        api.call(getattr(api.containers, method), request)
 
-    return _each(args, restart)
+    return _each(args, call)
 
 
 def _signal(text: str) -> int:

@@ -595,16 +595,17 @@ class Engine:
                 handled += 1
         return handled
 
-    def restart(self, reference: str, *, timeout: int | None = None,
+    def restart(self, reference: str, *, timeout: int | None = None, signal: int | None = None,
                 context: JournalContext = API) -> ContainerRecord:
-        """Stop (if running) then start, as ``docker restart``. Raises ContainerNotFound;
+        """Stop (if running: with ``signal``, else its stop signal) then start, as ``docker
+        restart``. Raises ContainerNotFound;
         any later error as moby words it, ``Cannot restart container <reference>: <cause>``,
         unclassified (moby's fmt.Errorf drops the class: always a 500)."""
         record = self.resolve(reference)
         try:
             if record.state in _LIVE:  # moby's HasBeenManuallyRestarted: no auto-remove here
                 with contextlib.suppress(NotModified):  # it ended meanwhile: start it
-                    self._stop(record.id, timeout=timeout, signal=None, context=context,
+                    self._stop(record.id, timeout=timeout, signal=signal, context=context,
                                auto_remove=False)
             # moby's containerRestart calls containerStart itself: no API-level state check
             # (a concurrent restart's start, or an exit still being recorded, is no error).

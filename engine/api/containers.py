@@ -110,8 +110,9 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 ) -> pb.ChangeResponse:
         timeout = request.timeout if request.HasField("timeout") else None
         return self._change("Restart", request,
-                            lambda ctx: self._engine.restart(request.container,
-                                                             timeout=timeout, context=ctx))
+                            lambda ctx: self._engine.restart(
+                                request.container, timeout=timeout,
+                                signal=request.signal or None, context=ctx))
 
     def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
         return self._change("Kill", request,

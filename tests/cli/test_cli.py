@@ -409,3 +409,17 @@ def test_arguments_that_are_no_utf8_reach_the_container_as_go_sends_them(session
                            env=session.environment, capture_output=True, check=False)
     assert named.returncode == 1
     assert "Invalid container name (ab\ufffd)" in named.stderr.decode()
+
+
+def test_stop_and_restart_take_the_signal_to_stop_with(session: Cli) -> None:
+    """Docker's ``stop -s`` and ``restart -s``: the Restart call used to drop the signal."""
+    script = 'trap "" TERM; trap "echo got USR1; exit 5" USR1; while :; do sleep 0.1; done'
+    session.ok("run", "-d", "--name", "signalled", "busybox", "sh", "-c", script)
+    session.ok("restart", "-s", "USR1", "-t", "60", "signalled")
+    assert session.ok("logs", "signalled") == "got USR1\n"
+    assert session.ok("inspect", "-f", "{{.State.Running}}", "signalled") == "true\n"
+    session.ok("stop", "--signal", "SIGUSR1", "-t", "60", "signalled")
+    assert session.ok("inspect", "-f", "{{.State.ExitCode}}", "signalled") == "5\n"
+    refused = session("stop", "-s", "NOPE", "signalled")
+    assert (refused.returncode, refused.stderr) == (1, "Invalid signal: NOPE\n")
+    session.ok("rm", "signalled")
