@@ -11,9 +11,10 @@ so; a bad flag exits 125.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from engine.cli_api import EXIT_REFUSED, CliError, valid_text
 from engine.cli_commands import (
@@ -50,8 +51,68 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """Docker's CLI errors: a flag it does not know (status 125), an argument too many or
+        missing (status 1, with the command's usage), anything else as argparse words it."""
+        command = self._command()
+        if command is not None and message.startswith("unrecognized arguments: "):
+            flags = [word for word in message.split(": ", 1)[1].split(" ")
+                     if word.startswith("-") and word != "-"]
+            if flags:
+                flag = flags[0].split("=", 1)[0]
+                said = (f"unknown flag: {flag}" if flag.startswith("--") else
+                        f"unknown shorthand flag: '{flag[1:2]}' in {flag}")
+                print(f"{said}\nSee '{command.prog} --help'.", file=sys.stderr)
+                raise SystemExit(EXIT_REFUSED)
+            command.arity_error()
+        if command is not None and message.startswith("the following arguments are required"):
+            command.arity_error()
         print(f"berth: {message}\nSee 'berth --help'.", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
+
+    def _command(self) -> Parser | None:
+        """This parser if it is a command's, else the one command parsed (build_parser makes
+        only the named command's parser when the command is known)."""
+        if self.prog != "berth":
+            return self
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and len(action.choices) == 1:
+                return cast(Parser, next(iter(action.choices.values())))
+        return None
+
+    def arity_error(self) -> NoReturn:
+        """cobra's argument checks as the Docker CLI words them."""
+        least, most, words = 0, 0.0, []
+        for action in self._actions:
+            if action.option_strings or isinstance(action, argparse._SubParsersAction):
+                continue
+            name = str(action.metavar or action.dest).upper()
+            single = name[:-1] if name.endswith("S") else name
+            if action.nargs is None:
+                least, most = least + 1, most + 1
+                words.append(name)
+            elif action.nargs == "?":
+                most += 1
+                words.append(f"[{name}]")
+            elif action.nargs == "+":
+                least, most = least + 1, math.inf
+                words.append(f"{single} [{single}...]")
+            else:  # "*", REMAINDER
+                most = math.inf
+                words.append(f"[{name}...]")
+        noun = "argument" if least == 1 else "arguments"
+        if most == 0:
+            rule = "accepts no arguments"
+        elif least == most:
+            rule = f"requires exactly {least} {noun}"
+        elif most == math.inf:
+            rule = f"requires at least {least} {noun}"
+        else:
+            rule = f"requires at least {least} and at most {int(most)} arguments"
+        usage = " ".join([self.prog, "[OPTIONS]", *words])
+        text = self.description or ""
+        print(f'"{self.prog}" {rule}.\nSee \'{self.prog} --help\'.\n\nUsage:  {usage}\n\n'
+              f"{text[:1].upper()}{text[1:]}", file=sys.stderr)
+        raise SystemExit(1)
 
 
 # -- the parser ------------------------------------------------------------------------------

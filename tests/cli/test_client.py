@@ -332,3 +332,27 @@ def _connected(socket_path: pathlib.Path) -> int:
     lines = pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]
     return sum(1 for line in lines
                if line.endswith(f" {socket_path}") and line.split()[5] == "03")
+
+
+@pytest.mark.parametrize(("argv", "status", "first_line"), [
+    (["logs"], 1, '"berth logs" requires exactly 1 argument.'),
+    (["logs", "a", "b"], 1, '"berth logs" requires exactly 1 argument.'),
+    (["start"], 1, '"berth start" requires at least 1 argument.'),
+    (["run"], 1, '"berth run" requires at least 1 argument.'),
+    (["ps", "extra"], 1, '"berth ps" accepts no arguments.'),
+    (["import"], 1, '"berth import" requires at least 1 and at most 2 arguments.'),
+    (["ps", "--bogus"], 125, "unknown flag: --bogus"),
+    (["ps", "--bogus=1"], 125, "unknown flag: --bogus"),
+    (["logs", "-z", "c"], 125, "unknown shorthand flag: 'z' in -z")])
+def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], status: int,
+                                                             first_line: str) -> None:
+    """cobra's argument checks exit 1 with the command's usage; a flag it does not know is a
+    flag error, 125 (every usage error used to be 125, in argparse's words)."""
+    result = subprocess.run([BERTH, *argv], capture_output=True, text=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert result.returncode == status
+    lines = result.stderr.splitlines()
+    assert lines[0] == first_line
+    assert lines[1] == f"See 'berth {argv[0]} --help'."
+    if status == 1:
+        assert lines[3].startswith(f"Usage:  berth {argv[0]} [OPTIONS]")
