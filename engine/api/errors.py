@@ -18,6 +18,7 @@ import grpc
 from engine.errors import (
     BerthError,
     ErrorClass,
+    InvalidParameter,
     NameInUseConflict,
     RemovalInProgressConflict,
 )
@@ -86,11 +87,38 @@ def bounded(message: str) -> str:
     return raw[:MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
 
 
+class _Undecodable:
+    """A request whose bytes did not parse: the handler answers INVALID_ARGUMENT (grpc's own
+    deserializer failure is INTERNAL, with a traceback in the daemon's log)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _decoding(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:  # DecodeError, or a string that is no UTF-8
+            return _Undecodable(str(error) or type(error).__name__)
+
+    return decode
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise InvalidParameter(f"invalid request: {request.why}")
+    return request
+
+
 def _unary(behavior: Callable[[Any, grpc.ServicerContext], Any]
            ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return behavior(request, context)
+            return behavior(_decoded(request), context)
         except Exception as error:
             _abort(context, error)
             raise  # unreachable: abort raises
@@ -102,7 +130,7 @@ def _stream(behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
             ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            yield from behavior(request, context)
+            yield from behavior(_decoded(request), context)
         except Exception as error:
             _abort(context, error)
 
@@ -117,10 +145,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return None
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _unary(handler.unary_unary), handler.request_deserializer,
+                _unary(handler.unary_unary), _decoding(handler.request_deserializer),
                 handler.response_serializer)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _stream(handler.unary_stream), handler.request_deserializer,
+                _stream(handler.unary_stream), _decoding(handler.request_deserializer),
                 handler.response_serializer)
         return handler

@@ -364,3 +364,17 @@ def test_a_huge_reference_in_an_error_is_cut_to_what_clients_take(daemon: ApiDae
     assert error.code() == Code.NOT_FOUND
     assert error.details().startswith("No such container: xxx") and error.details().endswith("...")
     assert len(error.details().encode()) <= 4096
+
+
+@pytest.mark.parametrize("data", [b"\xff\xff\xff\xff",  # no protobuf at all
+                                  b"\x0a\x02\xff\xfe"])  # field 1, a string that is no UTF-8
+def test_a_request_that_does_not_parse_is_invalid_argument(daemon: ApiDaemon, data: bytes
+                                                           ) -> None:
+    """grpc's own deserializer failure is INTERNAL (with a traceback in the daemon's log)."""
+    create = daemon.channel.unary_unary("/berth.v1.Containers/Inspect",
+                                        request_serializer=None, response_deserializer=None)
+    error = failure(lambda: create(data, timeout=CALL_TIMEOUT))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error_class_of(error) == "InvalidParameter"
+    assert error.details().startswith("invalid request: ")
+    assert daemon.containers.List(pb.ListRequest(), timeout=CALL_TIMEOUT) is not None
