@@ -9,6 +9,10 @@ symlinks or hardlinks before it point at, because the kernel resolves every path
 root. Path checks in user space (tarfile's extraction filters) have been bypassed more than
 once; here nothing depends on them.
 
+Whiteouts are applied as Docker's layer unpacking applies them to an image's only layer:
+``.wh.NAME`` removes NAME (unpacked before it) and is not kept; ``.wh..wh..opq`` (an opaque
+directory: nothing lies below) and AUFS's ``.wh..wh.*`` metadata are not kept either.
+
 Members are extracted as they are, as Docker does: owners by number, modes with their setuid
 and setgid bits, device nodes, times, extended attributes (PAX ``SCHILY.xattr``). A path
 that exists already is removed first unless both it and the member are directories, so a
@@ -41,6 +45,22 @@ HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, err
 HOST_FAILURE = 3
 
 
+WHITEOUT = ".wh."
+WHITEOUT_META = ".wh..wh."
+
+
+def _remove(path: str) -> None:
+    """Remove ``path`` (a whiteout's target), whatever it is, if it is there."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISDIR(info.st_mode) and os.path.normpath(path) != "/":
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 def _clear(member: tarfile.TarInfo) -> None:
     """Remove what ``member`` replaces (Docker's rule: everything but a directory that a
     directory member merges into)."""
@@ -69,6 +89,11 @@ def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
         if path in ("/", "//"):
             if member.isdir():
                 directories.append((member, "/"))
+            continue
+        base = os.path.basename(path)
+        if base.startswith(WHITEOUT) or path.lstrip("/").startswith(WHITEOUT_META):
+            if not base.startswith(WHITEOUT_META):
+                _remove(os.path.join(os.path.dirname(path), base[len(WHITEOUT):]))
             continue
         try:
             _clear(member)

@@ -675,3 +675,23 @@ def test_an_import_source_is_an_absolute_path(store: ImageStore, source: str) ->
     """Never the daemon's own working directory (``import ''`` imported the client's)."""
     with pytest.raises(InvalidParameter, match="give an absolute path on the daemon's host"):
         store.import_image(source, "relative")
+
+
+def test_whiteouts_remove_what_they_name_and_are_not_kept(store: ImageStore,
+                                                          tmp_path: pathlib.Path) -> None:
+    """As Docker's layer unpacking applies them to an image's only layer: ``.wh.NAME`` removes
+    NAME and is not kept, nor is ``.wh..wh..opq`` or AUFS's metadata (they were unpacked as
+    ordinary files)."""
+    source = tarball(
+        tmp_path / "whiteouts.tar",
+        (member("keep"), b"k"), (member(".wh.keep"), b""),
+        (member("d", tarfile.DIRTYPE, mode=0o755), None), (member("d/x"), b"x"),
+        (member("d/sub", tarfile.DIRTYPE, mode=0o755), None), (member("d/sub/y"), b"y"),
+        (member("d/.wh.sub"), b""), (member("d/.wh..wh..opq"), b""),
+        (member(".wh.later"), b""), (member("later"), b"back"),
+        (member(".wh..wh.plnk", tarfile.DIRTYPE, mode=0o700), None),
+        (member(".wh..wh.plnk/1234"), b"aufs"), (member("stays"), b"s"))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(source, "whited").digest))
+    assert sorted(str(path.relative_to(rootfs)) for path in rootfs.rglob("*")) == [
+        "d", "d/x", "later", "stays"]
+    assert (rootfs / "later").read_text() == "back"  # a whiteout before its name hides nothing
