@@ -264,7 +264,7 @@ def _copy_tree(source: int, target: str,
                     writable = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                                        0o600, dir_fd=copy)
                     try:
-                        _copy_bytes(readable, writable)
+                        _copy_sparse(readable, writable)
                     finally:
                         os.close(writable)
                 finally:
@@ -325,6 +325,40 @@ def _copy_bytes(source: int, target: int, digest: Any = None) -> None:
         view = memoryview(chunk)
         while view:
             view = view[os.write(target, view):]
+
+
+def _copy_sparse(source: int, target: int) -> None:
+    """Copy the regular file ``source`` to the empty ``target``, its holes left holes: only
+    its data runs (``SEEK_DATA``/``SEEK_HOLE``) are copied, then the size is set (a 50 GB
+    sparse file took 5 minutes and 51 GB written)."""
+    size = os.fstat(source).st_size
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(source, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nothing but a hole to the end
+                break
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP):  # no hole support: whole
+                os.lseek(source, 0, os.SEEK_SET)
+                _copy_bytes(source, target)
+                return
+            raise
+        end = os.lseek(source, start, os.SEEK_HOLE)
+        os.lseek(source, start, os.SEEK_SET)
+        os.lseek(target, start, os.SEEK_SET)
+        left = end - start
+        while left > 0:
+            chunk = os.read(source, min(_CHUNK, left))
+            if not chunk:  # shorter than it said (it changed meanwhile): stop there
+                left = 0
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(target, view):]
+            left -= len(chunk)
+        offset = end
+    os.ftruncate(target, size)
 
 
 def _untar(tarball: pathlib.Path, rootfs: pathlib.Path, lock: int) -> None:
