@@ -324,9 +324,16 @@ def _dial_tcp(host: str, port: int, timeout: float, tls: ssl.SSLContext | None) 
 def _tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     import ssl
 
-    context = ssl.create_default_context(cafile=ca)
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except OSError as error:  # "[Errno 2] No such file or directory", without the file
+        raise OSError(f"TLS CA {ca}: {error.strerror or error}") from error
     if cert:
-        context.load_cert_chain(cert, key)
+        try:
+            context.load_cert_chain(cert, key)
+        except OSError as error:
+            raise OSError(f"TLS certificate {cert} or key {key or cert}: "
+                          f"{error.strerror or error}") from error
     context.set_alpn_protocols(["h2"])
     return context
 

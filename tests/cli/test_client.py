@@ -356,3 +356,12 @@ def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], st
     assert lines[1] == f"See 'berth {argv[0]} --help'."
     if status == 1:
         assert lines[3].startswith(f"Usage:  berth {argv[0]} [OPTIONS]")
+
+
+@pytest.mark.parametrize(("flag", "said"), [("--tls-ca", "TLS CA /nonexistent.pem: "),
+                                            ("--tls-cert", "TLS certificate /nonexistent.pem")])
+def test_a_tls_file_that_cannot_be_read_is_named(flag: str, said: str) -> None:
+    result = subprocess.run([BERTH, flag, "/nonexistent.pem", "-H", "tcp://127.0.0.1:1", "ps"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: {said}") and "No such file" in result.stderr
