@@ -156,7 +156,9 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     volumes = [spec.split(":", 1)[0] for spec in container.config.mounts
                if not spec.startswith("/")]
     return {
-        "ID": container.id[:12] if truncate else container.id, "Image": container.image,
+        "ID": container.id[:12] if truncate else container.id,
+        "Image": (container.image.removeprefix("sha256:")[:12]  # an ID, as Docker truncates it
+                  if truncate and container.image.startswith("sha256:") else container.image),
         "Command": command,
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "RunningFor": f"{ago(container.created_ms)} ago", "Ports": "",

@@ -169,7 +169,22 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListResponse:
         records = self._engine.list_containers(all=request.all)
-        return pb.ListResponse(containers=[container_message(r) for r in records])
+        listed = [container_message(r) for r in records]
+        images = self._engine.images
+        now: dict[str, str] = {}  # a reference -> the image it names now ("" for none)
+        for container in listed:
+            # moby's list: the reference as given while it still names the container's image,
+            # else the image's ID (the name moved to other content, or went).
+            if images is None or not container.image_digest:
+                continue
+            if container.image not in now:
+                try:
+                    now[container.image] = images.resolve(container.image).digest
+                except (NotFound, InvalidParameter):
+                    now[container.image] = ""
+            if now[container.image] != container.image_digest:
+                container.image = container.image_digest
+        return pb.ListResponse(containers=listed)
 
     def History(self, request: pb.HistoryRequest, context: grpc.ServicerContext
                 ) -> pb.HistoryResponse:

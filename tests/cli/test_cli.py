@@ -423,3 +423,27 @@ def test_stop_and_restart_take_the_signal_to_stop_with(session: Cli) -> None:
     refused = session("stop", "-s", "NOPE", "signalled")
     assert (refused.returncode, refused.stderr) == (1, "Invalid signal: NOPE\n")
     session.ok("rm", "signalled")
+
+
+def test_ps_shows_the_image_id_once_the_name_moved_to_other_content(session: Cli,
+                                                                    tmp_path: object) -> None:
+    """moby's list: the reference as given while it names the container's image, else the
+    image's ID (truncated, as Docker's ps does)."""
+    first = pathlib.Path(str(tmp_path)) / "first"
+    first.mkdir()
+    (first / "file").write_text("one")
+    old = session.ok("import", str(first), "moving").strip()
+    session.ok("create", "--name", "on-old", "moving", "true")
+    assert "moving" in session.ok("ps", "-a", "--format", "{{.Names}} {{.Image}}").split()
+    (first / "file").write_text("two")
+    session.ok("import", str(first), "moving")  # the name moves to other content
+    session.ok("create", "--name", "on-new", "moving", "true")
+    shown = dict(line.split() for line in session.ok(
+        "ps", "-a", "--format", "{{.Names}} {{.Image}}").splitlines())
+    assert shown["on-old"] == old.removeprefix("sha256:")[:12]
+    assert shown["on-new"] == "moving"
+    untruncated = dict(line.split() for line in session.ok(
+        "ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.Image}}").splitlines())
+    assert untruncated["on-old"] == old
+    session.ok("rm", "on-old", "on-new")
+    session.ok("rmi", "moving", old)
