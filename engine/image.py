@@ -489,9 +489,10 @@ class ImageStore:
                                        "tarball) nor a directory")
             # The store's flock, shared: from its move into place to its row, an image is not
             # an orphan for a store that opens meanwhile (``_reclaim``).
-            with self._lock, _held(str(self.root), fcntl.LOCK_SH):
+            with _held(str(self.root), fcntl.LOCK_SH):
                 try:
-                    hexdigest, size = self._unpack(opened, directory=kind == stat.S_IFDIR)
+                    return self._unpack(opened, directory=kind == stat.S_IFDIR,
+                                        reference=reference)
                 except (OSError, RecursionError) as exc:
                     why = str(exc)  # a path deep in the image can be thousands of bytes
                     why = why if len(why) <= 300 else f"{why[:140]} ... {why[-140:]}"
@@ -500,7 +501,6 @@ class ImageStore:
                         f"cannot import {source}: {why}") from exc
                 except (InvalidParameter, System) as exc:
                     raise type(exc)(f"cannot import {source}: {exc.message}") from exc
-                return self._name(reference, hexdigest, size)
         finally:
             os.close(opened)
 
@@ -533,10 +533,13 @@ class ImageStore:
                                  previous.created_at)
         return ImageRecord(reference, digest, size, created)
 
-    def _unpack(self, source: int, *, directory: bool) -> tuple[str, int]:
+    def _unpack(self, source: int, *, directory: bool, reference: str) -> ImageRecord:
         """Stage the source, then move it under its digest unless that content is in place
-        already. Returns the digest and the size, both of what was staged: nothing is read
-        from the image once it is in place (an import that fails leaves no image behind)."""
+        already, and name it ``reference``. The digest and the size are of what was staged:
+        nothing is read from the image once it is in place (an import that fails leaves no
+        image behind). Staging takes no lock of the store's: an rmi or another import does
+        not wait for it; the move and the row are made under it, never while a removal of the
+        same content deletes its files."""
         staging = tempfile.mkdtemp(dir=self.root, prefix=_STAGING)
         try:
             with _held(staging) as lock:
@@ -557,16 +560,17 @@ class ImageStore:
                     _untar(tarball, rootfs, lock)
                     tarball.unlink()
                     size = _tree_size(rootfs)
-                target = self.root / hexdigest
-                if not (target / "rootfs").is_dir():
-                    try:
-                        os.rename(staging, target)
-                    except OSError as exc:  # in place meanwhile: another import's
-                        if not (target / "rootfs").is_dir():
-                            raise exc
+                with self._lock:
+                    target = self.root / hexdigest
+                    if not (target / "rootfs").is_dir():
+                        try:
+                            os.rename(staging, target)
+                        except OSError as exc:  # in place meanwhile: another import's
+                            if not (target / "rootfs").is_dir():
+                                raise exc
+                    return self._name(reference, hexdigest, size)
         finally:
             remove_tree(staging)
-        return hexdigest, size
 
     def resolve(self, reference: str) -> ImageRecord:
         """The image named ``reference``, or whose ID (``[sha256:]hex``, or a unique prefix of

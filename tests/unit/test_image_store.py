@@ -14,9 +14,11 @@ import sys
 import tarfile
 import threading
 import time
+from typing import Any
 
 import pytest
 
+from engine import image as image_module
 from engine.composition import open_engine
 from engine.container_config import ContainerConfig
 from engine.errors import Conflict, InvalidParameter, NotFound, System
@@ -215,7 +217,8 @@ def test_content_already_in_place_is_a_successful_import(store: ImageStore,
     target = store.root / record.digest.removeprefix("sha256:")
     descriptor = os.open(source, os.O_RDONLY)
     try:  # the loser of a race: its staging is dropped, the image in place stays
-        assert store._unpack(descriptor, directory=False) == (target.name, record.size_bytes)
+        again = store._unpack(descriptor, directory=False, reference="one:latest")
+        assert (again.digest, again.size_bytes) == (record.digest, record.size_bytes)
     finally:
         os.close(descriptor)
     assert (target / "rootfs" / "file").read_bytes() == b"same"
@@ -718,3 +721,33 @@ def test_a_sparse_file_of_a_directory_stays_sparse(store: ImageStore, tmp_path: 
         handle.seek(1 << 20)
         assert handle.read(16) == bytes(16)
     assert (rootfs / "dense").read_bytes() == b"0123456789" * 1000
+
+
+def test_an_rmi_does_not_wait_for_an_import_of_other_content(store: ImageStore,
+                                                            tmp_path: pathlib.Path) -> None:
+    """The store's lock covers an import's move into place and its row, not its staging: an
+    rmi waited behind every import in progress, however long its unpacking."""
+    store.import_image(tarball(tmp_path / "small.tar", (member("f"), b"s")), "small")
+    staging = threading.Event()
+    release = threading.Event()
+    real = image_module._untar
+
+    def slow_untar(*arguments: Any) -> None:
+        staging.set()
+        release.wait(30)
+        real(*arguments)
+
+    image_module._untar = slow_untar  # type: ignore[assignment]
+    importer = threading.Thread(target=store.import_image, args=(
+        tarball(tmp_path / "big.tar", (member("g"), b"big")), "big"))
+    try:
+        importer.start()
+        assert staging.wait(30)
+        removal = store.remove("small")  # returns while the import still stages
+        assert removal.untagged == ["small:latest"]
+        assert importer.is_alive()
+    finally:
+        release.set()
+        importer.join(30)
+        image_module._untar = real  # type: ignore[assignment]
+    assert [image.reference for image in store.list_images()] == ["big:latest"]
