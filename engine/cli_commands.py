@@ -129,17 +129,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CliError as error:
         raise CliError(str(error), EXIT_REFUSED) from None
     container_id = created.container.id
-    entries: Iterator[Any] = iter(())
+    batches: Iterator[Any] = iter(())
     if not args.detach:
         # Docker attaches before it starts. Here the log is held open by the daemon before
         # the start (the handshake's empty entry), so that a fast container removed at its
         # exit (--rm) has all its output read all the same. A second connection: a channel
         # carries one call at a time.
         logs = Api(args)
-        entries = iter(logs.call(logs.containers.Logs, pb.LogsRequest(
+        batches = iter(logs.call(logs.containers.Logs, pb.LogsRequest(
             container=container_id, follow=True, from_start=True)))
         try:
-            next(entries)
+            next(batches)
         except (CliError, StopIteration) as error:  # not followed: not started either
             if args.rm:
                 with contextlib.suppress(CliError):
@@ -159,10 +159,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         print(container_id)
         return 0
-    for entry in entries:
-        stream = sys.stdout if entry.stream == "stdout" else sys.stderr
-        stream.write(entry.line)
-        stream.flush()
+    for batch in batches:
+        write_entries(batch.entries, timestamps=False)
     # Docker's run --rm waits for "removed": the container may be gone before the wait.
     result = api.call(api.containers.Wait, pb.WaitRequest(
         container=container_id, condition="removed" if args.rm else "not-running"))
@@ -398,13 +396,30 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if re.fullmatch(r"[+-]?\d+", args.tail):  # Docker's: anything but a number is all
         request.tail = max(-1, min(int(args.tail), (1 << 31) - 1))
     api = Api(args)
-    for entry in api.call(api.containers.Logs, request):
-        stream = sys.stdout if entry.stream == "stdout" else sys.stderr
-        # Docker's -t: the time with all nine digits of its fraction, then the line.
-        stamp = f"{padded_rfc3339_nano(entry.time)} " if args.timestamps else ""
-        stream.write(stamp + entry.line)
-        stream.flush()
+    for batch in api.call(api.containers.Logs, request):
+        write_entries(batch.entries, timestamps=args.timestamps)
     return 0
+
+
+def write_entries(entries: Any, *, timestamps: bool) -> None:
+    """Log entries to stdout and stderr as their streams say, in their order: a run of one
+    stream's lines is one write, and both are flushed after the batch."""
+    run: list[str] = []
+    current = None
+    for entry in entries:
+        target = sys.stdout if entry.stream == "stdout" else sys.stderr
+        if target is not current and run:
+            assert current is not None
+            current.write("".join(run))
+            current.flush()  # before the other stream's lines: the order holds
+            run = []
+        current = target
+        # Docker's -t: the time with all nine digits of its fraction, then the line.
+        run.append(f"{padded_rfc3339_nano(entry.time)} {entry.line}" if timestamps
+                   else entry.line)
+    if run and current is not None:
+        current.write("".join(run))
+        current.flush()
 
 
 def _moment(flag: str, value: str) -> int:

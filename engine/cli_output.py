@@ -87,8 +87,11 @@ def parse_moment(value: str, now_ns: int | None = None) -> int:
     except ValueError:
         if "-" in value:
             raise  # it was a time, just not a good one: its own error
+    # Docker's parseTimestamp: strconv.ParseInt of each part (a sign allowed, 64 bits).
     seconds, dot, fraction = value.partition(".")
-    if not re.fullmatch(r"\d+", seconds) or (dot and not re.fullmatch(r"\d+", fraction)):
+    fraction = fraction.removeprefix("+")
+    if not re.fullmatch(r"\+?\d+", seconds) or int(seconds) >= 1 << 63 or (
+            dot and (not re.fullmatch(r"\d+", fraction) or int(fraction) >= 1 << 63)):
         raise ValueError(f'failed to parse value as time or duration: "{value}"')
     return int(seconds) * 1_000_000_000 + nanoseconds_of(fraction)
 

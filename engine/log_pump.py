@@ -51,7 +51,9 @@ class LogPump:
         call ``on_drained`` when both have ended. ``name`` names the container in reports."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            target: BinaryIO | None = open(path, "ab")  # noqa: SIM115 - closed at the end
+            opened = open(path, "ab")  # noqa: SIM115 - closed at the end
+            target: BinaryIO | None = opened
+            _end_torn_entry(path, opened)
         except OSError as exc:
             log.error("%s: cannot open its log %s, its output is lost: %s", name, path, exc)
             target = None
@@ -103,6 +105,19 @@ class LogPump:
             self._selector.register(descriptor, selectors.EVENT_READ, stream)
 
 
+def _end_torn_entry(path: pathlib.Path, target: BinaryIO) -> None:
+    """A log whose last entry a failed write cut short (a full disk) gets its newline: the
+    next run's first entry is then a line of its own, not glued to the torn one."""
+    with open(path, "rb") as existing:
+        existing.seek(0, os.SEEK_END)
+        if existing.tell() == 0:
+            return
+        existing.seek(-1, os.SEEK_END)
+        if existing.read(1) != b"\n":
+            target.write(b"\n")
+            target.flush()
+
+
 class _Log:
     """One container's log file, shared by its two streams; None once it failed."""
 
@@ -143,18 +158,24 @@ class _Stream:
         self.shared = shared
         self.pending = b""
         self.ended = False
+        # The time of the first piece of the line being written, once one went out: every
+        # later piece has it too (Docker's copier's partialTS), whatever read it came in.
+        self.partial_moment: str | None = None
 
     def write(self, chunk: bytes) -> None:
         *lines, rest = (self.pending + chunk).split(b"\n")  # pending < MAX_LINE: no quadratic
         entries: list[bytes] = []
-        moment = rfc3339_nano(time.time_ns())  # a line's pieces share one time, as Docker's
+        now = rfc3339_nano(time.time_ns())
         for line in lines:  # Docker's copier: a full buffer goes out as a partial message
+            moment = self.partial_moment or now
             while len(line) >= MAX_LINE:
                 entries.append(entry(line[:MAX_LINE], self.name, moment))
                 line = line[MAX_LINE:]
             entries.append(entry(line + b"\n", self.name, moment))
+            self.partial_moment = None
         while len(rest) >= MAX_LINE:
-            entries.append(entry(rest[:MAX_LINE], self.name, moment))
+            self.partial_moment = self.partial_moment or now
+            entries.append(entry(rest[:MAX_LINE], self.name, self.partial_moment))
             rest = rest[MAX_LINE:]
         self.pending = rest
         if entries:
@@ -165,7 +186,7 @@ class _Stream:
             return
         self.ended = True
         if self.pending:
-            self.shared.append([entry(self.pending, self.name)])
+            self.shared.append([entry(self.pending, self.name, self.partial_moment)])
             self.pending = b""
         self.shared.stream_ended()
 

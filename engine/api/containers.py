@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import threading
@@ -26,6 +27,8 @@ from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
+
+logger = logging.getLogger("berth.api")
 
 LOG_POLL_SECONDS = 0.1
 FOLLOW_BATCH = 1000  # lines a follow reads before it looks at the run again
@@ -193,7 +196,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         return pb.HistoryResponse(events=[history_message(row, record.name) for row in rows])
 
     def Logs(self, request: pb.LogsRequest, context: grpc.ServicerContext
-             ) -> Iterator[pb.LogEntry]:
+             ) -> Iterator[pb.LogBatch]:
         record = self._engine.inspect(request.container)
         path = self._engine.saga.host.log_path(record.id)
         log: BinaryIO | None = None
@@ -210,7 +213,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 log = open(path, "a+b")  # noqa: SIM115 - closed below
                 log.seek(0)
-                yield pb.LogEntry()  # the handshake: the caller may start the container now
+                yield pb.LogBatch()  # the handshake: the caller may start the container now
             while True:
                 if log is None:
                     with contextlib.suppress(FileNotFoundError):
@@ -224,19 +227,28 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 if log is not None:
                     log.seek(position)
                     size = 0
+                    entries: list[pb.LogEntry] = []
                     for line in log:
                         if not line.endswith(b"\n"):
                             break
                         position += len(line)
                         if not request.follow:
-                            yield from self._entry(line, since, until)
+                            entries.extend(self._entry(line, since, until))
+                            size += len(line)
+                            if len(entries) >= FOLLOW_BATCH or size >= FOLLOW_BATCH_BYTES:
+                                yield pb.LogBatch(entries=entries)
+                                entries, size = [], 0
                             continue
                         batch.append((position, line))
                         size += len(line)
                         if len(batch) >= FOLLOW_BATCH or size >= FOLLOW_BATCH_BYTES:
                             full = True
                             break
-                if not request.follow or not context.is_active():
+                if not request.follow:
+                    if log is not None and entries:
+                        yield pb.LogBatch(entries=entries)
+                    return
+                if not context.is_active():
                     return
                 if limit is None and not self._still_running(
                         record.id, followed, waiting=request.from_start and followed[0] is None):
@@ -245,10 +257,15 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                     limit = self._log_end(record.id, followed[0])
                     if limit is None:
                         limit = os.fstat(log.fileno()).st_size if log is not None else 0
+                shown: list[pb.LogEntry] = []
                 for end, line in batch:
                     if limit is not None and end > limit:
+                        if shown:
+                            yield pb.LogBatch(entries=shown)
                         return  # the next run's output
-                    yield from self._entry(line, since, until)
+                    shown.extend(self._entry(line, since, until))
+                if shown:
+                    yield pb.LogBatch(entries=shown)
                 if until and time.time_ns() > until:
                     return  # Docker's follow ends once --until is past
                 self._check_shutdown()
@@ -264,13 +281,21 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
 
     @staticmethod
     def _entry(line: bytes, since: int, until: int) -> Iterator[pb.LogEntry]:
-        """The log line as an entry, if it was written within the window."""
-        entry = json.loads(line)
-        if since or until:
-            written = parse_rfc3339_nano(entry["time"])
-            if written < since or (until and written > until):
-                return
-        yield pb.LogEntry(stream=entry["stream"], line=entry["log"], time=entry["time"])
+        """The log line as an entry, if it was written within the window. A line that is no
+        json-file entry (a write a full disk cut short) is skipped, and the rest is read:
+        Docker's reader stops there ("Error grabbing logs")."""
+        try:
+            entry = json.loads(line)
+            stream, text, moment = entry["stream"], entry["log"], entry["time"]
+            if since or until:
+                written = parse_rfc3339_nano(moment)
+                if written < since or (until and written > until):
+                    return
+        except (ValueError, KeyError, TypeError) as error:
+            logger.warning("a log line that is no json-file entry is skipped: %s: %.80r",
+                           error, line)
+            return
+        yield pb.LogEntry(stream=stream, line=text, time=moment)
 
     def _log_end(self, container_id: str, run: int | None) -> int | None:
         """Where run ``run``'s output ends in the log (journaled with its exit), if known."""

@@ -112,6 +112,12 @@ def daemon(daemon_root: pathlib.Path) -> Iterator[ApiDaemon]:
     running.stop()
 
 
+def entries_of(batches: Iterable[pb.LogBatch]) -> Iterator[pb.LogEntry]:
+    """The entries of a Logs stream, one after another (it sends them in batches)."""
+    for batch in batches:
+        yield from batch.entries
+
+
 def take(stream: Iterable[events_pb2.HistoryEvent], count: int) -> list[events_pb2.HistoryEvent]:
     """The next ``count`` messages of a (never-ending) event stream."""
     taken: list[events_pb2.HistoryEvent] = []

@@ -314,7 +314,9 @@ def test_large_replies_and_many_messages_from_the_daemon(daemon: ApiDaemon) -> N
         listed = containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
         assert listed.ByteSize() > 180_000
         assert listed == daemon.containers.List(pb.ListRequest(all=True), timeout=CALL_TIMEOUT)
-        entries = list(containers.Logs(pb.LogsRequest(container="talker"), timeout=CALL_TIMEOUT))
+        entries = [entry for batch in containers.Logs(pb.LogsRequest(container="talker"),
+                                                      timeout=CALL_TIMEOUT)
+                   for entry in batch.entries]
         assert [entry.line for entry in entries] == [
             f"line {number} " + "x" * 60 + "\n" for number in range(4000)]
         assert channel.dials == 1

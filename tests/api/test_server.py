@@ -22,7 +22,7 @@ from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.api.v1 import system_pb2 as spb
 from engine.log_pump import rfc3339_nano
-from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, failure
+from tests.api.conftest import CALL_TIMEOUT, ApiDaemon, entries_of, failure
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 
@@ -173,8 +173,8 @@ def test_logs_follow_ends_when_its_run_ends_even_if_a_restart_follows(daemon: Ap
     log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(json.dumps({"log": "hi\n", "stream": "stdout", "time": "t"}) + "\n")
-    stream = daemon.containers.Logs(pb.LogsRequest(container="followed", follow=True),
-                                    timeout=30)
+    stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="followed",
+                                                              follow=True), timeout=30))
     assert next(stream).line == "hi\n"
     time.sleep(3 * containers.LOG_POLL_SECONDS)  # it has looked at the run it follows
     daemon.containers.Restart(pb.StopRequest(container="followed", timeout=0), timeout=30)
@@ -196,7 +196,7 @@ def test_logs_take_a_tail_and_a_time_window(daemon: ApiDaemon) -> None:
 
     def lines(**fields: int) -> list[str]:
         request = pb.LogsRequest(container="windowed", **fields)
-        return [entry.line for entry in daemon.containers.Logs(request, timeout=30)]
+        return [entry.line for entry in entries_of(daemon.containers.Logs(request, timeout=30))]
 
     assert lines() == [f"{index}\n" for index in range(6)]
     assert lines(tail=2) == ["4\n", "5\n"]
@@ -222,8 +222,8 @@ def test_a_follow_never_shows_the_next_runs_output(daemon: ApiDaemon,
                            "time": rfc3339_nano(time.time_ns())}) + "\n"
 
     log.write_text(line("old\n"))
-    stream = daemon.containers.Logs(pb.LogsRequest(container="restarted", follow=True),
-                                    timeout=30)
+    stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="restarted",
+                                                              follow=True), timeout=30))
     assert next(stream).line == "old\n"
     daemon.containers.Restart(pb.StopRequest(container="restarted", timeout=0), timeout=30)
     with log.open("a") as appended:  # the new run's output, before the follow's next look
@@ -242,8 +242,8 @@ def test_a_follow_of_an_exited_container_ends_at_what_is_there(daemon: ApiDaemon
         json.dumps({"log": f"{index}\n", "stream": "stdout",
                     "time": rfc3339_nano(time.time_ns())}) + "\n"
         for index in range(2500)) + '{"log":"cut sh')  # more than one batch, then a fragment
-    stream = daemon.containers.Logs(pb.LogsRequest(container="stopped", follow=True),
-                                    timeout=30)
+    stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="stopped",
+                                                              follow=True), timeout=30))
     assert next(stream).line == "0\n"
     daemon.containers.Start(pb.StartRequest(container="stopped"), timeout=30)
     with log.open("a") as appended:
@@ -251,3 +251,36 @@ def test_a_follow_of_an_exited_container_ends_at_what_is_there(daemon: ApiDaemon
                                                "time": rfc3339_nano(time.time_ns())}) + "\n")
     rest = [entry.line for entry in stream]  # ends (a spin or a follow would hit 30 s)
     assert rest == [f"{index}\n" for index in range(1, 2500)]
+
+
+def test_a_log_line_that_is_no_entry_is_skipped_and_the_rest_is_read(daemon: ApiDaemon
+                                                                     ) -> None:
+    """A torn entry (a full disk) ended the whole read as INTERNAL, with a traceback; Docker
+    stops there too ("Error grabbing logs"). The lines after it are the next run's."""
+    created = daemon.run("torn")
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+
+    def line(text: str) -> str:
+        return json.dumps({"log": text, "stream": "stdout",
+                           "time": rfc3339_nano(time.time_ns())}) + "\n"
+
+    log.write_text(line("before\n") + '{"log":"cut sh\n' + '["no", "entry"]\n' +
+                   line("after\n"))
+    shown = [entry.line for entry in entries_of(daemon.containers.Logs(
+        pb.LogsRequest(container="torn"), timeout=30))]
+    assert shown == ["before\n", "after\n"]
+
+
+def test_a_large_log_comes_in_batches_of_many_lines(daemon: ApiDaemon) -> None:
+    """One message a line cost ~100 us a line (200,000 lines: 22 s)."""
+    created = daemon.run("large")
+    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    moment = rfc3339_nano(time.time_ns())
+    log.write_text("".join(json.dumps({"log": f"{index}\n", "stream": "stdout",
+                                       "time": moment}) + "\n" for index in range(2500)))
+    batches = list(daemon.containers.Logs(pb.LogsRequest(container="large"), timeout=30))
+    assert [len(batch.entries) for batch in batches] == [1000, 1000, 500]
+    assert [entry.line for batch in batches for entry in batch.entries] == [
+        f"{index}\n" for index in range(2500)]

@@ -182,3 +182,43 @@ def test_log_times_read_back_to_the_nanosecond() -> None:
     for nanoseconds in (1_700_000_000_000_000_000, 1_700_000_000_123_456_789,
                         1_700_000_000_100_000_000):
         assert parse_rfc3339_nano(rfc3339_nano(nanoseconds)) == nanoseconds
+
+
+def test_the_pieces_of_a_long_line_share_the_time_of_the_first(tmp_path: pathlib.Path) -> None:
+    """Docker's copier gives every piece the first's time (partialTS), whatever read it came
+    in: ``-t`` and ``--since`` see one line, not pieces a few ms apart."""
+    pump = LogPump()
+    container = Container(pump, tmp_path / "pieces.log")
+    for _ in range(3):  # three reads apart, 40 KiB, one line
+        os.write(container.stdout, b"a" * (MAX_LINE + 100))
+        threading.Event().wait(0.05)
+    os.write(container.stdout, b"end\nnext\n")
+    os.write(container.stdout, b"b" * (MAX_LINE + 1))  # a piece, then the rest at exit
+    threading.Event().wait(0.05)
+    container.exit()
+    assert container.drained.wait(10)
+    logged = entries(tmp_path / "pieces.log")
+    first_line = logged[:[line["log"].endswith("\n") for line in logged].index(True) + 1]
+    assert len(first_line) == 4 and first_line[-1]["log"].endswith("end\n")
+    assert len({line["time"] for line in first_line}) == 1
+    assert logged[len(first_line)]["log"] == "next\n"
+    assert logged[len(first_line)]["time"] != first_line[0]["time"]
+    last = logged[len(first_line) + 1:]
+    assert [len(line["log"]) for line in last] == [MAX_LINE, 1]
+    assert len({line["time"] for line in last}) == 1
+
+
+def test_a_torn_last_entry_is_ended_before_the_next_run_appends(tmp_path: pathlib.Path
+                                                                ) -> None:
+    """A write a full disk cut short left half an entry: the next run's first entry used to
+    be glued to it, and the line read as no JSON."""
+    log = tmp_path / "torn.log"
+    log.write_bytes(entry(b"whole\n", "stdout") + b'{"log":"cut sh')
+    pump = LogPump()
+    container = Container(pump, log)
+    os.write(container.stdout, b"next run\n")
+    container.exit()
+    assert container.drained.wait(10)
+    lines = log.read_bytes().split(b"\n")
+    assert lines[1] == b'{"log":"cut sh'
+    assert json.loads(lines[2])["log"] == "next run\n"

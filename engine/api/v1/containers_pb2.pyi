@@ -225,6 +225,12 @@ class LogEntry(_message.Message):
     time: str
     def __init__(self, stream: _Optional[str] = ..., line: _Optional[str] = ..., time: _Optional[str] = ...) -> None: ...
 
+class LogBatch(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
+
 class HistoryRequest(_message.Message):
     __slots__ = ("container",)
     CONTAINER_FIELD_NUMBER: _ClassVar[int]

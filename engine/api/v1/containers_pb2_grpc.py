@@ -92,7 +92,7 @@ class ContainersStub:
         self.Logs = channel.unary_stream(
                 '/berth.v1.Containers/Logs',
                 request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
-                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.LogEntry.FromString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.FromString,
                 _registered_method=True)
         self.History = channel.unary_unary(
                 '/berth.v1.Containers/History',
@@ -276,7 +276,7 @@ def add_ContainersServicer_to_server(servicer, server):
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
                     request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.FromString,
-                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.LogEntry.SerializeToString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
                     servicer.History,
@@ -622,7 +622,7 @@ class Containers:
             target,
             '/berth.v1.Containers/Logs',
             engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
-            engine_dot_api_dot_v1_dot_containers__pb2.LogEntry.FromString,
+            engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.FromString,
             options,
             channel_credentials,
             insecure,
