@@ -161,14 +161,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     for batch in batches:
         write_entries(batch.entries, timestamps=False)
-    # Docker's run --rm waits for "removed": the container may be gone before the wait.
-    result = api.call(api.containers.Wait, pb.WaitRequest(
-        container=container_id, condition="removed" if args.rm else "not-running"))
+    result = _wait_for_run(api, container_id, removed=args.rm)
     if args.rm:
         with contextlib.suppress(CliError):  # auto-removed already
             api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,
                                                              force=True, volumes=True))
     return int(result.exit_code)
+
+
+def _wait_for_run(api: Api, container_id: str, *, removed: bool) -> Any:
+    """The exit of a run whose output ended. Docker's run sets its wait up before the start
+    ("removed" with --rm); this one comes after, when the container may be gone (--rm, or an
+    rm -f meanwhile): a "removed" wait answers with its last exit all the same."""
+    from engine.api.status import CallError, StatusCode
+
+    pb = messages()
+    try:
+        return api.containers.Wait(pb.WaitRequest(
+            container=container_id, condition="removed" if removed else "not-running"))
+    except CallError as error:
+        if error.code() != StatusCode.NOT_FOUND:
+            raise api.translate(error) from None
+    return api.call(api.containers.Wait, pb.WaitRequest(container=container_id,
+                                                        condition="removed"))
 
 
 def _each(args: argparse.Namespace, action: Callable[[Api, str], None]) -> int:

@@ -1013,8 +1013,9 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
         if isinstance(value, str):
             text = go_quote(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            text = "'" + go_quote(chr(value))[1:-1].replace("\\\"", '"').replace("'", "\\'") \
-                + "'"
+            valid = 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
+            quoted = go_quote(chr(value) if valid else "\ufffd")  # Go: RuneError
+            text = "'" + quoted[1:-1].replace("\\\"", '"').replace("'", "\\'") + "'"
         else:
             return _bad(verb, value, flags, width, precision)
     elif verb == "t":
@@ -1062,13 +1063,16 @@ def _verb(verb: str, flags: str, width: int | None, precision: int | None, value
 
 
 def _size(text: str | None, remaining: list[Any]) -> int | None:
-    """A width or precision: digits, or ``*`` (taken from the arguments), or none."""
+    """A width or precision: digits, or ``*`` (taken from the arguments: None unless it is
+    an int within a million, fmt's tooLarge), or none."""
     if text is None:
         return None
     if text != "*":
-        return int(text)
+        return int(text) if int(text) <= MAX_WIDTH else None
     size = remaining.pop(0) if remaining else None
-    return size if isinstance(size, int) and not isinstance(size, bool) else None
+    if isinstance(size, int) and not isinstance(size, bool) and abs(size) <= MAX_WIDTH:
+        return size
+    return None
 
 
 def _printf(form: str, *values: Any) -> str:
@@ -1092,13 +1096,16 @@ def _printf(form: str, *values: Any) -> str:
         if not verb:
             out.append("%!(NOVERB)")
             break
+        # fmt's intFromArg: a * takes the next argument, an int within a million, else the
+        # verb goes on without it after a %!(BADWIDTH) or %!(BADPREC).
         width = _size(width_text, remaining)
+        if width is None and width_text is not None:
+            out.append("%!(BADWIDTH)")
         precision = 0 if precision_text == "" else _size(precision_text, remaining)
-        if (width is not None and abs(width) > MAX_WIDTH) or (
-                precision is not None and precision > MAX_WIDTH):
-            out.append("%!(BADWIDTH)" if width is not None and abs(width) > MAX_WIDTH
-                       else "%!(BADPREC)")
-            continue
+        if precision is not None and precision < 0:
+            precision = None
+        if precision is None and precision_text:
+            out.append("%!(BADPREC)")
         if width is not None and width < 0:
             flags, width = flags + "-", -width
         if not remaining:

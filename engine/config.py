@@ -162,6 +162,9 @@ def parse_config(text: str, *, inherited_runtimes: Mapping[str, Any] | None = No
         if name != RUNC_TYPE_NAME:  # moby replaces that one with runc before it looks at it
             _validate_runtime(name, runtime)
     default = raw.get("default-runtime") or BUILTIN_RUNTIME
+    if not isinstance(default, str):
+        raise InvalidParameter("invalid daemon configuration file: default-runtime must be a "
+                               "string")
     if default not in BUILTIN_NAMES and default not in runtimes:
         # moby also takes a containerd shim name here; berth has no shims to run it with.
         raise InvalidParameter(f"specified default runtime '{default}' does not exist")

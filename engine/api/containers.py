@@ -31,6 +31,7 @@ from engine.store import ContainerRecord, JournalContext
 logger = logging.getLogger("berth.api")
 
 LOG_POLL_SECONDS = 0.1
+REMOVAL_POLL_SECONDS = 0.05  # how often a wait for "removed" looks for the removal
 FOLLOW_BATCH = 1000  # lines a follow reads before it looks at the run again
 FOLLOW_BATCH_BYTES = 1 << 20  # and bytes: what one follow holds is bounded
 WAIT_SLICE = 1.0  # seconds a Wait blocks before it checks that its caller is still there
@@ -146,14 +147,15 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         timeout = request.timeout if request.HasField("timeout") else None
         check_wait_timeout(timeout)
         removed = wait_condition(request.condition)
+        until_removed = request.condition == "removed"  # Docker's: answered once it is gone
         if timeout is not None and math.isinf(timeout):
             timeout = None
         deadline = None if timeout is None else time.monotonic() + timeout
+        container = request.container  # its ID once found: a removed one's name is free
         while True:
             left = WAIT_SLICE if deadline is None else deadline - time.monotonic()
             try:
-                record = self._engine.wait(request.container,
-                                           timeout=max(0.0, min(left, WAIT_SLICE)),
+                record = self._engine.wait(container, timeout=max(0.0, min(left, WAIT_SLICE)),
                                            removed=removed)
             except Deadline as exc:
                 if deadline is not None and left <= WAIT_SLICE:  # the caller's own timeout
@@ -163,6 +165,15 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                     return pb.WaitResponse()  # nobody is listening any more
                 self._check_shutdown()
                 removed = True  # it existed: removed from now on, its exit still answers
+                continue
+            if until_removed and record.state is not ContainerState.REMOVED:
+                container, removed = record.id, True
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Deadline(f"container {record.id} not removed after {timeout:g}s")
+                if not context.is_active():
+                    return pb.WaitResponse()
+                self._check_shutdown()
+                time.sleep(REMOVAL_POLL_SECONDS)
                 continue
             return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
 
@@ -286,16 +297,16 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         Docker's reader stops there ("Error grabbing logs")."""
         try:
             entry = json.loads(line)
-            stream, text, moment = entry["stream"], entry["log"], entry["time"]
+            made = pb.LogEntry(stream=entry["stream"], line=entry["log"], time=entry["time"])
             if since or until:
-                written = parse_rfc3339_nano(moment)
+                written = parse_rfc3339_nano(made.time)
                 if written < since or (until and written > until):
                     return
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError) as error:  # a field of another type too
             logger.warning("a log line that is no json-file entry is skipped: %s: %.80r",
                            error, line)
             return
-        yield pb.LogEntry(stream=stream, line=text, time=moment)
+        yield made
 
     def _log_end(self, container_id: str, run: int | None) -> int | None:
         """Where run ``run``'s output ends in the log (journaled with its exit), if known."""

@@ -79,12 +79,16 @@ MESSAGE_BYTES = 4096  # the status travels as a header: grpc clients refuse more
 
 
 def bounded(message: str) -> str:
-    """``message`` cut to MESSAGE_BYTES of UTF-8 (a 1 MiB name echoed in an error would make
-    a stock client see RESOURCE_EXHAUSTED instead of the error)."""
+    """``message`` cut so that its header (grpc-message, percent-encoded: 3 bytes for each
+    byte that is not printable ASCII, and for ``%``) stays within MESSAGE_BYTES: a 1 MiB name
+    echoed in an error made a stock client see RESOURCE_EXHAUSTED instead of the error."""
     raw = message.encode()
-    if len(raw) <= MESSAGE_BYTES:
-        return message
-    return raw[:MESSAGE_BYTES - 3].decode(errors="ignore") + "..."
+    cost = 0
+    for index, byte in enumerate(raw):
+        cost += 1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3
+        if cost > MESSAGE_BYTES - 3:
+            return raw[:index].decode(errors="ignore") + "..."
+    return message
 
 
 class _Undecodable:

@@ -356,14 +356,21 @@ def wait_until(predicate: Callable[[], bool], *, attempts: int = 500) -> None:
     raise AssertionError("condition never held")
 
 
-def test_a_huge_reference_in_an_error_is_cut_to_what_clients_take(daemon: ApiDaemon) -> None:
-    """The status message travels as a header: echoing a 1 MiB reference made stock grpc
-    clients see RESOURCE_EXHAUSTED instead of NOT_FOUND."""
-    error = failure(lambda: daemon.containers.Inspect(pb.InspectRequest(container="x" * (1 << 20)),
-                                                      timeout=CALL_TIMEOUT))
-    assert error.code() == Code.NOT_FOUND
-    assert error.details().startswith("No such container: xxx") and error.details().endswith("...")
-    assert len(error.details().encode()) <= 4096
+@pytest.mark.parametrize("char", ["x", "\u20ac", "\x01", "%"])
+def test_a_huge_reference_in_an_error_is_cut_to_what_clients_take(daemon: ApiDaemon, char: str
+                                                                  ) -> None:
+    """The status message travels as a header, percent-encoded beyond printable ASCII:
+    echoing a 1 MiB reference made stock grpc clients see RESOURCE_EXHAUSTED instead of
+    NOT_FOUND (and a 4 KiB cut of UTF-8 still did, for "\u20ac" * 100000)."""
+    for _ in range(5):
+        error = failure(lambda: daemon.containers.Inspect(
+            pb.InspectRequest(container=char * 100_000), timeout=CALL_TIMEOUT))
+        assert error.code() == Code.NOT_FOUND, error.details()[:80]
+        details = error.details()
+        assert details.startswith(f"No such container: {char * 3}") and details.endswith("...")
+        encoded = sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3
+                      for byte in details.encode())
+        assert encoded <= 4096
 
 
 @pytest.mark.parametrize("data", [b"\xff\xff\xff\xff",  # no protobuf at all
@@ -378,3 +385,27 @@ def test_a_request_that_does_not_parse_is_invalid_argument(daemon: ApiDaemon, da
     assert error_class_of(error) == "InvalidParameter"
     assert error.details().startswith("invalid request: ")
     assert daemon.containers.List(pb.ListRequest(), timeout=CALL_TIMEOUT) is not None
+
+
+def test_a_wait_for_removed_answers_once_the_container_is_gone(daemon: ApiDaemon) -> None:
+    """Docker's "removed" condition: the exit is answered when the container is removed, not
+    when it stops; and a timeout says what it waited for."""
+    created = daemon.run("kept")
+    call = daemon.containers.Wait.future(pb.WaitRequest(container="kept", condition="removed"),
+                                         timeout=60)
+    daemon.containers.Stop(pb.StopRequest(container="kept", timeout=0), timeout=CALL_TIMEOUT)
+    time.sleep(0.5)
+    assert not call.done()  # stopped, not removed
+    stopped = daemon.containers.Inspect(pb.InspectRequest(container="kept"),
+                                        timeout=CALL_TIMEOUT)
+    assert stopped.state == "exited"
+    daemon.containers.Remove(pb.RemoveRequest(container="kept"), timeout=CALL_TIMEOUT)
+    assert call.result(timeout=30).exit_code == stopped.exit_code != 0
+    daemon.run("stays")
+    daemon.containers.Stop(pb.StopRequest(container="stays", timeout=0), timeout=CALL_TIMEOUT)
+    error = failure(lambda: daemon.containers.Wait(
+        pb.WaitRequest(container="stays", condition="removed", timeout=0.3),
+        timeout=CALL_TIMEOUT))
+    assert error.code() == Code.DEADLINE_EXCEEDED
+    assert error.details().endswith("not removed after 0.3s")
+    assert created.id

@@ -266,6 +266,7 @@ def test_a_log_line_that_is_no_entry_is_skipped_and_the_rest_is_read(daemon: Api
                            "time": rfc3339_nano(time.time_ns())}) + "\n"
 
     log.write_text(line("before\n") + '{"log":"cut sh\n' + '["no", "entry"]\n' +
+                   '{"log":5,"stream":"stdout","time":"2024-01-01T00:00:00Z"}\n' +
                    line("after\n"))
     shown = [entry.line for entry in entries_of(daemon.containers.Logs(
         pb.LogsRequest(container="torn"), timeout=30))]

@@ -447,3 +447,18 @@ def test_ps_shows_the_image_id_once_the_name_moved_to_other_content(session: Cli
     assert untruncated["on-old"] == old
     session.ok("rm", "on-old", "on-new")
     session.ok("rmi", "moving", old)
+
+
+def test_a_foreground_run_whose_container_is_removed_gives_its_exit(session: Cli) -> None:
+    """``rm -f`` of a foreground run's container: Docker's run answers 137 (its wait was set
+    up before the start); berth's said "No such container"."""
+    running = subprocess.Popen([BERTH, "run", "--name", "victim", "busybox", "sleep", "30"],
+                               env=session.environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while "running" not in session("inspect", "-f", "{{.State.Status}}", "victim").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    session.ok("rm", "-f", "victim")
+    _, stderr = running.communicate(timeout=30)
+    assert (running.returncode, stderr) == (137, "")

@@ -43,6 +43,7 @@ from tests.conftest import make_config
     ({"runtimes": {"r": {"runtimeType": "io.containerd.r.v2"}}},
      "runtime r: runtimeType is not supported: berth has no containerd shims"),
     ({"default-runtime": "ghost"}, "specified default runtime 'ghost' does not exist"),
+    ({"default-runtime": ["x"]}, "invalid daemon configuration file: default-runtime must be"),
     ({"runtimes": {}, "bogus": 1}, "the following directives don't match any configuration "
                                    "option: bogus"),
 ])
