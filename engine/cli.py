@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, cast
@@ -51,21 +52,24 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        """Docker's CLI errors: a flag it does not know (status 125), an argument too many or
-        missing (status 1, with the command's usage), anything else as argparse words it."""
+        """Docker's CLI errors, in pflag's and cobra's order: a flag it does not know or one
+        without its value first (status 125), then an argument too many or missing (status 1,
+        with the command's usage), an unknown command (status 1); anything else as argparse
+        words it (status 125)."""
         command = self._command()
-        if command is not None and message.startswith("unrecognized arguments: "):
-            flags = [word for word in message.split(": ", 1)[1].split(" ")
-                     if word.startswith("-") and word != "-"]
-            if flags:
-                flag = flags[0].split("=", 1)[0]
-                said = (f"unknown flag: {flag}" if flag.startswith("--") else
-                        f"unknown shorthand flag: '{flag[1:2]}' in {flag}")
-                print(f"{said}\nSee '{command.prog} --help'.", file=sys.stderr)
-                raise SystemExit(EXIT_REFUSED)
+        flag_error = _flag_error(self if command is None else command, message)
+        if flag_error is not None:
+            where = "berth" if command is None else command.prog
+            print(f"{flag_error}\nSee '{where} --help'.", file=sys.stderr)
+            raise SystemExit(EXIT_REFUSED)
+        if command is not None and message.startswith(("unrecognized arguments: ",
+                                                        "the following arguments are required")):
             command.arity_error()
-        if command is not None and message.startswith("the following arguments are required"):
-            command.arity_error()
+        unknown = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)
+        if unknown:
+            print(f"berth: '{unknown.group(1)}' is not a berth command.\n"
+                  "See 'berth --help'", file=sys.stderr)
+            raise SystemExit(1)
         print(f"berth: {message}\nSee 'berth --help'.", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
 
@@ -113,6 +117,56 @@ class Parser(argparse.ArgumentParser):
         print(f'"{self.prog}" {rule}.\nSee \'{self.prog} --help\'.\n\nUsage:  {usage}\n\n'
               f"{text[:1].upper()}{text[1:]}", file=sys.stderr)
         raise SystemExit(1)
+
+
+_ARGUMENTS: list[str] = []  # what main parses: the flag checks read the words themselves
+
+
+def _flag_error(parser: Parser, message: str) -> str | None:
+    """pflag's error for the first word after the command that is a flag the command does
+    not know (``unknown flag: --x``, ``unknown shorthand flag: 'x' in -x``) or one whose
+    value is missing (``flag needs an argument``); None if there is none. argparse reports a
+    missing argument before an unknown flag; pflag reads the flags first."""
+    missing = re.match(r"argument (\S+): expected one argument", message)
+    if missing:
+        spellings = missing.group(1).split("/")
+        used = next((word for word in reversed(_ARGUMENTS) if word in spellings), spellings[-1])
+        return (f"flag needs an argument: {used}" if used.startswith("--") else
+                f"flag needs an argument: '{used[1:]}' in {used}")
+    if parser.prog == "berth":  # no command parsed: its own flags come before the command
+        words = _ARGUMENTS
+    else:
+        verb = parser.prog.split(" ", 1)[1]
+        words = _ARGUMENTS[_ARGUMENTS.index(verb) + 1:] if verb in _ARGUMENTS else []
+    known = parser._option_string_actions
+    taking = {flag for flag, action in known.items() if action.nargs != 0}
+    remainder = any(action.nargs == argparse.REMAINDER for action in parser._actions)
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word == "--":
+            return None
+        if not word.startswith("-") or word == "-":
+            if remainder:  # run, create: what follows the image is the command's
+                return None
+            continue
+        if parser.prog == "berth" and word in COMMANDS:
+            return None
+        flag = word.split("=", 1)[0]
+        if flag.startswith("--"):
+            if flag not in known:
+                return f"unknown flag: {flag}"
+            skip = flag in taking and "=" not in word
+            continue
+        for index, letter in enumerate(flag[1:], start=1):  # -abc: -a -b -c, or -a's value
+            if f"-{letter}" not in known:
+                return f"unknown shorthand flag: '{letter}' in {word}"
+            if f"-{letter}" in taking:
+                skip = index == len(flag) - 1 and "=" not in word
+                break
+    return None
 
 
 # -- the parser ------------------------------------------------------------------------------
@@ -348,9 +402,29 @@ def _signed_values(arguments: list[str]) -> list[str]:
     return joined
 
 
+_LOCAL_PATH_FLAGS = ("--env-file", "--tls-ca", "--tls-cert", "--tls-key")
+
+
+def _api_text(arguments: list[str]) -> list[str]:
+    """The arguments with U+FFFD for bytes that are no UTF-8, as the Docker CLI's JSON sends
+    them, but for files this process opens itself (their paths are bytes, kept): the values
+    of the file flags, and every argument of ``daemon``."""
+    if verb_of(arguments) == "daemon":
+        return arguments
+    kept: list[str] = []
+    for index, argument in enumerate(arguments):
+        local = (index > 0 and arguments[index - 1] in _LOCAL_PATH_FLAGS) or \
+            argument.startswith(tuple(f"{flag}=" for flag in _LOCAL_PATH_FLAGS))
+        kept.append(argument if local else valid_text(argument))
+    return kept
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _signed_values([valid_text(argument) for argument in
-                                (sys.argv[1:] if argv is None else list(argv))])
+    arguments = _signed_values(_api_text(sys.argv[1:] if argv is None else list(argv)))
+    if not arguments:  # Docker's: the help, and success
+        build_parser().print_help()
+        return 0
+    _ARGUMENTS[:] = arguments
     args = build_parser(verb_of(arguments)).parse_args(arguments)
     if args.verb == "daemon":
         args.host = args.listen or None

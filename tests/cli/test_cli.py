@@ -85,7 +85,8 @@ def test_run_refused_by_the_daemon_exits_125(session: Cli) -> None:
 
 def test_bad_input_gets_one_line_and_the_right_status(session: Cli) -> None:
     unknown_verb = session("frobnicate")
-    assert unknown_verb.returncode == 125 and "invalid choice" in unknown_verb.stderr
+    assert (unknown_verb.returncode, unknown_verb.stderr) == (
+        1, "berth: 'frobnicate' is not a berth command.\nSee 'berth --help'\n")
     assert "Traceback" not in unknown_verb.stderr
     unknown_flag = session("ps", "--bogus")
     assert unknown_flag.returncode == 125 and "--bogus" in unknown_flag.stderr

@@ -343,7 +343,15 @@ def _connected(socket_path: pathlib.Path) -> int:
     (["import"], 1, '"berth import" requires at least 1 and at most 2 arguments.'),
     (["ps", "--bogus"], 125, "unknown flag: --bogus"),
     (["ps", "--bogus=1"], 125, "unknown flag: --bogus"),
-    (["logs", "-z", "c"], 125, "unknown shorthand flag: 'z' in -z")])
+    (["logs", "-z", "c"], 125, "unknown shorthand flag: 'z' in -z"),
+    # pflag reads the flags before cobra counts the arguments
+    (["start", "--bogus"], 125, "unknown flag: --bogus"),
+    (["create", "--zz"], 125, "unknown flag: --zz"),
+    (["-H", "unix:///x", "wait", "--zz"], 125, "unknown flag: --zz"),
+    (["ps", "-ax"], 125, "unknown shorthand flag: 'x' in -ax"),
+    (["stop", "-t"], 125, "flag needs an argument: 't' in -t"),
+    (["ps", "--format"], 125, "flag needs an argument: --format"),
+    (["ps", "--", "--zz"], 1, '"berth ps" accepts no arguments.')])
 def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], status: int,
                                                              first_line: str) -> None:
     """cobra's argument checks exit 1 with the command's usage; a flag it does not know is a
@@ -352,10 +360,34 @@ def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], st
                             env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
     assert result.returncode == status
     lines = result.stderr.splitlines()
+    verb = next(word for word in argv if word.isalpha())
     assert lines[0] == first_line
-    assert lines[1] == f"See 'berth {argv[0]} --help'."
+    assert lines[1] == f"See 'berth {verb} --help'."
     if status == 1:
-        assert lines[3].startswith(f"Usage:  berth {argv[0]} [OPTIONS]")
+        assert lines[3].startswith(f"Usage:  berth {verb} [OPTIONS]")
+
+
+def test_berth_alone_shows_its_help_and_an_unknown_global_flag_is_a_flag_error() -> None:
+    """Docker's: ``docker`` alone prints the help and succeeds."""
+    alone = subprocess.run([BERTH], capture_output=True, text=True, check=False)
+    assert alone.returncode == 0 and alone.stdout.startswith("usage: berth")
+    bogus = subprocess.run([BERTH, "--bogus", "ps"], capture_output=True, text=True,
+                           check=False)
+    assert (bogus.returncode, bogus.stderr) == (125, "unknown flag: --bogus\n"
+                                                     "See 'berth --help'.\n")
+
+
+def test_the_paths_of_local_files_keep_their_bytes(tmp_path: pathlib.Path) -> None:
+    """Only what goes to the daemon gets U+FFFD for bytes that are no UTF-8: a local file's
+    path is opened as it was given (an env file named so was "no such file")."""
+    env_file = os.fsencode(tmp_path) + b"/env\xff"
+    with open(env_file, "wb") as handle:
+        handle.write(b"BAD LINE\n")  # whitespace in a name: refused, so it was read
+    result = subprocess.run([BERTH.encode(), b"run", b"--env-file", env_file, b"busybox",
+                             b"true"], capture_output=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert result.returncode == 125
+    assert b"poorly formatted environment" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(("flag", "said"), [("--tls-ca", "TLS CA /nonexistent.pem: "),
