@@ -4,4 +4,4 @@
 import (it costs ~0.3 s of start-up); tests/migrations checks it against the scripts.
 """
 
-HEAD = "0005"
+HEAD = "0006"

@@ -174,3 +174,28 @@ def test_readers_are_read_only(database: Database) -> None:
         )
     with database.read() as reader:
         assert reader.containers(include_removed=True) == []
+
+
+def test_image_names_take_dockers_familiar_form(sql_engine: Engine, db_file: pathlib.Path
+                                                ) -> None:
+    """Names an older version stored as given (``docker.io/library/x``) would be found by no
+    lookup since references take the familiar form: 0006 renames them; one whose familiar
+    name a later import took goes, its image kept dangling if nothing else names it."""
+    migrate(sql_engine, "0005")
+    rows = [("docker.io/library/old:1", "sha256:" + "a" * 64),
+            ("library/plain:latest", "sha256:" + "b" * 64),
+            ("docker.io/team/app:2", "sha256:" + "c" * 64),
+            ("docker.io/library/taken:latest", "sha256:" + "d" * 64),
+            ("taken:latest", "sha256:" + "e" * 64),
+            ("localhost:5000/library/x:latest", "sha256:" + "f" * 64),
+            ("sha256:" + "9" * 64, "sha256:" + "9" * 64)]
+    with sqlite3.connect(db_file) as connection:
+        connection.executemany("INSERT INTO images VALUES (?, ?, 1, 2)", rows)
+    migrate(sql_engine, "head")
+    with sqlite3.connect(db_file) as connection:
+        stored = dict(connection.execute("SELECT reference, digest FROM images"))
+    assert stored == {"old:1": "sha256:" + "a" * 64, "plain:latest": "sha256:" + "b" * 64,
+                      "team/app:2": "sha256:" + "c" * 64, "taken:latest": "sha256:" + "e" * 64,
+                      "sha256:" + "d" * 64: "sha256:" + "d" * 64,  # dangling now
+                      "localhost:5000/library/x:latest": "sha256:" + "f" * 64,
+                      "sha256:" + "9" * 64: "sha256:" + "9" * 64}
