@@ -167,11 +167,23 @@ def test_a_wait_with_a_timeout_still_times_out(daemon: ApiDaemon) -> None:
     assert failed.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+def log_of(daemon: ApiDaemon, container_id: str) -> pathlib.Path:
+    """The container's json-file log, its directory made: what a test writes there."""
+    log = pathlib.Path(daemon.engine.saga.host.log_path(container_id))
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return log
+
+
+def line(text: str, at: int | None = None) -> str:
+    """One json-file line of stdout, written at ``at`` (nanoseconds; now by default)."""
+    return json.dumps({"log": text, "stream": "stdout",
+                       "time": rfc3339_nano(time.time_ns() if at is None else at)}) + "\n"
+
+
 def test_logs_follow_ends_when_its_run_ends_even_if_a_restart_follows(daemon: ApiDaemon) -> None:
     """Docker's ``logs -f`` ends at the stop; the restart's new run is another one."""
     created = daemon.run("followed")
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = log_of(daemon, created.id)
     log.write_text(json.dumps({"log": "hi\n", "stream": "stdout", "time": "t"}) + "\n")
     stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="followed",
                                                               follow=True), timeout=30))
@@ -186,13 +198,10 @@ def test_logs_take_a_tail_and_a_time_window(daemon: ApiDaemon) -> None:
     """Docker's ``logs --tail N --since T --until T``: the tail is taken first, then the
     window; a negative tail is all of it."""
     created = daemon.run("windowed")
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = log_of(daemon, created.id)
     base = 1_700_000_000_000_000_000
-    log.write_text("".join(
-        json.dumps({"log": f"{index}\n", "stream": "stdout",
-                    "time": rfc3339_nano(base + index * 1_000_000_000)}) + "\n"
-        for index in range(6)))
+    log.write_text("".join(line(f"{index}\n", base + index * 1_000_000_000)
+                           for index in range(6)))
 
     def lines(**fields: int) -> list[str]:
         request = pb.LogsRequest(container="windowed", **fields)
@@ -214,12 +223,7 @@ def test_a_follow_never_shows_the_next_runs_output(daemon: ApiDaemon,
     follow still ends at its own run's last line (its exit journals where the log was)."""
     monkeypatch.setattr(containers, "LOG_POLL_SECONDS", 0.5)  # it reads before it looks
     created = daemon.run("restarted")
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
-
-    def line(text: str) -> str:
-        return json.dumps({"log": text, "stream": "stdout",
-                           "time": rfc3339_nano(time.time_ns())}) + "\n"
+    log = log_of(daemon, created.id)
 
     log.write_text(line("old\n"))
     stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="restarted",
@@ -236,19 +240,15 @@ def test_a_follow_of_an_exited_container_ends_at_what_is_there(daemon: ApiDaemon
     while it reads is not followed, and a last line cut short does not keep it going."""
     created = daemon.run("stopped")
     daemon.containers.Stop(pb.StopRequest(container="stopped", timeout=0), timeout=30)
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("".join(
-        json.dumps({"log": f"{index}\n", "stream": "stdout",
-                    "time": rfc3339_nano(time.time_ns())}) + "\n"
-        for index in range(2500)) + '{"log":"cut sh')  # more than one batch, then a fragment
+    log = log_of(daemon, created.id)
+    log.write_text("".join(line(f"{index}\n") for index in range(2500))
+                   + '{"log":"cut sh')  # more than one batch, then a fragment
     stream = entries_of(daemon.containers.Logs(pb.LogsRequest(container="stopped",
                                                               follow=True), timeout=30))
     assert next(stream).line == "0\n"
     daemon.containers.Start(pb.StartRequest(container="stopped"), timeout=30)
     with log.open("a") as appended:
-        appended.write('ort"}\n' + json.dumps({"log": "new run\n", "stream": "stdout",
-                                               "time": rfc3339_nano(time.time_ns())}) + "\n")
+        appended.write('ort"}\n' + line("new run\n"))
     rest = [entry.line for entry in stream]  # ends (a spin or a follow would hit 30 s)
     assert rest == [f"{index}\n" for index in range(1, 2500)]
 
@@ -258,12 +258,7 @@ def test_a_log_line_that_is_no_entry_is_skipped_and_the_rest_is_read(daemon: Api
     """A torn entry (a full disk) ended the whole read as INTERNAL, with a traceback; Docker
     stops there too ("Error grabbing logs"). The lines after it are the next run's."""
     created = daemon.run("torn")
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
-
-    def line(text: str) -> str:
-        return json.dumps({"log": text, "stream": "stdout",
-                           "time": rfc3339_nano(time.time_ns())}) + "\n"
+    log = log_of(daemon, created.id)
 
     log.write_text(line("before\n") + '{"log":"cut sh\n' + '["no", "entry"]\n' +
                    '{"log":5,"stream":"stdout","time":"2024-01-01T00:00:00Z"}\n' +
@@ -276,11 +271,9 @@ def test_a_log_line_that_is_no_entry_is_skipped_and_the_rest_is_read(daemon: Api
 def test_a_large_log_comes_in_batches_of_many_lines(daemon: ApiDaemon) -> None:
     """One message a line cost ~100 us a line (200,000 lines: 22 s)."""
     created = daemon.run("large")
-    log = pathlib.Path(daemon.engine.saga.host.log_path(created.id))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    moment = rfc3339_nano(time.time_ns())
-    log.write_text("".join(json.dumps({"log": f"{index}\n", "stream": "stdout",
-                                       "time": moment}) + "\n" for index in range(2500)))
+    log = log_of(daemon, created.id)
+    moment = time.time_ns()
+    log.write_text("".join(line(f"{index}\n", moment) for index in range(2500)))
     batches = list(daemon.containers.Logs(pb.LogsRequest(container="large"), timeout=30))
     assert [len(batch.entries) for batch in batches] == [1000, 1000, 500]
     assert [entry.line for batch in batches for entry in batch.entries] == [
