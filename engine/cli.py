@@ -124,15 +124,26 @@ _ARGUMENTS: list[str] = []  # what main parses: the flag checks read the words t
 
 def _flag_error(parser: Parser, message: str) -> str | None:
     """pflag's error for the first word after the command that is a flag the command does
-    not know (``unknown flag: --x``, ``unknown shorthand flag: 'x' in -x``) or one whose
-    value is missing (``flag needs an argument``); None if there is none. argparse reports a
-    missing argument before an unknown flag; pflag reads the flags first."""
+    not know (``unknown flag: --x``, ``unknown shorthand flag: 'x' in -x``), else for one
+    whose value is missing (``flag needs an argument``); None if there is none. argparse
+    reports a missing argument before an unknown flag; pflag reads the flags first."""
+    unknown = _unknown_flag(parser)
+    if unknown is not None:
+        return unknown
     missing = re.match(r"argument (\S+): expected one argument", message)
     if missing:
         spellings = missing.group(1).split("/")
-        used = next((word for word in reversed(_ARGUMENTS) if word in spellings), spellings[-1])
+        short = next((spelling for spelling in spellings if not spelling.startswith("--")), "")
+        used = next((word for word in reversed(_ARGUMENTS) if word in spellings or (
+            short and word.startswith("-") and not word.startswith("--")
+            and word.endswith(short[1:]))), spellings[-1])
         return (f"flag needs an argument: {used}" if used.startswith("--") else
-                f"flag needs an argument: '{used[1:]}' in {used}")
+                f"flag needs an argument: '{short[1:]}' in {short}")
+    return None
+
+
+def _unknown_flag(parser: Parser) -> str | None:
+    """pflag's error for the first flag after the command that the command does not know."""
     if parser.prog == "berth":  # no command parsed: its own flags come before the command
         words = _ARGUMENTS
     else:
@@ -161,8 +172,8 @@ def _flag_error(parser: Parser, message: str) -> str | None:
             skip = flag in taking and "=" not in word
             continue
         for index, letter in enumerate(flag[1:], start=1):  # -abc: -a -b -c, or -a's value
-            if f"-{letter}" not in known:
-                return f"unknown shorthand flag: '{letter}' in {word}"
+            if f"-{letter}" not in known:  # pflag names what is left of the group
+                return f"unknown shorthand flag: '{letter}' in -{word[index:]}"
             if f"-{letter}" in taking:
                 skip = index == len(flag) - 1 and "=" not in word
                 break
@@ -351,7 +362,6 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
 }
 _VALUE_FLAGS = ("-H", "--host", "--tls-ca", "--tls-cert", "--tls-key")
 _HOSTNAME_VERBS = frozenset({"create", "run"})  # their -h is --hostname, as Docker's
-_SIGNED_VALUE_FLAGS = ("--since", "--until")
 
 
 def build_parser(verb: str | None = None) -> Parser:
@@ -389,43 +399,89 @@ def verb_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _signed_values(arguments: list[str]) -> list[str]:
-    """``--since -5m`` as ``--since=-5m``: argparse takes a value that starts with a dash for
-    a flag of its own, Docker's flag parser takes it as the value (a signed duration)."""
-    joined: list[str] = []
-    for argument in arguments:
-        if joined and joined[-1] in _SIGNED_VALUE_FLAGS and argument.startswith("-") and \
-                len(argument) > 1 and (argument[1].isdigit() or argument[1] == "."):
-            joined[-1] = f"{joined[-1]}={argument}"
-        else:
-            joined.append(argument)
-    return joined
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
-_LOCAL_PATH_FLAGS = ("--env-file", "--tls-ca", "--tls-cert", "--tls-key")
-
-
-def _api_text(arguments: list[str]) -> list[str]:
-    """The arguments with U+FFFD for bytes that are no UTF-8, as the Docker CLI's JSON sends
-    them, but for files this process opens itself (their paths are bytes, kept): the values
-    of the file flags, and every argument of ``daemon``."""
-    if verb_of(arguments) == "daemon":
+def _as_pflag_reads(arguments: list[str]) -> list[str]:
+    """The words as argparse must see them to read them as pflag does, up to the command's
+    first argument for run and create (what follows the image is the container's command,
+    as it is): a flag's value that starts with a dash (``-e -x``, ``--since -5m``) joined to
+    it, since argparse would take it for a flag; a boolean flag given a value (``--rm=false``,
+    ``-a=true``) as the flag or nothing. Raises CliError for a boolean value Go refuses."""
+    verb = verb_of(arguments)
+    if verb is None or verb == "daemon":
         return arguments
-    kept: list[str] = []
-    for index, argument in enumerate(arguments):
-        local = (index > 0 and arguments[index - 1] in _LOCAL_PATH_FLAGS) or \
-            argument.startswith(tuple(f"{flag}=" for flag in _LOCAL_PATH_FLAGS))
-        kept.append(argument if local else valid_text(argument))
-    return kept
+    parser = build_parser(verb)._command()
+    assert parser is not None
+    known = parser._option_string_actions
+    start = arguments.index(verb) + 1
+    read = list(arguments[:start])
+    words = iter(arguments[start:])
+    positional_ends = any(action.nargs == argparse.REMAINDER for action in parser._actions)
+    for word in words:
+        flag, equals, value = word.partition("=")
+        action = known.get(flag) if flag.startswith("-") else None
+        if word == "--" or (not word.startswith("-") and positional_ends):
+            read.append(word)
+            read.extend(words)  # the rest as it is
+            break
+        if action is not None and action.nargs == 0 and equals and action.dest != "help":
+            if value not in (*_TRUE, *_FALSE):
+                shorts = [name for name in action.option_strings if not name.startswith("--")]
+                longs = [name for name in action.option_strings if name.startswith("--")]
+                named = f"{shorts[0]}, {longs[0]}" if shorts and longs else flag
+                raise CliError(f'invalid argument "{value}" for "{named}" flag: '
+                               f'strconv.ParseBool: parsing "{value}": invalid syntax\n'
+                               f"See '{parser.prog} --help'.", EXIT_REFUSED)
+            if value in _TRUE:
+                read.append(flag)
+            continue
+        if action is not None and action.nargs != 0 and not equals:
+            following = next(words, None)
+            if following is None:
+                read.append(word)
+            elif following.startswith("-") and following != "-":
+                read.append(f"{word}={following}" if word.startswith("--")
+                            else f"{word}{following}")
+            else:
+                read.extend((word, following))
+            continue
+        read.append(word)
+    return read
+
+
+# The values of these name files this process opens: their bytes are kept as they are.
+_LOCAL_PATHS = frozenset({"env_file", "tls_ca", "tls_cert", "tls_key"})
+
+
+def _for_the_daemon(args: argparse.Namespace) -> None:
+    """U+FFFD for bytes that are no UTF-8 in what goes to the daemon, as the Docker CLI's JSON
+    sends them; the paths of local files, and every argument of ``daemon``, keep theirs."""
+    if args.verb == "daemon":
+        return
+    for name, value in vars(args).items():
+        if name in _LOCAL_PATHS:
+            continue
+        if isinstance(value, str):
+            setattr(args, name, valid_text(value))
+        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            setattr(args, name, [valid_text(item) for item in value])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _signed_values(_api_text(sys.argv[1:] if argv is None else list(argv)))
-    if not arguments:  # Docker's: the help, and success
-        build_parser().print_help()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments:  # Docker's: the help (on stderr), and success
+        build_parser().print_help(sys.stderr)
         return 0
+    try:
+        arguments = _as_pflag_reads(arguments)
+    except CliError as error:
+        print(error, file=sys.stderr)
+        return error.status
     _ARGUMENTS[:] = arguments
     args = build_parser(verb_of(arguments)).parse_args(arguments)
+    _for_the_daemon(args)
     if args.verb == "daemon":
         args.host = args.listen or None
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -161,10 +161,10 @@ def parse_config(text: str, *, inherited_runtimes: Mapping[str, Any] | None = No
     for name, runtime in runtimes.items():
         if name != RUNC_TYPE_NAME:  # moby replaces that one with runc before it looks at it
             _validate_runtime(name, runtime)
-    default = raw.get("default-runtime") or BUILTIN_RUNTIME
-    if not isinstance(default, str):
+    if not isinstance(raw.get("default-runtime", ""), str):  # false, 0 and [] too
         raise InvalidParameter("invalid daemon configuration file: default-runtime must be a "
                                "string")
+    default = raw.get("default-runtime") or BUILTIN_RUNTIME
     if default not in BUILTIN_NAMES and default not in runtimes:
         # moby also takes a containerd shim name here; berth has no shims to run it with.
         raise InvalidParameter(f"specified default runtime '{default}' does not exist")

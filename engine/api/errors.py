@@ -83,10 +83,13 @@ def bounded(message: str) -> str:
     byte that is not printable ASCII, and for ``%``) stays within MESSAGE_BYTES: a 1 MiB name
     echoed in an error made a stock client see RESOURCE_EXHAUSTED instead of the error."""
     raw = message.encode()
+    costs = [1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in raw]
+    if sum(costs) <= MESSAGE_BYTES:
+        return message
     cost = 0
-    for index, byte in enumerate(raw):
-        cost += 1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3
-        if cost > MESSAGE_BYTES - 3:
+    for index, byte_cost in enumerate(costs):
+        cost += byte_cost
+        if cost > MESSAGE_BYTES - 3:  # room for "..."
             return raw[:index].decode(errors="ignore") + "..."
     return message
 

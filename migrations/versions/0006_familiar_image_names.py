@@ -44,8 +44,10 @@ def upgrade() -> None:
         if reference.startswith("sha256:"):
             continue  # a dangling image, named by its digest
         familiar = _familiar(reference)
-        if familiar == reference:
-            continue
+        name = familiar.rpartition(":")[0]
+        if familiar == reference or name == "sha256" or (
+                len(name) == 64 and all(char in "0123456789abcdef" for char in name)):
+            continue  # as is: reserved for image IDs in the familiar form (removable by ID)
         if familiar not in names:
             connection.execute(sa.text(
                 "UPDATE images SET reference = :familiar WHERE reference = :reference"),

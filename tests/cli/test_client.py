@@ -348,7 +348,12 @@ def _connected(socket_path: pathlib.Path) -> int:
     (["start", "--bogus"], 125, "unknown flag: --bogus"),
     (["create", "--zz"], 125, "unknown flag: --zz"),
     (["-H", "unix:///x", "wait", "--zz"], 125, "unknown flag: --zz"),
-    (["ps", "-ax"], 125, "unknown shorthand flag: 'x' in -ax"),
+    (["ps", "-ax"], 125, "unknown shorthand flag: 'x' in -x"),  # what is left of the group
+    (["run", "-dit", "busybox"], 125, "unknown shorthand flag: 'i' in -it"),
+    (["ps", "-qn"], 125, "flag needs an argument: 'n' in -n"),
+    (["ps", "--bogus", "-n"], 125, "unknown flag: --bogus"),
+    (["ps", "--all=maybe"], 125, 'invalid argument "maybe" for "-a, --all" flag: '
+                                 'strconv.ParseBool: parsing "maybe": invalid syntax'),
     (["stop", "-t"], 125, "flag needs an argument: 't' in -t"),
     (["ps", "--format"], 125, "flag needs an argument: --format"),
     (["ps", "--", "--zz"], 1, '"berth ps" accepts no arguments.')])
@@ -368,9 +373,9 @@ def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], st
 
 
 def test_berth_alone_shows_its_help_and_an_unknown_global_flag_is_a_flag_error() -> None:
-    """Docker's: ``docker`` alone prints the help and succeeds."""
+    """Docker's: ``docker`` alone prints the help (on stderr) and succeeds."""
     alone = subprocess.run([BERTH], capture_output=True, text=True, check=False)
-    assert alone.returncode == 0 and alone.stdout.startswith("usage: berth")
+    assert alone.returncode == 0 and alone.stderr.startswith("usage: berth")
     bogus = subprocess.run([BERTH, "--bogus", "ps"], capture_output=True, text=True,
                            check=False)
     assert (bogus.returncode, bogus.stderr) == (125, "unknown flag: --bogus\n"
@@ -397,3 +402,34 @@ def test_a_tls_file_that_cannot_be_read_is_named(flag: str, said: str) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: {said}") and "No such file" in result.stderr
+
+
+
+@pytest.mark.parametrize(("words", "read"), [
+    (["logs", "--since", "-5m", "c"], ["logs", "--since=-5m", "c"]),
+    (["run", "-e", "-x", "busybox"], ["run", "-e-x", "busybox"]),  # a value, whatever it is
+    (["inspect", "-f", "-{{.Id}}", "c"], ["inspect", "-f-{{.Id}}", "c"]),
+    (["ps", "-a=false"], ["ps"]), (["ps", "--all=1"], ["ps", "--all"]),
+    # what follows run's image is the container's command, as it is
+    (["run", "busybox", "date", "--since", "-5m"], ["run", "busybox", "date", "--since", "-5m"]),
+    (["run", "--rm=true", "busybox", "x", "--rm=false"], ["run", "--rm", "busybox", "x",
+                                                          "--rm=false"]),
+    (["rm", "-f", "--", "-x"], ["rm", "-f", "--", "-x"])])
+def test_words_are_read_as_pflag_reads_them(words: list[str], read: list[str]) -> None:
+    """pflag takes the word after a flag as its value, and a value for a boolean flag;
+    argparse would take ``-x`` for a flag and refuse ``--rm=false``."""
+    from engine.cli import _as_pflag_reads
+
+    assert _as_pflag_reads(words) == read
+
+
+def test_arguments_after_the_image_keep_their_text(tmp_path: pathlib.Path) -> None:
+    """A command word after the image that looks like a file flag is the container's: it is
+    sent with U+FFFD as any other (it was kept raw, and the request could not be made)."""
+    from engine.cli import _for_the_daemon, build_parser
+
+    args = build_parser("run").parse_args(["run", "--env-file", "/e\udcff", "busybox", "echo",
+                                           "--env-file", "a\udcff"])
+    _for_the_daemon(args)
+    assert args.env_file == ["/e\udcff"]  # a local path: its bytes
+    assert args.command == ["echo", "--env-file", "a\ufffd"]

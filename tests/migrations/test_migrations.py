@@ -188,6 +188,7 @@ def test_image_names_take_dockers_familiar_form(sql_engine: Engine, db_file: pat
             ("docker.io/library/taken:latest", "sha256:" + "d" * 64),
             ("taken:latest", "sha256:" + "e" * 64),
             ("localhost:5000/library/x:latest", "sha256:" + "f" * 64),
+            ("docker.io/library/sha256:v2", "sha256:" + "8" * 64),  # its familiar name is
             ("sha256:" + "9" * 64, "sha256:" + "9" * 64)]
     with sqlite3.connect(db_file) as connection:
         connection.executemany("INSERT INTO images VALUES (?, ?, 1, 2)", rows)
@@ -198,4 +199,5 @@ def test_image_names_take_dockers_familiar_form(sql_engine: Engine, db_file: pat
                       "team/app:2": "sha256:" + "c" * 64, "taken:latest": "sha256:" + "e" * 64,
                       "sha256:" + "d" * 64: "sha256:" + "d" * 64,  # dangling now
                       "localhost:5000/library/x:latest": "sha256:" + "f" * 64,
+                      "docker.io/library/sha256:v2": "sha256:" + "8" * 64,  # reserved: kept
                       "sha256:" + "9" * 64: "sha256:" + "9" * 64}

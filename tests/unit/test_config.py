@@ -44,6 +44,7 @@ from tests.conftest import make_config
      "runtime r: runtimeType is not supported: berth has no containerd shims"),
     ({"default-runtime": "ghost"}, "specified default runtime 'ghost' does not exist"),
     ({"default-runtime": ["x"]}, "invalid daemon configuration file: default-runtime must be"),
+    ({"default-runtime": False}, "invalid daemon configuration file: default-runtime must be"),
     ({"runtimes": {}, "bogus": 1}, "the following directives don't match any configuration "
                                    "option: bogus"),
 ])
