@@ -320,8 +320,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
     # before= and since= may name a container the list leaves out (a stopped one).
     every = listed if listed_all or not {"before", "since"} & set(filters) else list(
         api.call(api.containers.List, messages().ListRequest(all=True)).containers)
+    images = None
+    if "ancestor" in filters:  # Docker's filter resolves a name to the image it names now
+        images = {image.reference: image.digest for image in api.call(
+            api.containers.Images, messages().ImagesRequest()).images}
     try:
-        wanted = matcher(filters, every)
+        wanted = matcher(filters, every, images)
     except FilterError as error:
         raise CliError(f"Error response from daemon: {error}") from None
     containers = [container for container in listed if wanted(container)]

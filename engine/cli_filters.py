@@ -1,22 +1,25 @@
 """``berth ps --filter KEY=VALUE``: Docker's container list filters, applied to the list.
 
-Values of one key are alternatives (any may match); different keys must all match. Keys:
-``id`` (a prefix), ``name`` (a regular expression searched in ``NAME`` and ``/NAME``; one that
-does not compile matches nothing, as Docker's; Python's engine, not Go's RE2), ``status``,
-``exited`` (an exit code, of exited containers), ``ancestor`` (the image by name, ID or ID
+Values of one key are alternatives (any may match); different keys must all match. Keys: ``id``
+(a prefix), ``name`` (a regular expression searched in ``NAME`` and ``/NAME``; one that does not
+compile matches nothing, as Docker's; Python's engine, not Go's RE2), ``status``, ``exited`` (an
+exit code, of exited containers), ``ancestor`` (the image a name names now, an ID or an ID
 prefix), ``before`` / ``since`` (created before / after a container: its full ID, its name, or
 an ID prefix that names one container), ``volume`` (a named volume or a mount's source or
-destination), ``network`` (its mode), ``label``, ``publish`` and ``expose`` (berth has no
-labels or ports: they match nothing), ``health`` (``none`` without a health check),
-``isolation`` (``default``) and ``is-task`` (``false``).
+destination), ``network`` (its mode), ``label``, ``publish`` and ``expose`` (berth has no labels
+or ports: they match nothing), ``health`` (``none`` without a health check), ``isolation``
+(``default``) and ``is-task`` (``false``).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from engine.errors import InvalidParameter
+from engine.reference import normalize_reference
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
@@ -76,10 +79,11 @@ def wants_all(filters: dict[str, list[str]]) -> bool:
     return "status" in filters
 
 
-def matcher(filters: dict[str, list[str]], containers: Sequence[Any]
-            ) -> Callable[[Any], bool]:
+def matcher(filters: dict[str, list[str]], containers: Sequence[Any],
+            images: Mapping[str, str] | None = None) -> Callable[[Any], bool]:
     """A test of one container; ``containers`` (all of them) resolve ``before`` and
-    ``since``. Raises FilterError for a reference to no container."""
+    ``since``, ``images`` (every name -> its image ID) ``ancestor``. Raises FilterError for a
+    reference to no container."""
     created: dict[str, int] = {}
     for key in ("before", "since"):
         for reference in filters.get(key, []):
@@ -98,7 +102,7 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any]
         if key == "exited":
             return bool(container.status == "exited" and container.exit_code == int(value))
         if key == "ancestor":
-            return _same_image(value, container)
+            return _same_image(value, container, images)
         if key == "before":
             return bool(container.created_ms < created[f"before={value}"])
         if key == "since":
@@ -127,10 +131,18 @@ def _tagged(reference: str) -> str:
     return reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
 
 
-def _same_image(value: str, container: Any) -> bool:
-    """Whether ``value`` names the container's image: by name (``:latest`` if untagged), by
-    ID, or by a prefix of its ID."""
-    if value and _tagged(value) == _tagged(container.image or ""):
+def _same_image(value: str, container: Any, images: Mapping[str, str] | None) -> bool:
+    """Whether ``value`` names the container's image: by a name, the image it names now (as
+    Docker's filter resolves it to an image ID; without ``images``, the name the container was
+    created with), by its ID, or by a prefix of its ID."""
+    if images is not None:
+        try:
+            named = images.get(normalize_reference(value))
+        except InvalidParameter:
+            named = None
+        if named is not None:
+            return bool(named == container.image_digest)
+    elif value and _tagged(value) == _tagged(container.image or ""):
         return True
     digest = str(container.image_digest or "")
     bare = digest.removeprefix("sha256:")

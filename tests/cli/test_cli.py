@@ -446,6 +446,11 @@ def test_ps_shows_the_image_id_once_the_name_moved_to_other_content(session: Cli
     untruncated = dict(line.split() for line in session.ok(
         "ps", "-a", "--no-trunc", "--format", "{{.Names}} {{.Image}}").splitlines())
     assert untruncated["on-old"] == old
+    # Docker's ancestor filter: the image the name names now, or an ID
+    assert session.ok("ps", "-a", "-f", "ancestor=moving", "--format", "{{.Names}}") == (
+        "on-new\n")
+    assert session.ok("ps", "-a", "-f", f"ancestor={old[7:19]}", "--format",
+                      "{{.Names}}") == "on-old\n"
     session.ok("rm", "on-old", "on-new")
     session.ok("rmi", "moving", old)
 

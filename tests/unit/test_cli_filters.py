@@ -103,3 +103,21 @@ def test_a_name_wins_over_an_id_prefix() -> None:
 def test_a_status_filter_lists_stopped_containers_too() -> None:
     assert wants_all(parse_filters(["status=exited"]))
     assert not wants_all(parse_filters(["exited=0"]))
+
+
+def test_an_ancestor_name_is_the_image_it_names_now() -> None:
+    """Docker resolves the name to an image ID: a container whose name moved to other content
+    is not its ancestor's any more, one created by another spelling of the name is."""
+    moved = container("moved", "exited", 4)
+    moved.image_digest = "sha256:" + "ee" * 32  # busybox named this image when it was made
+    spelled = container("spelled", "exited", 5, image="docker.io/library/busybox")
+    spelled.image_digest = WEB.image_digest
+    everyone = [*ALL, moved, spelled]
+    images = {"busybox:latest": WEB.image_digest, "alpine:3": JOB.image_digest}
+    for value in ("busybox", "docker.io/library/busybox:latest"):
+        test = matcher(parse_filters([f"ancestor={value}"]), everyone, images)
+        assert [c.name for c in everyone if test(c)] == ["web", "webold", "spelled"]
+    test = matcher(parse_filters(["ancestor=nothing"]), everyone, images)
+    assert [c.name for c in everyone if test(c)] == []  # no such image: nothing
+    test = matcher(parse_filters(["ancestor=ee"]), everyone, images)
+    assert [c.name for c in everyone if test(c)] == ["moved"]  # its ID prefix still does
