@@ -399,6 +399,7 @@ def verb_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+_KEPT_DASHES = "\0--"  # no argument can hold a NUL: stands for a "--" argparse would drop
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -424,7 +425,10 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
         action = known.get(flag) if flag.startswith("-") else None
         if word == "--" or (not word.startswith("-") and positional_ends):
             read.append(word)
-            read.extend(words)  # the rest as it is
+            rest = list(words)  # as it is, a "--" right after the image too (argparse drops
+            if word != "--" and rest[:1] == ["--"]:  # that one: pflag passes it on)
+                rest[0] = _KEPT_DASHES
+            read.extend(rest)
             break
         if action is not None and action.nargs == 0 and equals and action.dest != "help":
             if value not in (*_TRUE, *_FALSE):
@@ -460,6 +464,8 @@ def _for_the_daemon(args: argparse.Namespace) -> None:
     sends them; the paths of local files, and every argument of ``daemon``, keep theirs."""
     if args.verb == "daemon":
         return
+    if getattr(args, "command", None) and args.command[0] == _KEPT_DASHES:
+        args.command[0] = "--"
     for name, value in vars(args).items():
         if name in _LOCAL_PATHS:
             continue

@@ -228,7 +228,8 @@ def _stopping(args: argparse.Namespace, method: str) -> int:
 def _signal(text: str) -> int:
     """Docker's ParseSignal: a number other than 0, or a name of its Linux signal map, with
     or without ``SIG``, any case (``RTMIN+1``..``RTMIN+15``, ``RTMAX-14``..``RTMAX-1``
-    included). Raises CliError ``Invalid signal: X``."""
+    included). Raises CliError ``Invalid signal: X``, worded as Docker's daemon answers it
+    (its CLI sends the text; berth's API takes the number)."""
     import signal
 
     name = text.upper().removeprefix("SIG")
@@ -246,7 +247,7 @@ def _signal(text: str) -> int:
         member = getattr(signal.Signals, f"SIG{name}", None)
         number = int(member) if member is not None else 0
     if number == 0:
-        raise CliError(f"Invalid signal: {text}")
+        raise CliError(f"Error response from daemon: Invalid signal: {text}")
     return number
 
 

@@ -422,7 +422,8 @@ def test_stop_and_restart_take_the_signal_to_stop_with(session: Cli) -> None:
     session.ok("stop", "--signal", "SIGUSR1", "-t", "60", "signalled")
     assert session.ok("inspect", "-f", "{{.State.ExitCode}}", "signalled") == "5\n"
     refused = session("stop", "-s", "NOPE", "signalled")
-    assert (refused.returncode, refused.stderr) == (1, "Invalid signal: NOPE\n")
+    assert (refused.returncode, refused.stderr) == (
+        1, "Error response from daemon: Invalid signal: NOPE\n")
     session.ok("rm", "signalled")
 
 

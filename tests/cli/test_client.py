@@ -229,7 +229,8 @@ def test_kill_refuses_signal_zero_and_unknown_names(text: str) -> None:
     # Signal 0 on the wire means "the default", SIGKILL: the CLI must never send it for "0".
     with pytest.raises(CliError) as info:
         _signal(text)
-    assert (str(info.value), info.value.status) == (f"Invalid signal: {text}", 1)
+    assert (str(info.value), info.value.status) == (
+        f"Error response from daemon: Invalid signal: {text}", 1)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -433,3 +434,18 @@ def test_arguments_after_the_image_keep_their_text(tmp_path: pathlib.Path) -> No
     _for_the_daemon(args)
     assert args.env_file == ["/e\udcff"]  # a local path: its bytes
     assert args.command == ["echo", "--env-file", "a\ufffd"]
+
+
+@pytest.mark.parametrize(("words", "command"), [
+    (["run", "busybox", "--", "echo", "hi"], ["--", "echo", "hi"]),  # the container's word
+    (["run", "--", "busybox", "echo"], ["echo"]),  # the end of run's own flags
+    (["create", "busybox", "echo", "--", "x"], ["echo", "--", "x"])])
+def test_a_double_dash_after_the_image_is_the_containers(words: list[str],
+                                                         command: list[str]) -> None:
+    """pflag with interspersed flags off passes everything after the image on, "--" too;
+    argparse dropped it."""
+    from engine.cli import _as_pflag_reads, _for_the_daemon, build_parser
+
+    args = build_parser(words[0]).parse_args(_as_pflag_reads(words))
+    _for_the_daemon(args)
+    assert (args.image, args.command) == ("busybox", command)
