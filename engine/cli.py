@@ -399,17 +399,19 @@ def verb_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-_KEPT_DASHES = "\0--"  # no argument can hold a NUL: stands for a "--" argparse would drop
+_KEPT_DASHES = "\0--"  # no argument can hold a NUL: a "--" argparse would drop (3.11 does)
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def _as_pflag_reads(arguments: list[str]) -> list[str]:
-    """The words as argparse must see them to read them as pflag does, up to the command's
-    first argument for run and create (what follows the image is the container's command,
-    as it is): a flag's value that starts with a dash (``-e -x``, ``--since -5m``) joined to
-    it, since argparse would take it for a flag; a boolean flag given a value (``--rm=false``,
-    ``-a=true``) as the flag or nothing. Raises CliError for a boolean value Go refuses."""
+    """The words as argparse must see them to read them as pflag reads them: each value-taking
+    flag as ``--long=VALUE`` whatever its value starts with (``-e -x``, ``-de A=1``,
+    ``--since -5m``), a boolean flag's value applied, the last one winning (``--rm=false``),
+    the command's flags before its arguments (``stop a -t 0 b``); for run and create, what
+    follows the image is the container's command, as it is (a ``--`` right after the image
+    too). Words it cannot place are left for argparse to refuse. Raises CliError for a
+    boolean value Go's ParseBool refuses."""
     verb = verb_of(arguments)
     if verb is None or verb == "daemon":
         return arguments
@@ -417,46 +419,89 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
     assert parser is not None
     known = parser._option_string_actions
     start = arguments.index(verb) + 1
-    read = list(arguments[:start])
-    words = iter(arguments[start:])
-    positional_ends = any(action.nargs == argparse.REMAINDER for action in parser._actions)
-    for word in words:
-        flag, equals, value = word.partition("=")
-        action = known.get(flag) if flag.startswith("-") else None
-        if word == "--" or (not word.startswith("-") and positional_ends):
-            read.append(word)
-            rest = list(words)  # as it is, a "--" right after the image too (argparse drops
-            if word != "--" and rest[:1] == ["--"]:  # that one: pflag passes it on)
-                rest[0] = _KEPT_DASHES
-            read.extend(rest)
+    words = arguments[start:]
+    ends = any(action.nargs == argparse.REMAINDER for action in parser._actions)
+    flags: list[str] = []
+    switches: dict[str, bool] = {}  # a boolean flag's long name -> its last value
+    positionals: list[str] = []
+    index = 0
+
+    def value_of(action: argparse.Action, value: str) -> None:
+        name = next(flag for flag in action.option_strings if flag.startswith("--"))
+        flags.append(f"{name}={_KEPT_DASHES if value == '--' else value}")
+
+    def switch(action: argparse.Action, flag: str, value: str | None) -> None:
+        if value is not None and value not in (*_TRUE, *_FALSE):
+            shorts = [name for name in action.option_strings if not name.startswith("--")]
+            longs = [name for name in action.option_strings if name.startswith("--")]
+            named = f"{shorts[0]}, {longs[0]}" if shorts and longs else flag
+            raise CliError(f'invalid argument "{value}" for "{named}" flag: '
+                           f'strconv.ParseBool: parsing "{value}": invalid syntax\n'
+                           f"See '{parser.prog} --help'.", EXIT_REFUSED)
+        longs = [name for name in action.option_strings if name.startswith("--")]
+        switches[longs[0] if longs else flag] = value is None or value in _TRUE
+
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word == "--":
+            positionals.extend(words[index:])
             break
-        if action is not None and action.nargs == 0 and equals and action.dest != "help":
-            if value not in (*_TRUE, *_FALSE):
-                shorts = [name for name in action.option_strings if not name.startswith("--")]
-                longs = [name for name in action.option_strings if name.startswith("--")]
-                named = f"{shorts[0]}, {longs[0]}" if shorts and longs else flag
-                raise CliError(f'invalid argument "{value}" for "{named}" flag: '
-                               f'strconv.ParseBool: parsing "{value}": invalid syntax\n'
-                               f"See '{parser.prog} --help'.", EXIT_REFUSED)
-            if value in _TRUE:
-                read.append(flag)
+        if not word.startswith("-") or word == "-":
+            if ends:  # the image: the rest is the container's command
+                rest = words[index:]
+                if rest[:1] == ["--"]:
+                    rest = [_KEPT_DASHES, *rest[1:]]  # argparse would drop it; pflag does not
+                positionals.extend([word, *rest])
+                break
+            positionals.append(word)
             continue
-        if action is not None and action.nargs != 0 and not equals:
-            following = next(words, None)
-            if following is None:
-                read.append(word)
-            elif following.startswith("-") and following != "-":
-                read.append(f"{word}={following}" if word.startswith("--")
-                            else f"{word}{following}")
+        if word.startswith("--"):
+            flag, equals, value = word.partition("=")
+            action = known.get(flag)
+            if action is None or action.dest == "help":
+                flags.append(word)  # unknown (argparse refuses it), or the help
+            elif action.nargs == 0:
+                switch(action, flag, value if equals else None)
+            elif equals:
+                value_of(action, value)
+            elif index < len(words):
+                value_of(action, words[index])
+                index += 1
             else:
-                read.extend((word, following))
+                flags.append(word)  # its value is missing: argparse says so
             continue
-        read.append(word)
-    return read
+        letters = word[1:]  # a group of shorthands: -dt, -de A=1, -n5, -n=5
+        for position, letter in enumerate(letters):
+            action = known.get(f"-{letter}")
+            if action is None or action.dest == "help":
+                flags.append(f"-{letters[position:]}")  # refused (or help) with what is left
+                break
+            attached = letters[position + 1:]
+            if action.nargs == 0:
+                if attached.startswith("="):  # -d=false
+                    switch(action, f"-{letter}", attached[1:])
+                    break
+                switch(action, f"-{letter}", None)
+                continue
+            if attached:  # -n5, -n=5
+                value_of(action, attached.removeprefix("="))
+            elif index < len(words):
+                value_of(action, words[index])
+                index += 1
+            else:
+                flags.append(f"-{letter}")  # its value is missing: argparse says so
+            break
+    flags.extend(name for name, on in switches.items() if on)
+    if not ends and any(word.startswith("-") for word in positionals):
+        positionals = ["--", *positionals]  # an argument that looks like a flag, after --
+    elif ends and positionals and positionals[0].startswith("-"):
+        positionals = ["--", *positionals]
+    return [*arguments[:start], *flags, *positionals]
 
 
 # The values of these name files this process opens: their bytes are kept as they are.
-_LOCAL_PATHS = frozenset({"env_file", "tls_ca", "tls_cert", "tls_key"})
+_LOCAL_PATHS = frozenset({"env_file", "tls_ca", "tls_cert", "tls_key", "host", "root"})
 
 
 def _for_the_daemon(args: argparse.Namespace) -> None:
@@ -464,15 +509,14 @@ def _for_the_daemon(args: argparse.Namespace) -> None:
     sends them; the paths of local files, and every argument of ``daemon``, keep theirs."""
     if args.verb == "daemon":
         return
-    if getattr(args, "command", None) and args.command[0] == _KEPT_DASHES:
-        args.command[0] = "--"
     for name, value in vars(args).items():
-        if name in _LOCAL_PATHS:
-            continue
         if isinstance(value, str):
-            setattr(args, name, valid_text(value))
+            value = "--" if value == _KEPT_DASHES else value
+            setattr(args, name, value if name in _LOCAL_PATHS else valid_text(value))
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            setattr(args, name, [valid_text(item) for item in value])
+            value = ["--" if item == _KEPT_DASHES else item for item in value]
+            setattr(args, name, value if name in _LOCAL_PATHS else
+                    [valid_text(item) for item in value])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

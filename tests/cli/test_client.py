@@ -406,22 +406,47 @@ def test_a_tls_file_that_cannot_be_read_is_named(flag: str, said: str) -> None:
 
 
 
-@pytest.mark.parametrize(("words", "read"), [
-    (["logs", "--since", "-5m", "c"], ["logs", "--since=-5m", "c"]),
-    (["run", "-e", "-x", "busybox"], ["run", "-e-x", "busybox"]),  # a value, whatever it is
-    (["inspect", "-f", "-{{.Id}}", "c"], ["inspect", "-f-{{.Id}}", "c"]),
-    (["ps", "-a=false"], ["ps"]), (["ps", "--all=1"], ["ps", "--all"]),
-    # what follows run's image is the container's command, as it is
-    (["run", "busybox", "date", "--since", "-5m"], ["run", "busybox", "date", "--since", "-5m"]),
-    (["run", "--rm=true", "busybox", "x", "--rm=false"], ["run", "--rm", "busybox", "x",
-                                                          "--rm=false"]),
-    (["rm", "-f", "--", "-x"], ["rm", "-f", "--", "-x"])])
-def test_words_are_read_as_pflag_reads_them(words: list[str], read: list[str]) -> None:
-    """pflag takes the word after a flag as its value, and a value for a boolean flag;
-    argparse would take ``-x`` for a flag and refuse ``--rm=false``."""
-    from engine.cli import _as_pflag_reads
+def parsed(words: list[str]) -> dict[str, object]:
+    """What the CLI makes of ``words``: the parsed flags and arguments it sends on."""
+    from engine.cli import _as_pflag_reads, _for_the_daemon, build_parser
 
-    assert _as_pflag_reads(words) == read
+    args = build_parser(words[0]).parse_args(_as_pflag_reads(words))
+    _for_the_daemon(args)
+    return vars(args)
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    (["logs", "--since", "-5m", "c"], {"since": "-5m", "container": "c"}),
+    (["run", "-e", "-x", "busybox"], {"env": ["-x"], "image": "busybox"}),  # a value, as is
+    (["inspect", "-f", "-{{.Id}}", "c"], {"format": "-{{.Id}}", "containers": ["c"]}),
+    (["ps", "-a=false"], {"all": False}), (["ps", "--all=1"], {"all": True}),
+    # what follows run's image is the container's command, as it is
+    (["run", "busybox", "date", "--since", "-5m"], {"command": ["date", "--since", "-5m"]}),
+    (["run", "--rm=true", "busybox", "x", "--rm=false"], {"rm": True,
+                                                          "command": ["x", "--rm=false"]}),
+    (["rm", "-f", "--", "-x"], {"force": True, "containers": ["-x"]}),
+    # a group of shorthands ending in one that takes a value, the value apart or attached
+    (["run", "-de", "A=1", "-e", "-x", "busybox"], {"detach": True, "env": ["A=1", "-x"]}),
+    (["run", "-dw", "/tmp", "--rm=false", "busybox"], {"workdir": "/tmp", "rm": False}),
+    (["run", "-dh", "myhost", "busybox", "--", "echo"], {"hostname": "myhost",
+                                                         "command": ["--", "echo"]}),
+    (["run", "-de=A=1", "busybox"], {"env": ["A=1"]}), (["logs", "-tn=5", "c"], {"tail": "5"}),
+    (["ps", "-qf=name=x"], {"quiet": True, "filter": ["name=x"]}),
+    (["rm", "-fv=false", "a"], {"force": True, "volumes": False}),
+    # flags between the arguments, as pflag reads them everywhere but after run's image
+    (["stop", "a", "-t", "0", "b"], {"time": 0, "containers": ["a", "b"]}),
+    (["kill", "a", "-s", "HUP", "b"], {"signal": "HUP", "containers": ["a", "b"]}),
+    # a value that is "--" (Python 3.11's argparse dropped it), the last boolean winning
+    (["run", "-e", "--", "busybox"], {"env": ["--"]}),
+    (["create", "--name", "--", "busybox"], {"name": "--"}),
+    (["run", "--rm", "-d", "--rm=false", "busybox"], {"rm": False, "detach": True})])
+def test_words_are_read_as_pflag_reads_them(words: list[str],
+                                            expected: dict[str, object]) -> None:
+    """pflag takes the word after a flag as its value whatever it is, and a value for a
+    boolean flag, the last one winning; argparse took ``-x`` for a flag, refused
+    ``--rm=false`` and stopped at ``stop a -t 0 b``."""
+    got = parsed(words)
+    assert {key: got[key] for key in expected} == expected
 
 
 def test_arguments_after_the_image_keep_their_text(tmp_path: pathlib.Path) -> None:
@@ -444,8 +469,5 @@ def test_a_double_dash_after_the_image_is_the_containers(words: list[str],
                                                          command: list[str]) -> None:
     """pflag with interspersed flags off passes everything after the image on, "--" too;
     argparse dropped it."""
-    from engine.cli import _as_pflag_reads, _for_the_daemon, build_parser
-
-    args = build_parser(words[0]).parse_args(_as_pflag_reads(words))
-    _for_the_daemon(args)
-    assert (args.image, args.command) == ("busybox", command)
+    got = parsed(words)
+    assert (got["image"], got["command"]) == ("busybox", command)
