@@ -431,15 +431,15 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
         flags.append(f"{name}={_KEPT_DASHES if value == '--' else value}")
 
     def switch(action: argparse.Action, flag: str, value: str | None) -> None:
+        # Every boolean flag has a long name (and at most one shorthand), as pflag's do.
+        long = next(name for name in action.option_strings if name.startswith("--"))
         if value is not None and value not in (*_TRUE, *_FALSE):
-            shorts = [name for name in action.option_strings if not name.startswith("--")]
-            longs = [name for name in action.option_strings if name.startswith("--")]
-            named = f"{shorts[0]}, {longs[0]}" if shorts and longs else flag
+            short = next((name for name in action.option_strings if name != long), None)
+            named = f"{short}, {long}" if short else long
             raise CliError(f'invalid argument "{value}" for "{named}" flag: '
                            f'strconv.ParseBool: parsing "{value}": invalid syntax\n'
                            f"See '{parser.prog} --help'.", EXIT_REFUSED)
-        longs = [name for name in action.option_strings if name.startswith("--")]
-        switches[longs[0] if longs else flag] = value is None or value in _TRUE
+        switches[long] = value is None or value in _TRUE
 
     while index < len(words):
         word = words[index]

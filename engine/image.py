@@ -288,9 +288,13 @@ def _copy_bytes(source: int, target: int, digest: Any = None) -> None:
     while chunk := os.read(source, _CHUNK):
         if digest is not None:
             digest.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(target, view):]
+        _write_all(target, chunk)
+
+
+def _write_all(target: int, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(target, view):]
 
 
 def _copy_sparse(source: int, target: int) -> None:
@@ -314,14 +318,8 @@ def _copy_sparse(source: int, target: int) -> None:
         os.lseek(source, start, os.SEEK_SET)
         os.lseek(target, start, os.SEEK_SET)
         left = end - start
-        while left > 0:
-            chunk = os.read(source, min(_CHUNK, left))
-            if not chunk:  # shorter than it said (it changed meanwhile): stop there
-                left = 0
-                break
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(target, view):]
+        while left > 0 and (chunk := os.read(source, min(_CHUNK, left))):  # b"": it shrank
+            _write_all(target, chunk)
             left -= len(chunk)
         offset = end
     os.ftruncate(target, size)
