@@ -306,6 +306,7 @@ def _images_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _rmi_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", "--force", action="store_true")
     sub.add_argument("images", nargs="+")
 
 

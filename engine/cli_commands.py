@@ -566,7 +566,8 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     for reference in args.images:
         try:
             removal = api.call(api.containers.RemoveImage,
-                               messages().RemoveImageRequest(reference=reference))
+                               messages().RemoveImageRequest(reference=reference,
+                                                             force=args.force))
             for name in removal.untagged:  # as Docker prints them
                 print(f"Untagged: {name}")
             if removal.deleted:

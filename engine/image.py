@@ -391,9 +391,10 @@ class ImageStore:
 
     def _reclaim(self) -> None:
         """An image directory no row names is what a crash left between an import's move
-        into place and its row, or between a removal's rows and its files: delete it, or,
-        if a container uses it, keep it as a dangling image. Skipped while another store of
-        this root imports or removes (it holds the store's flock, shared)."""
+        into place and its row, or between a removal's rows and its files, or the files of
+        an image deleted while containers used them, whose last one went while the daemon
+        was down: delete it, unless a container still uses it. Skipped while another store
+        of this root imports or removes (it holds the store's flock, shared)."""
         try:
             descriptor = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -411,15 +412,12 @@ class ImageStore:
                 digest = f"sha256:{entry.name}"
                 if not re.fullmatch(r"[0-9a-f]{64}", entry.name) or digest in named:
                     continue
+                if digest in used:
+                    continue  # deleted, but its containers' layer: goes with the last one
                 try:
-                    if digest in used:
-                        size = _tree_size(pathlib.Path(entry.path, "rootfs"))
-                        with self._db.write() as writer:
-                            writer.put_image(digest, digest, size, time.time_ns() // 1_000_000)
-                    else:
-                        log.warning("deleting image %s: no name left (a crash interrupted it)",
-                                    entry.name[:12])
-                        self._delete_files(entry.name)
+                    log.warning("deleting image %s: no name and no container left",
+                                entry.name[:12])
+                    self._delete_files(entry.name)
                 except OSError as exc:  # never a reason for the daemon not to start
                     log.error("image %s left as it is: %s", entry.name[:12], exc)
         finally:
@@ -565,13 +563,17 @@ class ImageStore:
         with self._db.read(snapshot=False) as reader:
             return reader.images()
 
-    def remove(self, reference: str) -> Removal:
-        """Untag ``reference`` (by name), or remove the image ``reference`` is the ID of; its
-        files go when no reference names them any more.
+    def remove(self, reference: str, *, force: bool = False) -> Removal:
+        """Untag ``reference`` (by name), or remove the image ``reference`` is the ID of; the
+        image goes with its last name (moby's ImageDelete).
 
-        Raises NotFound; Conflict (moby's order) if a running container uses the image and
-        ``reference`` is its ID, if an ID names an image with several names, or if a container
-        uses the image and this was its last name (Docker: must be forced)."""
+        Raises NotFound; Conflict, in moby's order: by ID, if a running container uses the
+        image (never forced), then, unless ``force``, if several names name it or a stopped
+        container uses it; by name, unless ``force``, if a container uses the image and this
+        is its last name. Forced, the last name of an image a running container uses is
+        untagged and the image stays, dangling; one only stopped containers use is deleted.
+        The files of a deleted image stay while a container uses them (its overlay's lower
+        layer), and go with the last such container (``collect``)."""
         with self._lock, self._users, _held(str(self.root), fcntl.LOCK_SH):
             record = self.resolve(reference)
             by_id = not self._names(reference, record) or record.reference == record.digest
@@ -582,29 +584,57 @@ class ImageStore:
                 references = [i.reference for i in reader.images() if i.digest == record.digest]
             short = record.digest.removeprefix("sha256:")[:12]
             running = [user for user in users if user.state in _RUNNING]
-            if by_id and running:
-                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image "
-                               f"is being used by running container {running[0].id[:12]}")
-            if by_id and len(references) > 1:
-                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is "
-                               "referenced in multiple repositories")
-            removed = references if by_id else [record.reference]
-            if users and len(removed) == len(references):
-                if by_id:
-                    raise Conflict(f"conflict: unable to delete {short} (must be forced) - image "
-                                   f"is being used by stopped container {users[0].id[:12]}")
-                raise Conflict(
-                    f'conflict: unable to remove repository reference "{reference}" (must '
-                    f"force) - container {users[0].id[:12]} is using its referenced image "
-                    f"{short}")
+            if by_id:
+                if running:
+                    raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - "
+                                   f"image is being used by running container "
+                                   f"{running[0].id[:12]}")
+                if not force and len(references) > 1:
+                    raise Conflict(f"conflict: unable to delete {short} (must be forced) - "
+                                   "image is referenced in multiple repositories")
+                if not force and users:
+                    raise Conflict(f"conflict: unable to delete {short} (must be forced) - "
+                                   f"image is being used by stopped container "
+                                   f"{users[0].id[:12]}")
+                removed = references
+            else:
+                if not force and users and len(references) == 1:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{reference}" (must '
+                        f"force) - container {users[0].id[:12]} is using its referenced image "
+                        f"{short}")
+                removed = [record.reference]
+            deleted = len(removed) == len(references)
             with self._db.write() as writer:
                 for name in removed:
                     writer.delete_image(name)
-            deleted = len(removed) == len(references)
-            if deleted:
+                if deleted and running:  # forced by name: untagged, kept as a <none> image
+                    writer.put_image(record.digest, record.digest, record.size_bytes,
+                                     record.created_at)
+                    deleted = False
+            if deleted and not users:
                 self._delete_files(record.digest.removeprefix("sha256:"))
         return Removal([name for name in removed if name != record.digest],
                        record.digest if deleted else "")
+
+    def collect(self, digest: str) -> bool:
+        """Delete the files of image ``digest`` if no name names it and no container uses
+        it any more (a deleted image's last container was removed); return whether it did.
+        Raises OSError."""
+        if not digest:
+            return False
+        with self._lock, self._users, _held(str(self.root), fcntl.LOCK_SH):
+            with self._db.read() as reader:
+                if any(image.digest == digest for image in reader.images()):
+                    return False
+                if any(c.config.get("image_digest") == digest
+                       and c.state is not ContainerState.REMOVED
+                       for c in reader.containers()):
+                    return False
+            if not (self.root / digest.removeprefix("sha256:")).exists():
+                return False
+            self._delete_files(digest.removeprefix("sha256:"))
+            return True
 
     @staticmethod
     def _names(reference: str, record: ImageRecord) -> bool:

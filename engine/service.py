@@ -667,14 +667,26 @@ class Engine:
                                     journal_context=context)
         # The lock is released: while the files go, the container reads ``removing`` and
         # every other operation on it is refused (a second rm gets "already in progress").
-        return finish_removal(journal, volumes=volumes)
+        removed = finish_removal(journal, volumes=volumes)
+        self._collect_image(removed)
+        return removed
 
     def remove_now(self, record: ContainerRecord, *, volumes: bool,
                    context: JournalContext) -> None:
         """Remove a container that is not running, the caller holding its lock (or alone, as
         recovery is). Raises the removal's errors."""
         journal = begin_removal(self.saga, record, volumes=volumes, journal_context=context)
-        finish_removal(journal, volumes=volumes)
+        self._collect_image(finish_removal(journal, volumes=volumes))
+
+    def _collect_image(self, removed: ContainerRecord) -> None:
+        """The files of an image deleted while ``removed`` used them go with their last
+        container (``rmi -f``). Never fails the removal: the next open reclaims them."""
+        if self.images is None:
+            return
+        try:
+            self.images.collect(str(removed.config.get("image_digest", "")))
+        except OSError as exc:
+            log.error("%s: the files of its deleted image stay: %s", removed.id[:12], exc)
 
     # -- queries -------------------------------------------------------------------------
     def inspect(self, reference: str) -> ContainerRecord:

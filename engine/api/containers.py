@@ -366,7 +366,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
             raise NotFound(f"No such image: {request.reference}")
 
         def call() -> pb.RemoveImageResponse:
-            removal = images.remove(request.reference)
+            removal = images.remove(request.reference, force=request.force)
             return pb.RemoveImageResponse(untagged=removal.untagged, deleted=removal.deleted)
 
         return self._ledger.once("RemoveImage", request, pb.RemoveImageResponse,

@@ -171,6 +171,25 @@ def test_rmi_prints_what_it_untagged_and_deleted(session: Cli, tmp_path: object)
     assert "tiny" not in session.ok("images")
 
 
+def test_rmi_force_deletes_an_image_a_stopped_container_uses(session: Cli,
+                                                            tmp_path: object) -> None:
+    import pathlib
+
+    source = pathlib.Path(str(tmp_path)) / "forced"
+    source.mkdir()
+    (source / "file").write_text("forced")
+    digest = session.ok("import", str(source), "forced").strip()
+    session.ok("create", "--name", "forced-user", "forced", "true")
+    refused = session("rmi", "forced")
+    assert refused.returncode == 1 and "(must force)" in one_line(refused.stderr)
+    assert session.ok("rmi", "-f", "forced") == f"Untagged: forced:latest\nDeleted: {digest}\n"
+    assert "forced" not in session.ok("images")
+    short = digest.removeprefix("sha256:")[:12]
+    assert session.ok("ps", "-a", "--filter", "name=forced-user", "--format",
+                      "{{.Image}}") == f"{short}\n"  # as Docker shows a deleted image
+    session.ok("rm", "forced-user")
+
+
 def test_a_bare_env_name_takes_the_clients_value_or_is_unset(session: Cli) -> None:
     """Docker's ``-e NAME``: the client's value if it has one, else no variable at all."""
     session.environment["BERTH_TEST_GIVEN"] = "from the client"

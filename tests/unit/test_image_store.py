@@ -546,21 +546,80 @@ def test_a_repeated_directory_member_takes_the_last_ones_attributes_and_refused_
 def test_an_image_directory_no_row_names_is_reclaimed_at_open(
         engine: Engine, tmp_path: pathlib.Path) -> None:
     """A crash between an import's move into place and its row (or a removal's rows and its
-    files) left it: deleted, unless a container uses it (then kept, dangling)."""
+    files) left it, or it is the layer of a deleted image whose last container went while the
+    daemon was down: deleted, unless a container still uses it (then kept, with no name)."""
     images = engine.images
     assert images is not None
     used = images.import_image(tarball(tmp_path / "used.tar", (member("f"), b"used")), "used")
     orphan = images.import_image(tarball(tmp_path / "orphan.tar", (member("f"), b"x")), "orphan")
-    engine.create(ContainerConfig(image="used", command=("true",)))
+    user = engine.create(ContainerConfig(image="used", command=("true",)))
     with engine.saga.db.write() as writer:  # what the crash left: files, no row
         writer.delete_image("used:latest")
         writer.delete_image("orphan:latest")
     reopened = ImageStore(tmp_path / "root", engine.saga.db)
     assert not pathlib.Path(reopened.rootfs(orphan.digest)).exists()
-    assert [(image.reference, image.digest) for image in reopened.list_images()] == [
-        (used.digest, used.digest)]  # <none>, removable by ID once its container goes
-    assert pathlib.Path(reopened.rootfs(used.digest)).is_dir()
+    assert reopened.list_images() == []
+    assert pathlib.Path(reopened.rootfs(used.digest)).is_dir()  # its container's layer
     assert not [entry for entry in os.listdir(reopened.root) if entry.startswith(".")]
+    engine.images = reopened
+    engine.remove(user.id)
+    assert os.listdir(reopened.root) == []  # collected with its last container
+
+
+def test_a_forced_rmi_deletes_an_image_stopped_containers_use_and_keeps_their_layer(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    """moby's ``rmi -f``: the image goes (no name, not listed), its files stay as the layer
+    of the containers that use it, and go with the last of them."""
+    images = engine.images
+    assert images is not None
+    record = images.import_image(tarball(tmp_path / "a.tar", (member("f"), b"a")), "app")
+    first = engine.create(ContainerConfig(image="app", command=("true",)))
+    second = engine.create(ContainerConfig(image="app", command=("true",)))
+    with pytest.raises(Conflict, match="must force"):
+        images.remove("app")
+    assert images.remove("app", force=True) == (["app:latest"], record.digest)
+    assert images.list_images() == []
+    with pytest.raises(NotFound):
+        images.resolve("app")
+    rootfs = pathlib.Path(images.rootfs(record.digest))
+    assert (rootfs / "f").read_bytes() == b"a"
+    engine.start(first.id)  # its layer is there: it still starts, as Docker's does
+    engine.remove(first.id, force=True)
+    assert rootfs.is_dir()  # the other container still uses it
+    engine.remove(second.id)
+    assert not rootfs.exists() and os.listdir(images.root) == []
+
+
+def test_a_forced_rmi_of_a_running_containers_image(engine: Engine,
+                                                   tmp_path: pathlib.Path) -> None:
+    """By name, its last name is untagged and the image stays as <none>; by ID, it is never
+    deleted ("cannot be forced"); an image with several names goes whole by ID."""
+    images = engine.images
+    assert images is not None
+    record = images.import_image(tarball(tmp_path / "r.tar", (member("f"), b"r")), "run")
+    images.import_image(str(tmp_path / "r.tar"), "other")
+    engine.start(engine.create(ContainerConfig(image="run", command=("sleep", "60"))).id)
+    short = record.digest.removeprefix("sha256:")[:12]
+    with pytest.raises(Conflict, match=r"\(cannot be forced\) - image is being used by running"):
+        images.remove(short, force=True)
+    assert images.remove("other", force=True) == (["other:latest"], "")
+    assert images.remove("run", force=True) == (["run:latest"], "")
+    assert [(image.reference, image.digest, image.created_at)
+            for image in images.list_images()] == [
+        (record.digest, record.digest, record.created_at)]  # <none>, created when it was
+    assert pathlib.Path(images.rootfs(record.digest)).is_dir()
+
+
+def test_a_forced_rmi_by_id_removes_every_name(store: ImageStore,
+                                               tmp_path: pathlib.Path) -> None:
+    record = store.import_image(tarball(tmp_path / "m.tar", (member("f"), b"m")), "one")
+    store.import_image(str(tmp_path / "m.tar"), "two:1")
+    with pytest.raises(Conflict, match="referenced in multiple repositories"):
+        store.remove(record.digest)
+    removal = store.remove(record.digest, force=True)
+    assert sorted(removal.untagged) == ["one:latest", "two:1"]
+    assert removal.deleted == record.digest
+    assert store.list_images() == [] and os.listdir(store.root) == []
 
 
 def test_the_unpacker_stops_once_its_daemon_is_gone(tmp_path: pathlib.Path) -> None:

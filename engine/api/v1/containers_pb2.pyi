@@ -276,12 +276,14 @@ class ImagesResponse(_message.Message):
     def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...
 
 class RemoveImageRequest(_message.Message):
-    __slots__ = ("reference", "request_id")
+    __slots__ = ("reference", "request_id", "force")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     reference: str
     request_id: str
-    def __init__(self, reference: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, reference: _Optional[str] = ..., request_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RemoveImageResponse(_message.Message):
     __slots__ = ("untagged", "deleted")
