@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,26 @@ def test_rm_removes_the_upper_layer(engine: Engine, engines: RealEngines) -> Non
     assert (upper / "file").read_text() == "x\n"
     engine.remove("gone")
     assert not (engines.root / "containers" / record.id).exists()
+
+
+def test_a_container_of_a_force_deleted_image_still_runs(engine: Engine,
+                                                        busybox_rootfs: pathlib.Path,
+                                                        tmp_path: pathlib.Path) -> None:
+    """``rmi -f`` of an image a stopped container uses: the image goes, its files stay as
+    the container's lower layer (it starts again), and go when the container is removed."""
+    assert engine.images is not None
+    content = tmp_path / "variant"
+    shutil.copytree(busybox_rootfs, content, symlinks=True)
+    (content / "variant").write_text("v\n")
+    image = engine.images.import_image(str(content), "variant")
+    engine.create(ContainerConfig(image="variant", command=("cat", "/variant"), name="kept"))
+    assert engine.images.remove("variant", force=True).deleted == image.digest
+    engine.start("kept")
+    assert engine.wait("kept", timeout=30).exit_code == 0
+    lower = pathlib.Path(engine.images.rootfs(image.digest))
+    assert lower.is_dir()
+    engine.remove("kept")
+    assert not lower.exists()
 
 
 def test_named_volume_content_persists_across_containers(engine: Engine) -> None:
