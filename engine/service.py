@@ -16,7 +16,7 @@ import os
 import signal as signals
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from engine.container_config import (
 )
 from engine.errors import (
     BerthError,
+    Cancelled,
     Conflict,
     ContainerNotFound,
     Deadline,
@@ -554,6 +555,53 @@ class Engine:
                 if record.state in _LIVE and record.resources_operation_id == run:
                     return self._record_exit(record, task, context)
         return record
+
+    def wait_next_exit(self, reference: str, *, timeout: float | None = None,
+                       context: JournalContext = MONITOR,
+                       gone: Callable[[], bool] | None = None) -> ContainerRecord:
+        """Docker's ``next-exit`` wait: block until the container's first exit after this
+        call (one not running now must be started first), or its removal; return it with
+        that exit's code. Raises ContainerNotFound, Deadline after ``timeout`` seconds,
+        InvalidParameter for a negative or NaN one, Unavailable once the engine closes,
+        Cancelled once ``gone()`` (asked every slice) says the waiter went away."""
+        check_wait_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        record = self.resolve(reference)
+        changed = threading.Event()  # set after every commit: the journal may hold the exit
+        unwatch = self.saga.events.watch(changed.set)
+        try:
+            with self.saga.db.read(snapshot=False) as reader:
+                rows = reader.history(record.id)
+            mark = rows[-1].event_seq if rows else 0
+            while True:
+                changed.clear()  # before reading: a commit from here on wakes the next wait
+                with self.saga.db.read(snapshot=False) as reader:
+                    rows = reader.history(record.id, since=mark)
+                for row in rows:
+                    if row.event == Event.DIE.value:  # its code, whatever came after it
+                        code = (row.attributes or {}).get("exitCode", MISSING_TASK_EXIT)
+                        return self._latest(record.id).replace(exit_code=int(code))
+                    if row.event == Event.DESTROY.value:  # moby's removal wakes it too
+                        return self._latest(record.id)
+                    mark = row.event_seq
+                left = WAIT_SLICE_SECONDS if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise Deadline(f"container {record.id} did not exit within {timeout:g}s")
+                if self.closing.is_set():
+                    raise Unavailable(SHUTTING_DOWN)
+                if gone is not None and gone():
+                    raise Cancelled(f"nobody waits for container {record.id} any more")
+                current = self._latest(record.id)
+                if current.state in _LIVE:
+                    # Running: waiting on its task records the exit (with or without the
+                    # daemon's exit monitor), and the journal then holds it.
+                    with contextlib.suppress(Deadline):
+                        self.wait(record.id, timeout=min(left, WAIT_SLICE_SECONDS),
+                                  context=context)
+                else:
+                    changed.wait(min(left, WAIT_SLICE_SECONDS))
+        finally:
+            unwatch()
 
     def _latest(self, container_id: str) -> ContainerRecord:
         """The stored container, or its last record if it was removed (never raises for a

@@ -22,7 +22,7 @@ from engine.api.convert import config_from, container_message, history_message, 
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
-from engine.errors import Deadline, InvalidParameter, NotFound, NotModified, Unavailable
+from engine.errors import Cancelled, Deadline, InvalidParameter, NotFound, NotModified, Unavailable
 from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
@@ -46,7 +46,7 @@ def wait_condition(condition: str) -> bool:
     if condition == "removed":
         return True
     if condition == "next-exit":
-        raise InvalidParameter('wait condition "next-exit" is not supported')
+        return False  # not found, as for not-running (``Engine.wait_next_exit``)
     raise InvalidParameter(f'invalid condition: "{condition}"')
 
 
@@ -150,6 +150,8 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         until_removed = request.condition == "removed"  # Docker's: answered once it is gone
         if timeout is not None and math.isinf(timeout):
             timeout = None
+        if request.condition == "next-exit":
+            return self._wait_next_exit(request.container, timeout, context)
         deadline = None if timeout is None else time.monotonic() + timeout
         container = request.container  # its ID once found: a removed one's name is free
         while True:
@@ -176,6 +178,18 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 time.sleep(REMOVAL_POLL_SECONDS)
                 continue
             return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
+
+    def _wait_next_exit(self, container: str, timeout: float | None,
+                        context: grpc.ServicerContext) -> pb.WaitResponse:
+        def gone() -> bool:
+            self._check_shutdown()
+            return not context.is_active()
+
+        try:
+            record = self._engine.wait_next_exit(container, timeout=timeout, gone=gone)
+        except Cancelled:
+            return pb.WaitResponse()  # nobody is listening any more
+        return pb.WaitResponse(exit_code=record.exit_code, error=record.error)
 
     def Inspect(self, request: pb.InspectRequest, context: grpc.ServicerContext
                 ) -> pb.Container:

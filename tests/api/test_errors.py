@@ -228,15 +228,31 @@ def test_a_wait_for_a_removed_container_is_not_found_unless_it_waits_for_removal
     assert reply.exit_code == 0
 
 
-@pytest.mark.parametrize(("condition", "message"), [
-    ("bogus", 'invalid condition: "bogus"'),
-    ("next-exit", 'wait condition "next-exit" is not supported')])
-def test_an_unknown_wait_condition_is_invalid(daemon: ApiDaemon, condition: str,
-                                             message: str) -> None:
+def test_an_unknown_wait_condition_is_invalid(daemon: ApiDaemon) -> None:
     daemon.run("web")
     error = failure(lambda: daemon.containers.Wait(
-        pb.WaitRequest(container="web", condition=condition), timeout=CALL_TIMEOUT))
-    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT, message)
+        pb.WaitRequest(container="web", condition="bogus"), timeout=CALL_TIMEOUT))
+    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT,
+                                               'invalid condition: "bogus"')
+
+
+def test_a_next_exit_wait_answers_with_the_exit_after_the_call(daemon: ApiDaemon) -> None:
+    """Docker's ``next-exit``: an exited container is not answered with the exit it had;
+    the wait lasts until it ran and exited again. Unknown containers are NOT_FOUND."""
+    created = daemon.run("web")
+    daemon.runtime.exit(created.id, 4)
+    first = daemon.containers.Wait(pb.WaitRequest(container="web"), timeout=CALL_TIMEOUT)
+    assert first.exit_code == 4
+    pending = daemon.containers.Wait.future(
+        pb.WaitRequest(container="web", condition="next-exit"), timeout=CALL_TIMEOUT)
+    with pytest.raises(grpc.FutureTimeoutError):
+        pending.result(timeout=0.5)
+    daemon.containers.Start(pb.StartRequest(container="web"), timeout=CALL_TIMEOUT)
+    daemon.runtime.exit(created.id, 6)
+    assert pending.result(timeout=CALL_TIMEOUT).exit_code == 6
+    assert_status(lambda: daemon.containers.Wait(
+        pb.WaitRequest(container="nothing", condition="next-exit"), timeout=CALL_TIMEOUT),
+        Code.NOT_FOUND, "NotFound")
 
 
 @pytest.mark.parametrize("timeout", [float("nan"), -1.0])
