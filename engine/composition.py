@@ -21,10 +21,16 @@ from engine.runtime import OCIRuntime
 from engine.saga import SagaContext
 from engine.service import Engine
 from engine.store import Database, Durability
+from engine.store.database import MEMORY
 from engine.testing import FakeHost, FakeRuntime
 
 DEFAULT_ROOT = "/var/lib/berth"
 DB_FILE = "berth.db"
+# What only root may enter (Docker's 0710/0711 data root since 20.10.9, CVE-2021-41091): a
+# container's upper layer, rootfs and /dev/shm, volumes, images and logs hold setuid files
+# and data of every container. The root itself stays traversable for the socket.
+PRIVATE_DIRECTORIES = ("containers", "images", "volumes", "netns", "runc", "exits", "trash")
+ROOT_MODE = 0o711
 
 
 def default_root() -> pathlib.Path:
@@ -33,6 +39,25 @@ def default_root() -> pathlib.Path:
 
 def database_path(root: pathlib.Path) -> str:
     return os.environ.get("BERTH_DB") or str(root / DB_FILE)
+
+
+def seal(base: pathlib.Path, database: str) -> None:
+    """Create the data root, traversable only, with its private directories (root's alone),
+    and the database file if it is missing, 0600 (SQLite gives its -wal and -shm the mode of
+    the database). What an older version made in the root is tightened the same way; a
+    database elsewhere (``BERTH_DB``) that exists keeps the mode its owner gave it."""
+    base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, ROOT_MODE)
+    for name in PRIVATE_DIRECTORIES:
+        directory = base / name
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+    if database != MEMORY:
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    default = base / DB_FILE
+    for path in (default, base / f"{DB_FILE}-wal", base / f"{DB_FILE}-shm"):
+        if path.exists():
+            os.chmod(path, 0o600)
 
 
 def open_engine(
@@ -55,9 +80,10 @@ def open_engine(
     given and no backend named: ``fake``, with no image store).
     """
     base = pathlib.Path(root) if root is not None else default_root()
-    base.mkdir(parents=True, exist_ok=True)
+    path = db_path or database_path(base)
+    seal(base, path)
     sync = durability or os.environ.get("BERTH_DB_SYNC", "normal")
-    database = Database(db_path or database_path(base), durability=sync)  # type: ignore[arg-type]
+    database = Database(path, durability=sync)  # type: ignore[arg-type]
     if backend is None and runtime is not None and host is not None:
         backend = "fake"  # the caller composed its own parts: no image store to resolve
     kind = backend or os.environ.get("BERTH_BACKEND", "runc")

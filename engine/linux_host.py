@@ -166,12 +166,14 @@ class LinuxHost:
             linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, options)
 
     def _secrets(self, path: str, secrets: list[str]) -> None:
-        self._tmpfs(path, "mode=0700,size=1024k")
+        # Readable by the container's user whoever it is (a swarm secret's default: root,
+        # 0444); the host's users cannot reach it (``containers/`` is root's alone).
+        self._tmpfs(path, "mode=0755,size=1024k")
         for entry in secrets:
             name, _, value = entry.partition("=")
             secret = pathlib.Path(path, os.path.basename(name))
             secret.write_text(value)
-            secret.chmod(0o400)
+            secret.chmod(0o444)
 
     def _write_bundle(self, container: ContainerRecord, handle: Handle,
                       acquired: Mapping[Resource, Handle]) -> None:
