@@ -59,10 +59,19 @@ def _config(args: argparse.Namespace) -> Any:
     return pb.ContainerConfig(
         image=args.image, cmd=args.command, name=args.name or "", env=env,
         working_dir=args.workdir or "", user=args.user or "", hostname=args.hostname or "",
-        network_mode=args.network,
-        mounts=args.volume, restart_policy=name, restart_max_retries=max_retries,
+        network_mode=args.network, mounts=[_absolute_source(spec) for spec in args.volume],
+        restart_policy=name, restart_max_retries=max_retries,
         auto_remove=args.rm, runtime=args.runtime or "", secrets=args.secret,
     )
+
+
+def _absolute_source(spec: str) -> str:
+    """Docker's CLI (23 and later): a ``-v`` host part that is ``.`` or starts with ``./`` is
+    made absolute on the client, from its working directory."""
+    source, colon, rest = spec.partition(":")
+    if colon and (source == "." or source.startswith("./")):
+        return f"{os.path.abspath(source)}:{rest}"
+    return spec
 
 
 def _env_files(paths: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import pathlib
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ from engine.container_config import parse_mount
 from engine.errors import InvalidParameter, System
 from engine.host import Handle, Resource
 from engine.image import ImageStore
-from engine.oci_spec import build_spec
+from engine.oci_spec import build_spec, container_hostname
 from engine.store import ContainerRecord
 from engine.sweeper import Sweeper
 
@@ -71,6 +72,10 @@ class LinuxHost:
                 return None
             return {"netns": f"{self._root}/netns/{container.id}"}
         if resource is Resource.IPC:
+            # moby's setupIpcDirs: none when the user mounts something on /dev/shm.
+            if any(posixpath.normpath(parse_mount(spec)["destination"]) == "/dev/shm"
+                   for spec in config.get("mounts") or []):
+                return None
             return {"path": f"{base}/shm"}
         if resource is Resource.SECRETS:
             return {"path": f"{base}/secrets"} if config.get("secrets") else None
@@ -179,8 +184,10 @@ class LinuxHost:
                       acquired: Mapping[Resource, Handle]) -> None:
         bundle = pathlib.Path(str(handle["bundle"]))
         bundle.mkdir(parents=True, exist_ok=True)
+        files = _resolution_files(str(bundle), container.id, container.config)
         spec = build_spec(container.id, container.config,
-                          {resource.value: value for resource, value in acquired.items()})
+                          {resource.value: value for resource, value in acquired.items()},
+                          files)
         temporary = bundle / ".config.json.tmp"
         # No indent: with one, json falls back to its pure-Python encoder (~5 ms a spec).
         temporary.write_text(json.dumps(spec, separators=(",", ":")))
@@ -223,6 +230,59 @@ class LinuxHost:
             self.sweeper.discard(str(directory))  # gone from its path when this returns
         except OSError as exc:
             raise System(f"unable to remove {directory}: {exc}") from exc
+
+
+# libnetwork's etchosts defaults: the loopback names, IPv4 and IPv6.
+_HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+          "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+          "ff02::2\tip6-allrouters\n")
+_FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")  # libnetwork's, when the host has none left
+
+
+def _resolution_files(bundle: str, container_id: str, config: Mapping[str, Any]
+                      ) -> dict[str, str]:
+    """Write the container's /etc/hostname, /etc/hosts and /etc/resolv.conf in its bundle
+    (they go with it) and return them by container path, as Docker's daemon makes them: the
+    hostname; the loopback names (the host's own file with the host's network); the host's
+    resolv.conf, its loopback nameservers left out in a network namespace of the container's
+    own (they would be its own loopback there), Google's if none is left."""
+    host_network = config.get("network_mode") == "host"
+    hosts = _host_file("/etc/hosts") if host_network else _HOSTS
+    resolv = _host_file("/etc/resolv.conf")
+    if not host_network:
+        resolv = _without_loopback_nameservers(resolv)
+    contents = {"/etc/hostname": f"{container_hostname(container_id, config)}\n",
+                "/etc/hosts": hosts, "/etc/resolv.conf": resolv}
+    files = {}
+    for destination, content in contents.items():
+        path = f"{bundle}/{os.path.basename(destination)}"
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        files[destination] = path
+    return files
+
+
+def _host_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(1 << 20)
+    except OSError:
+        return ""
+
+
+def _without_loopback_nameservers(content: str) -> str:
+    lines = []
+    servers = 0
+    for line in content.splitlines():
+        fields = line.split()
+        if fields[:1] == ["nameserver"] and len(fields) > 1:
+            if fields[1].startswith("127.") or fields[1] == "::1":
+                continue
+            servers += 1
+        lines.append(line)
+    if not servers:
+        lines += [f"nameserver {server}" for server in _FALLBACK_NAMESERVERS]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _make_directories(*paths: str) -> bool:

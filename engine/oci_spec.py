@@ -10,6 +10,7 @@ CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the te
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import resource
 import socket
@@ -167,7 +168,7 @@ def _in_root(rootfs: str, path: str) -> str:
 
 
 def _environment(variables: list[str]) -> list[str]:
-    """The process environment: the default PATH, then the container's variables in order,
+    """The process environment: the default PATH, then ``variables`` in order,
     a later one replacing an earlier one of its name; a bare name (no ``=``) unsets the
     variable (moby's ReplaceOrAppendEnvValues)."""
     env: dict[str, str] = {"PATH": DEFAULT_PATH}
@@ -179,12 +180,23 @@ def _environment(variables: list[str]) -> list[str]:
     return list(env.values())
 
 
-def build_spec(container_id: str, config: Mapping[str, Any],
-               acquired: Mapping[str, Handle]) -> dict[str, Any]:
-    """The config.json of ``container_id``. Raises InvalidParameter (unknown user)."""
+def container_hostname(container_id: str, config: Mapping[str, Any]) -> str:
+    """Docker's: the -h name; else the host's own with the host's network, else the ID."""
+    if config.get("hostname"):
+        return str(config["hostname"])
+    return socket.gethostname() if config.get("network_mode") == "host" else container_id[:12]
+
+
+def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[str, Handle],
+               files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The config.json of ``container_id``; ``files``: the host files bound on container
+    paths (/etc/hosts, /etc/hostname, /etc/resolv.conf), unless the user mounts there.
+    Raises InvalidParameter (unknown user)."""
     rootfs = str(acquired["rootfs"]["path"])
-    env = _environment(config.get("env", []))
     host_network = config.get("network_mode") == "host"
+    hostname = container_hostname(container_id, config)
+    # moby's CreateDaemonEnvironment: PATH and HOSTNAME first, the container's own after.
+    env = _environment([f"HOSTNAME={hostname}", *config.get("env", [])])
     # Its own UTS namespace in either mode, as Docker's (only --uts=host shares the host's).
     namespaces: list[dict[str, str]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"},
                                         {"type": "uts"}]
@@ -207,24 +219,42 @@ def build_spec(container_id: str, config: Mapping[str, Any],
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
     ]
+    user_mounts: list[dict[str, Any]] = []
     ipc = acquired.get("ipc")
     if ipc:
-        mounts.append({"destination": "/dev/shm", "type": "bind", "source": str(ipc["path"]),
-                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+        user_mounts.append({"destination": "/dev/shm", "type": "bind",
+                            "source": str(ipc["path"]),
+                            "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})
     secrets = acquired.get("secrets")
     if secrets:
-        mounts.append({"destination": "/run/secrets", "type": "bind",
-                       "source": str(secrets["path"]), "options": ["rbind", "ro"]})
+        user_mounts.append({"destination": "/run/secrets", "type": "bind",
+                            "source": str(secrets["path"]), "options": ["rbind", "ro"]})
     volumes = acquired.get("volumes")
     shared_root = False
     for volume in (volumes or {}).get("mounts", []):
         options = ["rbind", "ro" if volume["readonly"] else "rw"]
-        if volume.get("propagation"):
-            options.append(volume["propagation"])
-            if volume["propagation"] in ("shared", "rshared"):
+        # moby's parser: a bind without a propagation mode is rprivate (a mount made later
+        # under its host source never appears in the container); a volume gets none.
+        propagation = volume.get("propagation") or (
+            "rprivate" if volume.get("volume") is None else None)
+        if propagation:
+            options.append(propagation)
+            if propagation in ("shared", "rshared"):
                 shared_root = True  # moby: a shared bind needs a shared container root
-        mounts.append({"destination": volume["destination"], "type": "bind",
-                       "source": volume["source"], "options": options})
+        user_mounts.append({"destination": volume["destination"], "type": "bind",
+                            "source": volume["source"], "options": options})
+    mounted = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
+    for destination, source in (files or {}).items():
+        if destination not in mounted:  # moby's HasMountFor: the user's mount wins
+            user_mounts.append({"destination": destination, "type": "bind", "source": source,
+                                "options": ["rbind", "rprivate"]})
+    # moby's WithMounts: parents before what is mounted inside them, whatever the order of
+    # the -v flags (stable: the count of path components); a default mount the user mounts
+    # over is left out.
+    user_mounts.sort(key=lambda mount: len(posixpath.normpath(mount["destination"])
+                                           .split("/")))
+    covered = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
+    mounts = [mount for mount in mounts if mount["destination"] not in covered] + user_mounts
     capabilities = list(DEFAULT_CAPABILITIES)
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
@@ -240,9 +270,7 @@ def build_spec(container_id: str, config: Mapping[str, Any],
             "noNewPrivileges": False,
         },
         "root": {"path": rootfs, "readonly": False},
-        # Docker's: the -h name; else the host's own with the host's network, else the ID.
-        "hostname": config.get("hostname") or (socket.gethostname() if host_network
-                                                else container_id[:12]),
+        "hostname": hostname,
         "mounts": mounts,
         "linux": {
             "cgroupsPath": f"/berth/{container_id}",

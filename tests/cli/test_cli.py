@@ -190,6 +190,18 @@ def test_rmi_force_deletes_an_image_a_stopped_container_uses(session: Cli,
     session.ok("rm", "forced-user")
 
 
+def test_volume_sources_dot_and_dot_slash_are_the_clients_directory(
+        session: Cli, tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker/cli 23: ``-v .:/m`` and ``-v ./sub:/m`` are made absolute on the client. Nested
+    binds are mounted parents first, whatever their order (moby sorts them)."""
+    here = pathlib.Path(str(tmp_path)) / "here"
+    (here / "sub").mkdir(parents=True)
+    (here / "sub" / "inner").write_text("nested\n")
+    monkeypatch.chdir(here)
+    assert session.ok("run", "--rm", "-v", "./sub:/m/b", "-v", ".:/m", "busybox",
+                      "cat", "/m/b/inner", "/m/sub/inner") == "nested\nnested\n"
+
+
 def test_a_bare_env_name_takes_the_clients_value_or_is_unset(session: Cli) -> None:
     """Docker's ``-e NAME``: the client's value if it has one, else no variable at all."""
     session.environment["BERTH_TEST_GIVEN"] = "from the client"

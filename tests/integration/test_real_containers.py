@@ -7,6 +7,8 @@ import os
 import pathlib
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -102,6 +104,72 @@ def test_a_container_of_a_force_deleted_image_still_runs(engine: Engine,
     assert lower.is_dir()
     engine.remove("kept")
     assert not lower.exists()
+
+
+def test_other_host_users_cannot_reach_a_containers_files(engine: Engine,
+                                                         engines: RealEngines) -> None:
+    """Docker's 0711 data root (CVE-2021-41091): a setuid file written in a container, its
+    /dev/shm, its log, volumes and the journal are root's alone on the host."""
+    record = engine.create(config("sh", "-c", "echo x > /file; echo out; sleep 60",
+                                  name="private", mounts=("privvol:/data",),
+                                  secrets=("token=hidden",)))
+    engine.start("private")
+    root = engines.root
+    assert stat.S_IMODE(root.stat().st_mode) == 0o711
+    for name in ("containers", "images", "volumes", "netns", "runc", "exits"):
+        assert stat.S_IMODE((root / name).stat().st_mode) == 0o700, name
+    assert stat.S_IMODE((root / "berth.db").stat().st_mode) == 0o600
+    container = root / "containers" / record.id
+    deadline = time.monotonic() + 10
+    while not (container / "upper" / "file").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for path in (container / "upper" / "file", container / "shm",
+                 pathlib.Path(engine.saga.host.log_path(record.id)), root / "berth.db",
+                 root / "volumes" / "privvol", root / "images"):
+        denied = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 "ls", "-d", str(path)], capture_output=True, text=True,
+                                check=False)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, path
+    engine.remove("private", force=True)
+
+
+def test_a_secret_is_readable_by_the_containers_user(engine: Engine) -> None:
+    record = engine.create(config("cat", "/run/secrets/token", name="reader-1000",
+                                  user="1000", secrets=("token=shared",)))
+    engine.start(record.id)
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    assert [line["log"] for line in log_lines(engine, record.id)] == ["shared"]
+
+
+def test_a_users_dev_shm_replaces_the_containers_own(engine: Engine,
+                                                   tmp_path: pathlib.Path) -> None:
+    """moby's setupIpcDirs: no /dev/shm tmpfs of its own under the user's mount."""
+    (tmp_path / "shm").mkdir()
+    (tmp_path / "shm" / "mine").write_text("user's\n")
+    record = engine.create(config("sh", "-c", "grep -c ' /dev/shm ' /proc/self/mountinfo; "
+                                  "cat /dev/shm/mine; echo $HOSTNAME", name="own-shm",
+                                  mounts=(f"{tmp_path / 'shm'}:/dev/shm",)))
+    engine.start(record.id)
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    assert [line["log"] for line in log_lines(engine, record.id)] == [
+        "1\n", "user's\n", f"{record.id[:12]}\n"]
+    assert not (engine.saga.host.container_dir(record.id) / "shm").exists()  # never made
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_hostname_hosts_and_resolv_conf_are_dockers(engine: Engine, network: str) -> None:
+    record = engine.create(config("sh", "-c", "cat /etc/hostname; grep -c localhost "
+                                  "/etc/hosts; grep -c '^nameserver' /etc/resolv.conf; "
+                                  "echo edited >> /etc/hosts", name=f"names-{network}",
+                                  network_mode=network))
+    engine.start(record.id)
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    hostname = record.id[:12] if network == "none" else socket.gethostname()
+    lines = [line["log"] for line in log_lines(engine, record.id)]
+    assert lines[0] == f"{hostname}\n"
+    assert int(lines[1]) >= 1 and int(lines[2]) >= 1
+    if network == "host":
+        assert "edited" not in pathlib.Path("/etc/hosts").read_text()  # a copy, not the host's
 
 
 def test_named_volume_content_persists_across_containers(engine: Engine) -> None:

@@ -183,17 +183,49 @@ def test_a_shared_bind_makes_the_container_root_shared(tmp_path: pathlib.Path) -
     assert "rootfsPropagation" not in build_spec("k" * 64, CONFIG, handles)["linux"]
 
 
+HOST = "HOSTNAME=box"  # the -h name; moby's CreateDaemonEnvironment: PATH, then HOSTNAME
+
+
 @pytest.mark.parametrize(("env", "expected"), [
-    ([], [DEFAULT_PATH]),
-    (["A=1", "B=2"], [DEFAULT_PATH, "A=1", "B=2"]),
-    (["PATH=/x", "A=1"], ["PATH=/x", "A=1"]),
+    ([], [DEFAULT_PATH, HOST]),
+    (["A=1", "B=2"], [DEFAULT_PATH, HOST, "A=1", "B=2"]),
+    (["PATH=/x", "A=1"], [HOST, "PATH=/x", "A=1"]),
     (["A=1", "A=2"], ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                      "A=2"]),
-    (["A=1", "A"], [DEFAULT_PATH]),  # a bare name unsets the variable (and is no variable)
-    (["PATH", "B=2"], ["B=2"]),
-    (["GONE"], [DEFAULT_PATH]),
+                      HOST, "A=2"]),
+    (["A=1", "A"], [DEFAULT_PATH, HOST]),  # a bare name unsets the variable
+    (["PATH", "B=2"], [HOST, "B=2"]),
+    (["GONE"], [DEFAULT_PATH, HOST]),
+    (["HOSTNAME=mine"], [DEFAULT_PATH, "HOSTNAME=mine"]),
 ])
 def test_the_environment_follows_moby(tmp_path: pathlib.Path, env: list[str],
                                       expected: list[str]) -> None:
     spec = build_spec("f" * 64, {**CONFIG, "env": env}, acquired(tmp_path))
     assert spec["process"]["env"] == expected
+
+
+def test_mounts_go_parents_first_whatever_the_flag_order(tmp_path: pathlib.Path) -> None:
+    """moby sorts the container's mounts by their count of path components: ``-v A:/a/b -v
+    B:/a`` mounted /a over /a/b when taken in flag order."""
+    handles = acquired(tmp_path)
+    handles["volumes"]["mounts"] = [
+        {"source": "/h/inner", "destination": "/a/b", "readonly": False, "volume": None},
+        {"source": "/h/outer", "destination": "/a", "readonly": False, "volume": None},
+        {"source": "/v/_data", "destination": "/z", "readonly": False, "volume": "v"}]
+    spec = build_spec("k" * 64, CONFIG, handles)
+    order = [mount["destination"] for mount in spec["mounts"]]
+    assert order.index("/a") < order.index("/a/b")
+    assert order.index("/z") < order.index("/dev/shm")  # two components before three
+    assert order[:6] == ["/proc", "/dev", "/dev/pts", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
+    options = {mount["destination"]: mount["options"] for mount in spec["mounts"]}
+    assert options["/a"] == ["rbind", "rw", "rprivate"]  # moby's default for a bind
+    assert options["/z"] == ["rbind", "rw"]  # a volume gets no propagation mode
+    assert list(validator().iter_errors(spec)) == []
+
+
+def test_a_default_mount_the_user_mounts_over_is_left_out(tmp_path: pathlib.Path) -> None:
+    handles = acquired(tmp_path)
+    handles["volumes"]["mounts"] = [
+        {"source": "/h/mq", "destination": "/dev/mqueue/", "readonly": False, "volume": None}]
+    spec = build_spec("k" * 64, CONFIG, handles)
+    assert [mount["source"] for mount in spec["mounts"]
+            if mount["destination"].rstrip("/") == "/dev/mqueue"] == ["/h/mq"]
