@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.host import Handle
+from engine.seccomp import default_profile
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -276,6 +277,7 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
             "cgroupsPath": f"/berth/{container_id}",
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": namespaces,
+            "seccomp": default_profile(),
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },

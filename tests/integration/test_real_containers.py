@@ -172,6 +172,20 @@ def test_hostname_hosts_and_resolv_conf_are_dockers(engine: Engine, network: str
         assert "edited" not in pathlib.Path("/etc/hosts").read_text()  # a copy, not the host's
 
 
+def test_a_container_runs_under_the_default_seccomp_filter(engine: Engine) -> None:
+    """As under Docker's default profile: filtered (mode 2), no new user namespace (a
+    process has every capability inside one), no mount; the rest works."""
+    script = ("grep Seccomp: /proc/self/status; unshare -U true 2>&1 || echo refused; "
+              "unshare -U -r true 2>&1 || echo refused; echo forks | cat")
+    record = engine.create(config("sh", "-c", script, name="filtered"))
+    engine.start(record.id)
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    lines = [line["log"].strip() for line in log_lines(engine, record.id)]
+    assert lines[0].split() == ["Seccomp:", "2"]
+    assert lines.count("refused") == 2 and lines[-1] == "forks"
+    assert any("Operation not permitted" in line for line in lines)
+
+
 def test_named_volume_content_persists_across_containers(engine: Engine) -> None:
     engine.create(config("sh", "-c", "echo shared > /data/note", name="writer",
                          mounts=("notes:/data",)))
