@@ -4,7 +4,8 @@
 In one interleaved run (A, B, A, B ...), times:
   (a) bare runc from Python: ``runc create`` (this process is the child subreaper and waits for
       the init by pid, as conmon and containerd-shim do) + ``runc start`` + wait for the exit +
-      ``runc delete``, on a bundle whose config.json is the engine's own spec for the image;
+      ``runc delete``, on a bundle whose config.json is the engine's own spec for the image
+      (its seccomp filter, and its /etc/hostname, hosts and resolv.conf binds, written once);
   (b) the engine's API in-process: create, start, wait, remove (overlay rootfs, network
       namespace, /dev/shm tmpfs, journal, supervisor); what the host defers to its
       background thread (filesystem teardown, freeing the removed directory) is finished
@@ -36,6 +37,7 @@ import time
 from engine import linux
 from engine.composition import open_engine
 from engine.container_config import ContainerConfig
+from engine.linux_host import resolution_files
 from engine.oci_spec import build_spec
 from engine.service import Engine
 from engine.supervisor import PID_FILE
@@ -134,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     engine.images.import_image(str(rootfs), "busybox")
     bundle = workdir / "bundle"
     bundle.mkdir()
-    spec = build_spec("bare", {"cmd": ["true"], "network_mode": "none"},
-                      {"rootfs": {"path": str(rootfs)}})
+    bare_config = {"cmd": ["true"], "network_mode": "none"}
+    spec = build_spec("bare", bare_config, {"rootfs": {"path": str(rootfs)}},
+                      resolution_files(str(bundle), "bare", bare_config))
     spec["linux"]["cgroupsPath"] = "/berth-bare"
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
                                    if ns["type"] != "network"] + [{"type": "network"}]

@@ -184,7 +184,7 @@ class LinuxHost:
                       acquired: Mapping[Resource, Handle]) -> None:
         bundle = pathlib.Path(str(handle["bundle"]))
         bundle.mkdir(parents=True, exist_ok=True)
-        files = _resolution_files(str(bundle), container.id, container.config)
+        files = resolution_files(str(bundle), container.id, container.config)
         spec = build_spec(container.id, container.config,
                           {resource.value: value for resource, value in acquired.items()},
                           files)
@@ -239,7 +239,7 @@ _HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 _FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")  # libnetwork's, when the host has none left
 
 
-def _resolution_files(bundle: str, container_id: str, config: Mapping[str, Any]
+def resolution_files(bundle: str, container_id: str, config: Mapping[str, Any]
                       ) -> dict[str, str]:
     """Write the container's /etc/hostname, /etc/hosts and /etc/resolv.conf in its bundle
     (they go with it) and return them by container path, as Docker's daemon makes them: the
