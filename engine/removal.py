@@ -65,7 +65,14 @@ def finish_removal(journal: OperationJournal, *, volumes: bool,
                                        None, started, saga.clock()))
         journal.transition(Event.REMOVE_STEP, step=name)
     now = saga.clock()
-    journal.transition(Event.DESTROY, removed_at=now)
+    secrets = record.config.get("secrets") or []
+    # The tombstone keeps the secrets' names, never their values (the journal outlives it).
+    if secrets:
+        names = [str(entry).partition("=")[0] for entry in secrets]
+        journal.transition(Event.DESTROY, removed_at=now,
+                           config={**record.config, "secrets": names})
+    else:
+        journal.transition(Event.DESTROY, removed_at=now)
     journal.update_operation(status=OperationStatus.SUCCEEDED.value, finished_at=now)
     record = journal.commit()
     saga.events.publish(ContainerEvent(record.id, record.name, "destroy", now))

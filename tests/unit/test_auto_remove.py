@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from engine.composition import open_engine
+from engine.container_config import ContainerConfig
 from engine.errors import ContainerNotFound
 from engine.failpoint import Failpoints
 from engine.service import Engine
@@ -76,3 +77,14 @@ def test_recovery_removes_one_a_crash_left_exited(tmp_path: pathlib.Path,
                                    failpoints=Failpoints())
     assert container_id in report.removals
     assert_removed(reopened, container_id, 5)
+
+
+def test_a_removed_containers_row_keeps_its_secrets_names_not_their_values(
+        engine: Engine) -> None:
+    record = engine.create(ContainerConfig(image="busybox", command=("true",), name="keeper",
+                                           secrets=("token=s3cr3t", "other=x=y")))
+    engine.remove(record.id)
+    with engine.saga.db.read(snapshot=False) as reader:
+        stored = reader.container(record.id)
+    assert stored is not None and stored.state is ContainerState.REMOVED
+    assert stored.config["secrets"] == ["token", "other"]
