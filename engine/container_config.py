@@ -22,7 +22,7 @@ _ENV_KEY = re.compile(r"[^=\s][^=]*")
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # -v modes, as moby's linuxValidMountMode: at most one of each kind. SELinux relabelling
 # (z, Z) has nothing to do here (no SELinux), nor do the consistency modes (a Docker Desktop
-# matter) or nocopy (a named volume is never pre-filled from the image here).
+# matter); nocopy leaves a new volume empty instead of filled from the container's files.
 _MODE_KINDS = {"ro": "access", "rw": "access", "z": "label", "Z": "label", "nocopy": "copy",
                "consistent": "consistency", "cached": "consistency", "delegated": "consistency",
                **{mode: "propagation" for mode in ("private", "rprivate", "shared", "rshared",

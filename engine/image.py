@@ -167,7 +167,7 @@ def _descriptor_digest(descriptor: int) -> str:
     return digest.hexdigest()
 
 
-def _copy_tree(source: int, target: str,
+def copy_tree(source: int, target: str,
                exclude: frozenset[tuple[int, int]] = frozenset()) -> None:
     """Copy the directory open as ``source`` to ``target`` as it is: symlinks as symlinks,
     device nodes and fifos as nodes, hardlinks as hardlinks, with owners, modes (setuid
@@ -510,7 +510,7 @@ class ImageStore:
                     # Never the data root, the store or this staging: a source that holds them
                     # would copy the staging into itself.
                     mine = [os.stat(path) for path in (self.root.parent, self.root, staging)]
-                    _copy_tree(source, str(rootfs),
+                    copy_tree(source, str(rootfs),
                                frozenset((info.st_dev, info.st_ino) for info in mine))
                     hexdigest, size = _directory_digest(rootfs)
                 else:

@@ -29,10 +29,10 @@ from engine import linux
 from engine.container_config import parse_mount
 from engine.errors import InvalidParameter, System
 from engine.host import Handle, Resource
-from engine.image import ImageStore
-from engine.oci_spec import build_spec, container_hostname
+from engine.image import ImageStore, copy_tree
+from engine.oci_spec import build_spec, container_hostname, in_root
 from engine.store import ContainerRecord
-from engine.sweeper import Sweeper
+from engine.sweeper import Sweeper, remove_tree
 
 SHM_SIZE = "65536k"
 DRAIN_SECONDS = 60.0
@@ -108,9 +108,12 @@ class LinuxHost:
                 self._secrets(str(handle["path"]), container.config.get("secrets") or [])
             elif resource is Resource.VOLUMES:
                 for mount in handle["mounts"]:
-                    # Docker's -v: a missing host path (or a new volume) becomes a
-                    # directory; an existing one, a file included, is bound as it is.
+                    # Docker's -v: a missing host path becomes a directory, a new volume
+                    # one filled from the image; an existing one, a file included, is
+                    # bound as it is.
                     if not os.path.lexists(mount["source"]):
+                        if mount.get("volume") and "nocopy" not in mount.get("modes", []):
+                            self._fill_volume(mount, acquired.get(Resource.ROOTFS))
                         os.makedirs(mount["source"], exist_ok=True)
                     self._check_propagation(mount)
             else:
@@ -118,6 +121,30 @@ class LinuxHost:
         except OSError as exc:
             raise System(f"{resource.value}: {exc}") from exc
         return handle
+
+    def _fill_volume(self, mount: Mapping[str, Any], rootfs: Handle | None) -> None:
+        """moby's copyExistingContents: a new volume gets what the container's filesystem
+        holds at its destination (a directory), with owners, modes and the directory's own
+        attributes. Copied aside, then renamed into place: a crash mid-copy leaves no half
+        volume that a later start would take as filled."""
+        if rootfs is None:
+            return
+        source = in_root(str(rootfs["path"]), str(mount["destination"]))
+        try:
+            opened = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return  # nothing there, or not a directory: an empty volume, as Docker's
+        data = str(mount["source"])
+        staging = f"{os.path.dirname(data)}/.fill-{os.urandom(4).hex()}"
+        os.makedirs(os.path.dirname(data), exist_ok=True)
+        try:
+            copy_tree(opened, staging)
+            os.rename(staging, data)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        finally:
+            os.close(opened)
 
     def _check_propagation(self, mount: Mapping[str, Any]) -> None:
         """moby's ensureShared / ensureSharedOrSlave: a bind that asks for shared (slave)

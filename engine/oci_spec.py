@@ -78,7 +78,7 @@ def _user(user: str, rootfs: str) -> dict[str, Any]:
     group_arg = rest.partition(":")[0]
     uid_arg = _number(user_arg)
     uid, gid, matched = 0, 0, ""
-    for fields in _fields(_in_root(rootfs, "/etc/passwd"), 7, comments=False):
+    for fields in _fields(in_root(rootfs, "/etc/passwd"), 7, comments=False):
         name, entry_uid = fields[0], _atoi(fields[2])
         if (entry_uid == 0 if not user_arg else
                 entry_uid == uid_arg if uid_arg is not None else name == user_arg):
@@ -90,7 +90,7 @@ def _user(user: str, rootfs: str) -> dict[str, Any]:
                 f"unable to find user {user_arg}: no matching entries in passwd file")
         if uid_arg is not None:
             uid = _in_range(uid_arg)
-    groups = _fields(_in_root(rootfs, "/etc/group"), 4, comments=True)
+    groups = _fields(in_root(rootfs, "/etc/group"), 4, comments=True)
     supplementary: list[int] = []
     if group_arg:
         gid_arg = _number(group_arg)
@@ -139,7 +139,7 @@ def _fields(path: str, count: int, *, comments: bool) -> list[list[str]]:
     return entries
 
 
-def _in_root(rootfs: str, path: str) -> str:
+def in_root(rootfs: str, path: str) -> str:
     """``path`` as the container will see it: its symlinks followed inside ``rootfs``
     (absolute targets from its top, ``..`` never above it), as Docker's symlink-safe lookup
     does; an image whose /etc/passwd links to a host file never reads that file."""

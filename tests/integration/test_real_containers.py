@@ -186,6 +186,44 @@ def test_a_container_runs_under_the_default_seccomp_filter(engine: Engine) -> No
     assert any("Operation not permitted" in line for line in lines)
 
 
+def test_a_new_volume_is_filled_from_the_containers_files(engine: Engine,
+                                                          busybox_rootfs: pathlib.Path,
+                                                          tmp_path: pathlib.Path) -> None:
+    """moby's copyExistingContents: a new named volume gets what the image holds at its
+    destination, owners and modes included; not with nocopy, not once it exists, and never
+    through a symlink of the image's to the host's files."""
+    assert engine.images is not None
+    content = tmp_path / "seeded"
+    shutil.copytree(busybox_rootfs, content, symlinks=True)
+    (content / "seed").mkdir(mode=0o750)
+    (content / "seed" / "file").write_text("from the image\n")
+    os.chown(content / "seed", 1000, 1000)
+    os.chown(content / "seed" / "file", 1000, 1000)
+    (tmp_path / "host-only").mkdir()
+    (tmp_path / "host-only" / "secret").write_text("host\n")
+    (content / "escape").symlink_to(tmp_path / "host-only")
+    engine.images.import_image(str(content), "seeded")
+    script = "stat -c '%u %a' /seed; cat /seed/file; ls /escape | wc -l"
+    record = engine.create(ContainerConfig(
+        image="seeded", command=("sh", "-c", script), name="filled",
+        mounts=("seedvol:/seed", "escvol:/escape")))
+    engine.start(record.id)
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    lines = [line["log"] for line in log_lines(engine, record.id)]
+    assert lines[:2] == ["1000 750\n", "from the image\n"]
+    assert lines[2].strip() == "0"  # the link's target is looked up inside the image
+    volumes = engine.saga.host.container_dir(record.id).parents[1] / "volumes"
+    assert (volumes / "seedvol" / "_data" / "file").read_text() == "from the image\n"
+    assert not any(volumes.glob("*/.fill-*"))
+    empty = engine.create(ContainerConfig(image="seeded", command=("ls", "-A", "/seed"),
+                                          name="unfilled", mounts=("bare:/seed:nocopy",)))
+    engine.start(empty.id)
+    assert engine.wait(empty.id, timeout=30).exit_code == 0
+    assert log_lines(engine, empty.id) == []
+    engine.remove(record.id)
+    engine.remove(empty.id)
+
+
 def test_named_volume_content_persists_across_containers(engine: Engine) -> None:
     engine.create(config("sh", "-c", "echo shared > /data/note", name="writer",
                          mounts=("notes:/data",)))
