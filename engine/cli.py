@@ -42,6 +42,7 @@ from engine.cli_commands import (
     cmd_stop,
     cmd_unpause,
     cmd_version,
+    cmd_volume,
     cmd_wait,
 )
 
@@ -310,6 +311,14 @@ def _rmi_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("images", nargs="+")
 
 
+def _volume_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-f", "--force", action="store_true")  # rm: a missing one; prune: ask not
+    sub.add_argument("-q", "--quiet", action="store_true")  # ls
+    sub.add_argument("-a", "--all", action="store_true")  # prune: named volumes too
+    sub.add_argument("action", metavar="COMMAND")
+    sub.add_argument("names", nargs="*")
+
+
 def _daemon_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--root", default=None, help="data root (default $BERTH_ROOT)")
     sub.add_argument("--db", default=None, help="database file (default $BERTH_DB)")
@@ -354,6 +363,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "images": (cmd_images, "list images", _images_flags),
     "import": (cmd_import, "import a rootfs tarball or directory as an image", _import_flags),
     "rmi": (cmd_rmi, "remove images", _rmi_flags),
+    "volume": (cmd_volume, "manage volumes: ls, create, inspect, rm, prune", _volume_flags),
     "reload": (cmd_reload, "reload the daemon's configuration", _no_flags),
     "info": (cmd_info, "show system information", _format_flag),
     "version": (cmd_version, "show versions", _format_flag),

@@ -657,3 +657,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
     return run_demo(args.root)
+
+
+_VOLUME_ACTIONS = {"ls": "ls", "list": "ls", "create": "create", "rm": "rm", "remove": "rm",
+                   "inspect": "inspect", "prune": "prune"}
+
+
+def cmd_volume(args: argparse.Namespace) -> int:
+    """Docker's ``volume ls|create|rm|inspect|prune`` on the local driver's volumes."""
+    action = _VOLUME_ACTIONS.get(args.action)
+    if action is None:
+        raise CliError(f'berth volume: unknown command "{args.action}" (ls, create, inspect, '
+                       "rm, prune)")
+    if action in ("rm", "inspect") and not args.names:
+        raise CliError(f'"berth volume {args.action}" requires at least 1 argument.')
+    if action in ("ls", "prune") and args.names:
+        raise CliError(f'"berth volume {args.action}" accepts no arguments.')
+    if action == "create" and len(args.names) > 1:
+        raise CliError(f'"berth volume {args.action}" accepts at most 1 argument.')
+    api = Api(args)
+    pb = messages()
+    if action == "create":
+        print(api.call(api.containers.CreateVolume,
+                       pb.CreateVolumeRequest(name=args.names[0] if args.names else "")).name)
+        return 0
+    if action == "rm":
+        status = 0
+        for name in args.names:
+            try:
+                api.call(api.containers.RemoveVolume,
+                         pb.RemoveVolumeRequest(name=name, force=args.force))
+                print(name)
+            except CliError as error:
+                print(error, file=sys.stderr)
+                status = 1
+        return status
+    if action == "prune":
+        return _prune_volumes(api, everything=args.all, force=args.force)
+    volumes = api.call(api.containers.Volumes,
+                       pb.VolumesRequest(names=args.names if action == "inspect" else [])
+                       ).volumes
+    if action == "inspect":
+        import datetime
+
+        print_json([{"CreatedAt": datetime.datetime.fromtimestamp(
+                        volume.created_ms / 1000, datetime.UTC).astimezone()
+                        .isoformat(timespec="seconds"),
+                     "Driver": "local", "Labels": None, "Mountpoint": volume.mountpoint,
+                     "Name": volume.name, "Options": None, "Scope": "local"}
+                    for volume in volumes])
+        return 0
+    if args.quiet:
+        for volume in volumes:
+            print(volume.name)
+        return 0
+    table((("local", volume.name) for volume in volumes), ("DRIVER", "VOLUME NAME"))
+    return 0
+
+
+def _prune_volumes(api: Api, *, everything: bool, force: bool) -> int:
+    """Docker 23's prune: anonymous volumes only (berth makes none), all unused with -a."""
+    which = "all local volumes" if everything else "anonymous local volumes"
+    if not force:
+        print(f"WARNING! This will remove {which} not used by at least one container.\n"
+              "Are you sure you want to continue? [y/N] ", end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    removed, reclaimed = [], 0
+    if everything:
+        reply = api.call(api.containers.PruneVolumes, messages().PruneVolumesRequest())
+        removed, reclaimed = list(reply.removed), reply.reclaimed_bytes
+    if removed:
+        print("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0

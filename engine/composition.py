@@ -23,6 +23,7 @@ from engine.service import Engine
 from engine.store import Database, Durability
 from engine.store.database import MEMORY
 from engine.testing import FakeHost, FakeRuntime
+from engine.volume import VolumeStore
 
 DEFAULT_ROOT = "/var/lib/berth"
 DB_FILE = "berth.db"
@@ -88,6 +89,7 @@ def open_engine(
         backend = "fake"  # the caller composed its own parts: no image store to resolve
     kind = backend or os.environ.get("BERTH_BACKEND", "runc")
     images: ImageStore | None = None
+    volumes: VolumeStore | None = None
     if kind == "runc":
         from engine.linux_host import LinuxHost
         from engine.runc import RuncRuntime
@@ -100,6 +102,8 @@ def open_engine(
             runtime = RuncRuntime(base, supervisor)
         if host is None:
             host = LinuxHost(base, images)
+        if isinstance(host, LinuxHost):
+            volumes = VolumeStore(base, database, images.in_use(), host.sweeper)
     elif kind != "fake":
         database.close()
         raise InvalidParameter(f"unknown backend {kind!r} (runc or fake)")
@@ -110,6 +114,6 @@ def open_engine(
         failpoints=failpoints if failpoints is not None else Failpoints.from_environment(),
         events=EventBus(),
     )
-    engine = Engine(saga, ConfigStore(config), images)
+    engine = Engine(saga, ConfigStore(config), images, volumes)
     report = Recovery(engine).run() if recover else None
     return engine, report

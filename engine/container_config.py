@@ -184,11 +184,7 @@ def validate_mount(spec: str) -> Mapping[str, Any]:
     source, modes = str(mount["source"]), mount["modes"]
     kind = "bind" if source.startswith("/") else "volume"
     if kind == "volume":
-        if len(source) == 1:
-            raise InvalidParameter(f"create {source}: volume name is too short, names should "
-                                   "be at least two alphanumeric characters")
-        if not _VOLUME_NAME.fullmatch(source):
-            raise _invalid_volume_name(source)
+        validate_volume_name(source)
         if mount["propagation"]:
             raise InvalidParameter('invalid mount config for type "volume": field BindOptions '
                                    "must not be specified")
@@ -196,6 +192,15 @@ def validate_mount(spec: str) -> Mapping[str, Any]:
         raise InvalidParameter('invalid mount config for type "bind": field VolumeOptions '
                                "must not be specified")
     return mount
+
+
+def validate_volume_name(name: str) -> None:
+    """moby's local driver's name rule. Raises InvalidParameter with its messages."""
+    if len(name) == 1:
+        raise InvalidParameter(f"create {name}: volume name is too short, names should be at "
+                               "least two alphanumeric characters")
+    if not _VOLUME_NAME.fullmatch(name):
+        raise _invalid_volume_name(name)
 
 
 def _invalid_volume_name(name: str) -> InvalidParameter:

@@ -54,6 +54,7 @@ from engine.start import StartSaga
 from engine.state import Actor, ContainerState, OperationKind
 from engine.store import ContainerRecord, HistoryDraft, HistoryRecord, JournalContext
 from engine.termination import ExitStatus, handle_exit, resume_exit
+from engine.volume import VolumeStore
 
 log = logging.getLogger("berth.engine")
 
@@ -104,10 +105,12 @@ class Engine:
     """The container lifecycle engine over one database, runtime and host."""
 
     def __init__(self, saga: SagaContext, config: ConfigStore,
-                 images: ImageStore | None = None) -> None:
+                 images: ImageStore | None = None, volumes: VolumeStore | None = None
+                 ) -> None:
         self.saga = saga
         self.config = config
         self.images = images
+        self.volumes = volumes
         # One lock per container, while someone holds or waits for it (counted): the table
         # never grows with the containers that came and went.
         self._locks: dict[str, _ContainerLock] = {}

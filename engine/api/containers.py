@@ -27,6 +27,7 @@ from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
 from engine.store import ContainerRecord, JournalContext
+from engine.volume import VolumeRecord, VolumeStore
 
 logger = logging.getLogger("berth.api")
 
@@ -48,6 +49,11 @@ def wait_condition(condition: str) -> bool:
     if condition == "next-exit":
         return False  # not found, as for not-running (``Engine.wait_next_exit``)
     raise InvalidParameter(f'invalid condition: "{condition}"')
+
+
+def volume_message(record: VolumeRecord) -> pb.Volume:
+    return pb.Volume(name=record.name, mountpoint=record.mountpoint,
+                     created_ms=record.created_ms)
 
 
 def _context(request_id: str) -> JournalContext:
@@ -385,3 +391,40 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
 
         return self._ledger.once("RemoveImage", request, pb.RemoveImageResponse,
                                  call)
+
+    def _volumes(self) -> VolumeStore:
+        volumes = self._engine.volumes
+        if volumes is None:
+            raise Unavailable("this daemon's backend has no volumes")
+        return volumes
+
+    def Volumes(self, request: pb.VolumesRequest, context: grpc.ServicerContext
+                ) -> pb.VolumesResponse:
+        volumes = self._volumes()
+        records = ([volumes.inspect(name) for name in request.names] if request.names
+                   else volumes.list_volumes())
+        return pb.VolumesResponse(volumes=[volume_message(record) for record in records])
+
+    def CreateVolume(self, request: pb.CreateVolumeRequest, context: grpc.ServicerContext
+                     ) -> pb.Volume:
+        volumes = self._volumes()
+        return self._ledger.once("CreateVolume", request, pb.Volume, lambda: volume_message(
+            volumes.create(request.name)))
+
+    def RemoveVolume(self, request: pb.RemoveVolumeRequest, context: grpc.ServicerContext
+                     ) -> pb.RemoveVolumeResponse:
+        volumes = self._volumes()
+        return self._ledger.once("RemoveVolume", request, pb.RemoveVolumeResponse,
+                                 lambda: pb.RemoveVolumeResponse(removed=volumes.remove(
+                                     request.name, force=request.force)))
+
+    def PruneVolumes(self, request: pb.PruneVolumesRequest, context: grpc.ServicerContext
+                     ) -> pb.PruneVolumesResponse:
+        volumes = self._volumes()
+
+        def call() -> pb.PruneVolumesResponse:
+            pruned = volumes.prune()
+            return pb.PruneVolumesResponse(removed=[name for name, _ in pruned],
+                                           reclaimed_bytes=sum(size for _, size in pruned))
+
+        return self._ledger.once("PruneVolumes", request, pb.PruneVolumesResponse, call)

@@ -202,6 +202,36 @@ def test_volume_sources_dot_and_dot_slash_are_the_clients_directory(
                       "cat", "/m/b/inner", "/m/sub/inner") == "nested\nnested\n"
 
 
+def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) -> None:
+    """Docker's ``volume`` commands on the local driver: a volume a container (not removed)
+    mounts is in use; ``rm -v`` keeps named volumes; ``prune -a`` takes the unused ones."""
+    assert session.ok("volume", "create", "cli-made") == "cli-made\n"
+    user = session.ok("run", "-d", "-v", "cli-used:/data", "busybox",
+                      "sh", "-c", "echo kept > /data/f").strip()
+    session.ok("wait", user)
+    listed = session.ok("volume", "ls").splitlines()
+    assert listed[0].split() == ["DRIVER", "VOLUME", "NAME"]
+    assert {"cli-made", "cli-used"} <= {line.split()[1] for line in listed[1:]}
+    [inspected] = json.loads(session.ok("volume", "inspect", "cli-used"))
+    assert inspected["Name"] == "cli-used" and inspected["Driver"] == "local"
+    assert pathlib.Path(inspected["Mountpoint"], "f").read_text() == "kept\n"
+    refused = session("volume", "rm", "cli-used")
+    assert refused.returncode == 1
+    assert one_line(refused.stderr) == (
+        f"Error response from daemon: remove cli-used: volume is in use - [{user}]")
+    missing = session("volume", "rm", "cli-nothing")
+    assert missing.returncode == 1 and "get cli-nothing: no such volume" in missing.stderr
+    assert session.ok("volume", "rm", "-f", "cli-nothing") == "cli-nothing\n"
+    session.ok("rm", "-v", user)
+    assert "cli-used" in session.ok("volume", "ls", "-q").split()  # named: kept by rm -v
+    pruned = session.ok("volume", "prune", "-a", "-f")
+    assert "cli-used\n" in pruned and "cli-made\n" in pruned
+    assert pruned.endswith("Total reclaimed space: 5B\n")
+    assert not {"cli-made", "cli-used"} & set(session.ok("volume", "ls", "-q").split())
+    bad = session("volume", "create", "x")
+    assert bad.returncode == 1 and "volume name is too short" in bad.stderr
+
+
 def test_a_bare_env_name_takes_the_clients_value_or_is_unset(session: Cli) -> None:
     """Docker's ``-e NAME``: the client's value if it has one, else no variable at all."""
     session.environment["BERTH_TEST_GIVEN"] = "from the client"

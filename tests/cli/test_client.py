@@ -148,6 +148,7 @@ def test_each_command_parses_alone_as_in_the_full_parser() -> None:
         "events": ["events", "--since", "7", "--all"], "logs": ["logs", "-f", "web"],
         "history": ["history", "web", "--format", "json"],
         "import": ["import", "rootfs.tar", "busybox"], "rmi": ["rmi", "busybox"],
+        "volume": ["volume", "--force", "rm", "a", "b"],
         "daemon": ["daemon", "--backend", "fake", "--listen", "tcp://127.0.0.1:0"],
     }
     for verb in COMMANDS:

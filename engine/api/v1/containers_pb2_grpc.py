@@ -114,6 +114,26 @@ class ContainersStub:
                 request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageRequest.SerializeToString,
                 response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageResponse.FromString,
                 _registered_method=True)
+        self.Volumes = channel.unary_unary(
+                '/berth.v1.Containers/Volumes',
+                request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.VolumesRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.VolumesResponse.FromString,
+                _registered_method=True)
+        self.CreateVolume = channel.unary_unary(
+                '/berth.v1.Containers/CreateVolume',
+                request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.CreateVolumeRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.Volume.FromString,
+                _registered_method=True)
+        self.RemoveVolume = channel.unary_unary(
+                '/berth.v1.Containers/RemoveVolume',
+                request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeResponse.FromString,
+                _registered_method=True)
+        self.PruneVolumes = channel.unary_unary(
+                '/berth.v1.Containers/PruneVolumes',
+                request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesResponse.FromString,
+                _registered_method=True)
 
 
 class ContainersServicer:
@@ -215,6 +235,30 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Volumes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateVolume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVolume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneVolumes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +341,26 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.RemoveImage,
                     request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageRequest.FromString,
                     response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageResponse.SerializeToString,
+            ),
+            'Volumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.Volumes,
+                    request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.VolumesRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.VolumesResponse.SerializeToString,
+            ),
+            'CreateVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVolume,
+                    request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.CreateVolumeRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.Volume.SerializeToString,
+            ),
+            'RemoveVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVolume,
+                    request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeResponse.SerializeToString,
+            ),
+            'PruneVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneVolumes,
+                    request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -731,6 +795,114 @@ class Containers:
             '/berth.v1.Containers/RemoveImage',
             engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageRequest.SerializeToString,
             engine_dot_api_dot_v1_dot_containers__pb2.RemoveImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Volumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.v1.Containers/Volumes',
+            engine_dot_api_dot_v1_dot_containers__pb2.VolumesRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_containers__pb2.VolumesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.v1.Containers/CreateVolume',
+            engine_dot_api_dot_v1_dot_containers__pb2.CreateVolumeRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_containers__pb2.Volume.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.v1.Containers/RemoveVolume',
+            engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_containers__pb2.RemoveVolumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.v1.Containers/PruneVolumes',
+            engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_containers__pb2.PruneVolumesResponse.FromString,
             options,
             channel_credentials,
             insecure,

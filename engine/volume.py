@@ -1,0 +1,140 @@
+"""Named volumes: Docker's ``local`` driver, a directory ``<root>/volumes/<name>/_data`` each.
+
+A volume is made by ``volume create`` or by the first start of a container that mounts it
+(``engine.linux_host``, which fills a new one from the container's files), and stays until
+``volume rm`` or ``volume prune -a`` removes it; ``rm -v`` keeps named volumes, as Docker's.
+A volume some container (not removed) names in its mounts is in use and is not removed:
+moby's "volume is in use". A create holds the image store's users lock from its lookups to
+its insert, and a removal from its check for users to its delete, so no container is created
+on a volume being removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import stat
+import threading
+from typing import NamedTuple
+
+from engine.container_config import parse_mount, validate_volume_name
+from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.state import ContainerState
+from engine.store import Database
+from engine.sweeper import Sweeper
+
+DATA = "_data"
+
+
+class VolumeRecord(NamedTuple):
+    name: str
+    mountpoint: str  # its _data directory, on the daemon's host
+    created_ms: int
+
+
+class VolumeStore:
+    def __init__(self, root: pathlib.Path, db: Database, users: threading.Lock,
+                 sweeper: Sweeper) -> None:
+        self.root = root / "volumes"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._db = db
+        self._users = users
+        self._sweeper = sweeper
+
+    def _record(self, name: str) -> VolumeRecord | None:
+        path = self.root / name
+        try:
+            created = path.stat().st_mtime_ns // 1_000_000
+        except FileNotFoundError:
+            return None
+        return VolumeRecord(name, str(path / DATA), created)
+
+    def list_volumes(self) -> list[VolumeRecord]:
+        """Every volume, by name."""
+        names = sorted(entry.name for entry in os.scandir(self.root)
+                       if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
+        return [record for name in names if (record := self._record(name)) is not None]
+
+    def inspect(self, name: str) -> VolumeRecord:
+        """Raises NotFound ``get NAME: no such volume`` (moby's words)."""
+        record = self._record(name) if _plain(name) else None
+        if record is None:
+            raise NotFound(f"get {name}: no such volume")
+        return record
+
+    def create(self, name: str) -> VolumeRecord:
+        """Make volume ``name`` (a random one if empty); an existing one is answered as it
+        is, as moby's. Raises InvalidParameter for a name the local driver refuses."""
+        name = name or os.urandom(32).hex()
+        validate_volume_name(name)
+        (self.root / name / DATA).mkdir(parents=True, exist_ok=True)
+        return self.inspect(name)
+
+    def users(self, name: str) -> list[str]:
+        """The IDs of the containers (not removed) that mount volume ``name``."""
+        with self._db.read() as reader:
+            containers = reader.containers()
+        return [container.id for container in containers
+                if container.state is not ContainerState.REMOVED
+                and any(_source(spec) == name for spec in container.config.get("mounts") or [])]
+
+    def remove(self, name: str, *, force: bool = False) -> bool:
+        """Remove volume ``name``; return whether there was one. Raises Conflict ``remove
+        NAME: volume is in use - [IDS]``, NotFound unless ``force`` (moby: -f ignores a
+        missing volume, never a used one)."""
+        with self._users:
+            if not _plain(name) or self._record(name) is None:
+                if force:
+                    return False
+                raise NotFound(f"get {name}: no such volume")
+            users = self.users(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            return self._sweeper.discard(str(self.root / name))
+
+    def prune(self) -> list[tuple[str, int]]:
+        """Remove every volume no container uses (``volume prune -a``); return their names
+        and the bytes their files held (moby's directory.Size: regular files, a hardlinked
+        one once)."""
+        with self._users:
+            with self._db.read() as reader:
+                containers = reader.containers()
+            used = {_source(spec) for container in containers
+                    if container.state is not ContainerState.REMOVED
+                    for spec in container.config.get("mounts") or []}
+            removed = []
+            for record in self.list_volumes():
+                if record.name in used:
+                    continue
+                size = _size(str(self.root / record.name))
+                if self._sweeper.discard(str(self.root / record.name)):
+                    removed.append((record.name, size))
+            return removed
+
+
+def _size(top: str) -> int:
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for directory, _names, files in os.walk(top):
+        for name in files:
+            with contextlib.suppress(OSError):
+                info = os.lstat(os.path.join(directory, name))
+                if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    total += info.st_size
+    return total
+
+
+def _plain(name: str) -> bool:
+    """A name that is one directory under the store (never a path out of it)."""
+    return bool(name) and "/" not in name and name not in (".", "..") and "\0" not in name
+
+
+def _source(spec: str) -> str | None:
+    """The volume name a stored ``-v`` spec mounts, or None (a bind, or unreadable)."""
+    try:
+        source = str(parse_mount(spec)["source"])
+    except InvalidParameter:
+        return None
+    return None if source.startswith("/") else source
