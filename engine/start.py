@@ -52,11 +52,12 @@ Remover = Callable[[str], None]
 
 def running_fields(record: ContainerRecord, *, pid: int, started_at: int,
                    operation_id: int | None) -> dict[str, Any]:
-    """moby's ``SetRunning`` (T2): the fields of a container that has just started. Used by
-    the saga and by recovery's roll-forward."""
+    """moby's ``SetRunning`` (T2): the fields of a container that has just started (its
+    FinishedAt stays the last run's, as moby's). Used by the saga and by recovery's
+    roll-forward."""
     return {
         "error": "", "exit_code": 0, "pid": pid, "oom_killed": False, "started_at": started_at,
-        "finished_at": None, "has_been_started_before": True,
+        "has_been_started_before": True,
         "has_been_manually_stopped": False, "resources_operation_id": operation_id,
     }
 

@@ -436,3 +436,16 @@ def test_history_is_gap_free_and_state_matches_last_row(engine: Engine,
     assert rows[-1].to_state == stored.state == ContainerState.REMOVED
     for previous, row in itertools.pairwise(rows):
         assert row.from_state == previous.to_state
+
+
+def test_a_start_keeps_the_last_runs_finished_at(engine: Engine,
+                                                 fake_runtime: FakeRuntime) -> None:
+    """moby's SetRunning (T2) leaves FinishedAt alone: a restarted container still shows
+    when its last run ended."""
+    record = engine.create(make_config("again"))
+    engine.start("again")
+    fake_runtime.exit(record.id, 0)
+    finished = engine.wait("again", timeout=5).finished_at
+    assert finished is not None
+    engine.start("again")
+    assert engine.inspect("again").finished_at == finished

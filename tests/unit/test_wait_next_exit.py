@@ -90,3 +90,4 @@ def test_a_timeout_or_a_departed_waiter_ends_it(engine: Engine) -> None:
         engine.wait_next_exit("idle", timeout=0.2)
     with pytest.raises(Cancelled):
         engine.wait_next_exit("idle", timeout=30, gone=lambda: True)
+
