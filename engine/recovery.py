@@ -18,11 +18,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
+import threading
 from collections.abc import Mapping
 
 from engine import steps
 from engine.cleanup import held_handles
-from engine.errors import NotFound, System
+from engine.errors import NotFound, NotModified, System
 from engine.exit_code import EXIT_UNKNOWN
 from engine.lifecycle import Event
 from engine.removal import finish_removal
@@ -45,7 +47,14 @@ from engine.state import (
     StepKind,
     StepStatus,
 )
-from engine.store import ContainerRecord, JournalContext, OperationRecord, StepDraft, StepRecord
+from engine.store import (
+    ContainerRecord,
+    HistoryRecord,
+    JournalContext,
+    OperationRecord,
+    StepDraft,
+    StepRecord,
+)
 from engine.termination import ExitStatus, handle_exit, resume_exit
 
 log = logging.getLogger("berth.recovery")
@@ -64,7 +73,26 @@ class RecoveryReport:
     exits: list[str] = dataclasses.field(default_factory=list)
     removals: list[str] = dataclasses.field(default_factory=list)
     reconciled: list[str] = dataclasses.field(default_factory=list)
+    stops: list[str] = dataclasses.field(default_factory=list)  # resumed, in the background
     failures: list[str] = dataclasses.field(default_factory=list)
+
+
+def _interrupted_stop(history: list[HistoryRecord]) -> tuple[int, int, bool] | None:
+    """The signal, the SIGKILL deadline (ms) and whether it was a restart's, of the live
+    run's stop, if its last signal was a stop's and no exit followed it."""
+    for row in reversed(history):
+        if row.event in (Event.START.value, Event.DIE.value):
+            return None  # the run began after any stop, or it has ended
+        if row.event == Event.KILL.value:
+            attributes = row.attributes or {}
+            if "stopTimeout" not in attributes:
+                return None  # a kill's: nothing owed
+            timeout = float(attributes["stopTimeout"])
+            if timeout < 0:
+                return None  # a stop that never escalates
+            return (int(attributes.get("signal", 15)), row.at + int(timeout * 1000),
+                    bool(attributes.get("restarting")))
+    return None
 
 
 class Recovery:
@@ -89,7 +117,41 @@ class Recovery:
                 report.failures.append(f"{record.id}: {operation.kind}: {exc}")
         self._reconcile_live(report)
         self._auto_remove(report)
+        self._resume_stops(report)
         return report
+
+    def _resume_stops(self, report: RecoveryReport) -> None:
+        """A stop the daemon died in (its ``kill`` row, with the stop's timeout, is the last
+        signal of the live run) still owes its SIGKILL: it is stopped again, in the
+        background, with what was left of its timeout (none: at once). Docker's stop lives
+        in the daemon's memory and is lost with it."""
+        with self._saga.db.read() as reader:
+            live = reader.containers_in((ContainerState.RUNNING, ContainerState.PAUSED))
+            pending = [(record, stop) for record in live if record.has_been_manually_stopped
+                       and (stop := _interrupted_stop(reader.history(record.id))) is not None]
+        now = self._saga.clock()
+        for record, (signal, deadline, restarting) in pending:
+            remaining = max(0, math.ceil((deadline - now) / 1000))
+            log.warning("%s: resuming the %s a daemon restart interrupted (SIGKILL in %d s)",
+                        record.id[:12], "restart" if restarting else "stop", remaining)
+            report.stops.append(record.id)
+            threading.Thread(target=self._stop_again,
+                             args=(record.id, signal, remaining, restarting),
+                             name=f"stop-{record.id[:12]}", daemon=True).start()
+
+    def _stop_again(self, container_id: str, signal: int, timeout: int,
+                    restarting: bool) -> None:
+        try:
+            if restarting:
+                self._engine.restart(container_id, timeout=timeout, signal=signal,
+                                     context=RECOVERY)
+            else:
+                self._engine.stop(container_id, timeout=timeout, signal=signal,
+                                  context=RECOVERY)
+        except NotModified:
+            pass  # it exited meanwhile
+        except Exception as exc:
+            log.error("%s: the resumed stop failed: %s", container_id[:12], exc)
 
     def _auto_remove(self, report: RecoveryReport) -> None:
         """moby's restore, phase 7: an auto-remove container that exited is removed (an exit

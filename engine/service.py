@@ -289,7 +289,8 @@ class Engine:
                 timeout = record.config.get("stop_timeout")
             wait_seconds = float(DEFAULT_STOP_TIMEOUT if timeout is None else timeout)
             try:
-                record = self._signal(record, stop_signal, context, manual_stop=True)
+                record = self._signal(record, stop_signal, context, manual_stop=True,
+                                      stop_timeout=wait_seconds, restarting=not auto_remove)
             except Exception as exc:
                 raise System(f"cannot stop container: {record.name}: {exc}") from exc
             # Whoever records this run's exit while the stop waits (the exit monitor, a
@@ -397,10 +398,19 @@ class Engine:
         return self._exit_of_run(record, run, self._await_kill(record), context)
 
     def _signal(self, record: ContainerRecord, signal: int, context: JournalContext, *,
-                manual_stop: bool) -> ContainerRecord:
+                manual_stop: bool, stop_timeout: float | None = None,
+                restarting: bool = False) -> ContainerRecord:
+        """Journal the ``kill`` (a stop's carries its timeout: the SIGKILL it owes is due
+        then, and recovery resumes a stop, or a restart, the daemon died in), then signal
+        the task."""
         journal = OperationJournal(self.saga, record, context)
         changes: dict[str, Any] = {"has_been_manually_stopped": True} if manual_stop else {}
-        journal.transition(Event.KILL, attributes={"signal": signal}, **changes)
+        attributes: dict[str, Any] = {"signal": signal}
+        if stop_timeout is not None:
+            attributes["stopTimeout"] = stop_timeout
+            if restarting:
+                attributes["restarting"] = True
+        journal.transition(Event.KILL, attributes=attributes, **changes)
         record = journal.commit()
         binary = self._binary(record)
         finished = False

@@ -3,17 +3,21 @@ kill or an ``rm -f`` during a long stop goes through, and the stop still ends jo
 
 from __future__ import annotations
 
+import pathlib
+import signal
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
+from engine.composition import open_engine
 from engine.errors import Conflict, ContainerNotFound, InvalidParameter, System, Unknown
-from engine.service import Engine
+from engine.failpoint import Failpoints
+from engine.service import API, Engine
 from engine.state import Actor, ContainerState
 from engine.store import JournalContext
-from engine.testing import FakeRuntime
+from engine.testing import FakeHost, FakeRuntime
 from tests.conftest import make_config
 
 
@@ -416,3 +420,54 @@ def test_a_start_that_finds_the_container_running_or_paused_under_the_lock_does_
 
 def engine_context() -> JournalContext:
     return JournalContext(Actor.API)
+
+
+@pytest.mark.parametrize("verb", ["stop", "restart"])
+def test_a_stop_the_daemon_died_in_is_resumed_after_recovery(tmp_path: pathlib.Path,
+                                                             verb: str) -> None:
+    """The stop's SIGKILL lived in the dead daemon only (the container, ignoring SIGTERM,
+    ran on for good, marked manually stopped). Its kill row carries its timeout: recovery
+    stops it again with what was left of it (a restart's is a restart again)."""
+    runtime, host = FakeRuntime(), FakeHost(str(tmp_path))
+    engine, _ = open_engine(tmp_path, runtime=runtime, host=host, failpoints=Failpoints())
+    record = engine.create(make_config("stubborn"))
+    runtime.ignore_sigterm.add(record.id)
+    engine.start(record.id)
+    started = engine.inspect(record.id).resources_operation_id
+    # What the stop did before the daemon died: the kill journaled and sent, then nothing.
+    engine._signal(engine.inspect(record.id), signal.SIGTERM, API, manual_stop=True,
+                   stop_timeout=0.5, restarting=verb == "restart")
+    assert engine.inspect(record.id).state is ContainerState.RUNNING
+    engine.saga.db.close()
+    reopened, report = open_engine(tmp_path, runtime=runtime, host=host,
+                                   failpoints=Failpoints())
+    assert report is not None and report.stops == [record.id]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        after = reopened.inspect(record.id)
+        if verb == "stop" and after.state is ContainerState.EXITED:
+            break
+        if verb == "restart" and after.resources_operation_id != started \
+                and after.state is ContainerState.RUNNING:
+            break
+        time.sleep(0.05)
+    after = reopened.inspect(record.id)
+    if verb == "stop":
+        assert (after.state, after.exit_code) == (ContainerState.EXITED, 137)
+    else:
+        assert after.state is ContainerState.RUNNING and after.resources_operation_id != started
+    assert [row.event for row in reopened.history(record.id)].count("kill") >= 3
+
+
+def test_a_kill_is_not_escalated_by_recovery(tmp_path: pathlib.Path) -> None:
+    runtime, host = FakeRuntime(), FakeHost(str(tmp_path))
+    engine, _ = open_engine(tmp_path, runtime=runtime, host=host, failpoints=Failpoints())
+    record = engine.create(make_config("signalled"))
+    runtime.ignore_sigterm.add(record.id)
+    engine.start(record.id)
+    engine.kill(record.id, signal=signal.SIGTERM)  # ignored: it runs on, as it may
+    engine.saga.db.close()
+    reopened, report = open_engine(tmp_path, runtime=runtime, host=host,
+                                   failpoints=Failpoints())
+    assert report is not None and report.stops == []
+    assert reopened.inspect(record.id).state is ContainerState.RUNNING
