@@ -17,11 +17,13 @@ container's tree); tearing down the filesystem or freeing the blocks is deferred
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import pathlib
 import posixpath
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -108,12 +110,12 @@ class LinuxHost:
                 self._secrets(str(handle["path"]), container.config.get("secrets") or [])
             elif resource is Resource.VOLUMES:
                 for mount in handle["mounts"]:
-                    # Docker's -v: a missing host path becomes a directory, a new volume
-                    # one filled from the image; an existing one, a file included, is
-                    # bound as it is.
-                    if not os.path.lexists(mount["source"]):
-                        if mount.get("volume") and "nocopy" not in mount.get("modes", []):
-                            self._fill_volume(mount, acquired.get(Resource.ROOTFS))
+                    # Docker's -v: a missing host path becomes a directory; a volume that
+                    # is new or empty is filled from the container's files; anything else,
+                    # a file included, is bound as it is.
+                    if mount.get("volume"):
+                        self._prepare_volume(mount, acquired.get(Resource.ROOTFS))
+                    elif not os.path.lexists(mount["source"]):
                         os.makedirs(mount["source"], exist_ok=True)
                     self._check_propagation(mount)
             else:
@@ -122,29 +124,47 @@ class LinuxHost:
             raise System(f"{resource.value}: {exc}") from exc
         return handle
 
-    def _fill_volume(self, mount: Mapping[str, Any], rootfs: Handle | None) -> None:
-        """moby's copyExistingContents: a new volume gets what the container's filesystem
-        holds at its destination (a directory), with owners, modes and the directory's own
-        attributes. Copied aside, then renamed into place: a crash mid-copy leaves no half
-        volume that a later start would take as filled."""
-        if rootfs is None:
-            return
-        source = in_root(str(rootfs["path"]), str(mount["destination"]))
+    def _prepare_volume(self, mount: Mapping[str, Any], rootfs: Handle | None) -> None:
+        """Make the volume's ``_data`` and, when it is new or empty, fill it as moby's
+        copyExistingContents does: what the container's filesystem holds at its destination
+        (a directory, looked up inside the container's root), owners and modes included,
+        the directory's own too (not with ``nocopy``). Under the volume's flock: two starts
+        of containers sharing it fill it once. The copy is made in this daemon's trash
+        directory (a crash mid-copy leaves it to the next sweeper), then moved in."""
+        data = str(mount["source"])
+        volume = os.path.dirname(data)
+        os.makedirs(volume, exist_ok=True)
+        held = os.open(volume, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            empty = not os.path.lexists(data) or (os.path.isdir(data) and not os.listdir(data))
+            if empty and rootfs is not None and "nocopy" not in mount.get("modes", []):
+                self._fill_volume(data, in_root(str(rootfs["path"]), str(mount["destination"])))
+            os.makedirs(data, exist_ok=True)
+        finally:
+            os.close(held)  # and its lock
+
+    def _fill_volume(self, data: str, source: str) -> None:
         try:
             opened = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return  # nothing there, or not a directory: an empty volume, as Docker's
-        data = str(mount["source"])
-        staging = f"{os.path.dirname(data)}/.fill-{os.urandom(4).hex()}"
-        os.makedirs(os.path.dirname(data), exist_ok=True)
+        staging = str(self.sweeper.directory / f"fill-{os.urandom(6).hex()}")
         try:
             copy_tree(opened, staging)
-            os.rename(staging, data)
-        except BaseException:
-            remove_tree(staging)
-            raise
+            if not os.path.lexists(data):
+                os.rename(staging, data)
+                return
+            # Empty, and maybe bound in a running container already: filled in place.
+            for name in os.listdir(staging):
+                os.rename(os.path.join(staging, name), os.path.join(data, name))
+            info = os.stat(staging)
+            os.chown(data, info.st_uid, info.st_gid)
+            os.chmod(data, stat.S_IMODE(info.st_mode))
         finally:
             os.close(opened)
+            if os.path.lexists(staging):
+                remove_tree(staging)
 
     def _check_propagation(self, mount: Mapping[str, Any]) -> None:
         """moby's ensureShared / ensureSharedOrSlave: a bind that asks for shared (slave)

@@ -255,7 +255,9 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
     user_mounts.sort(key=lambda mount: len(posixpath.normpath(mount["destination"])
                                            .split("/")))
     covered = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
-    mounts = [mount for mount in mounts if mount["destination"] not in covered] + user_mounts
+    mounts = [mount for mount in mounts if mount["destination"] not in covered
+              and not ("/dev" in covered and mount["destination"].startswith("/dev/"))
+              ] + user_mounts  # moby: everything under a /dev the user mounts goes too
     capabilities = list(DEFAULT_CAPABILITIES)
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,

@@ -4,8 +4,9 @@ without CAP_SYS_ADMIN, written as a deny list over an allowing default.
 Docker allows a list of ~350 system calls and refuses the rest; this filter refuses, with
 EPERM, the calls that list leaves out or grants only with a capability the default set does not
 have (kernel modules and kexec, the keyring, bpf, perf events, clock and reboot, swap, quotas,
-mounts and namespaces, NUMA memory policy, handles by inode, another process's memory, and the
-obsolete ones). A new user namespace is refused in ``clone`` (its CLONE_NEWUSER flag) and
+mounts and namespaces, NUMA memory policy, handles by inode, io_uring, and the obsolete ones;
+``ptrace`` and ``process_vm_readv``/``writev`` stay allowed, as Docker allows them on kernels
+from 4.8). A new user namespace is refused in ``clone`` (its CLONE_NEWUSER flag) and
 ``unshare`` altogether: inside one, a process has every capability over what it makes (the way
 most container escapes start); ``clone3`` answers ENOSYS, so that the C library falls back to
 ``clone``, whose flags a filter can read. Calls the kernel or libseccomp does not know are
@@ -28,9 +29,9 @@ REFUSED = [
     # kernel modules, kexec, the kernel's log and its tunables
     "create_module", "delete_module", "finit_module", "get_kernel_syms", "init_module",
     "query_module", "kexec_file_load", "kexec_load", "syslog", "_sysctl", "sysfs",
-    # keys, bpf, perf events, accounting, tracing another process's memory
-    "add_key", "keyctl", "request_key", "bpf", "perf_event_open", "acct", "lookup_dcookie",
-    "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    # keys, bpf, perf events, io_uring (Docker 25 on), accounting, other processes' files
+    "add_key", "keyctl", "request_key", "bpf", "perf_event_open", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "acct", "lookup_dcookie", "kcmp", "pidfd_getfd",
     # clocks, reboot, swap, quotas, I/O ports
     "clock_adjtime", "clock_settime", "settimeofday", "stime", "reboot", "swapon",
     "swapoff", "quotactl", "quotactl_fd", "ioperm", "iopl",

@@ -340,7 +340,10 @@ class Engine:
                 if self._same_run(current, run):
                     log.info("Container %s failed to exit within %ss of signal %d - using the "
                              "force", record.id[:12], wait_seconds, stop_signal)
-                    record = self._signal(current, signals.SIGKILL, context, manual_stop=True)
+                    # Its row owes nothing more, yet says a stop's: a daemon dying before the
+                    # signal leaves recovery to send it (a stop due at once).
+                    record = self._signal(current, signals.SIGKILL, context, manual_stop=True,
+                                          stop_timeout=0, restarting=pending.restarting)
                     killed = True
                 else:  # the run ended meanwhile (a kill, rm -f): nothing to force
                     killed = False
@@ -729,7 +732,7 @@ class Engine:
         # The lock is released: while the files go, the container reads ``removing`` and
         # every other operation on it is refused (a second rm gets "already in progress").
         removed = finish_removal(journal, volumes=volumes)
-        self._collect_image(removed)
+        self.collect_image(removed)
         return removed
 
     def remove_now(self, record: ContainerRecord, *, volumes: bool,
@@ -737,9 +740,9 @@ class Engine:
         """Remove a container that is not running, the caller holding its lock (or alone, as
         recovery is). Raises the removal's errors."""
         journal = begin_removal(self.saga, record, volumes=volumes, journal_context=context)
-        self._collect_image(finish_removal(journal, volumes=volumes))
+        self.collect_image(finish_removal(journal, volumes=volumes))
 
-    def _collect_image(self, removed: ContainerRecord) -> None:
+    def collect_image(self, removed: ContainerRecord) -> None:
         """The files of an image deleted while ``removed`` used them go with their last
         container (``rmi -f``). Never fails the removal: the next open reclaims them."""
         if self.images is None:

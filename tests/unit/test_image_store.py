@@ -810,3 +810,29 @@ def test_an_rmi_does_not_wait_for_an_import_of_other_content(store: ImageStore,
         importer.join(30)
         image_module._untar = real  # type: ignore[assignment]
     assert [image.reference for image in store.list_images()] == ["big:latest"]
+
+
+def test_a_removal_recovery_finishes_collects_a_deleted_images_files(
+        engine: Engine, tmp_path: pathlib.Path) -> None:
+    """The store reclaims at open, before recovery: a removal that recovery finishes must
+    collect the files itself, or they stayed until the next restart."""
+    from engine.recovery import Recovery
+    from engine.removal import begin_removal
+    from engine.service import API
+
+    images = engine.images
+    assert images is not None
+    record = images.import_image(tarball(tmp_path / "c.tar", (member("f"), b"c")), "gone")
+    user = engine.create(ContainerConfig(image="gone", command=("true",)))
+    assert images.remove("gone", force=True).deleted == record.digest
+    begin_removal(engine.saga, engine.inspect(user.id), volumes=False, journal_context=API)
+    # The daemon dies here; the next one's store opens while the container is "removing".
+    root = tmp_path / "root"
+    reopened, _ = open_engine(root, runtime=FakeRuntime(root / "fake" / "runtime"),
+                              host=FakeHost(str(root), root / "fake" / "host"), backend="fake",
+                              recover=False)
+    reopened.images = ImageStore(root, reopened.saga.db)
+    assert pathlib.Path(reopened.images.rootfs(record.digest)).is_dir()  # still "used"
+    report = Recovery(reopened).run()
+    assert report.removals == [user.id]
+    assert not pathlib.Path(reopened.images.rootfs(record.digest)).exists()

@@ -229,3 +229,13 @@ def test_a_default_mount_the_user_mounts_over_is_left_out(tmp_path: pathlib.Path
     spec = build_spec("k" * 64, CONFIG, handles)
     assert [mount["source"] for mount in spec["mounts"]
             if mount["destination"].rstrip("/") == "/dev/mqueue"] == ["/h/mq"]
+
+
+def test_a_users_dev_takes_every_default_mount_under_it(tmp_path: pathlib.Path) -> None:
+    handles = acquired(tmp_path)
+    handles["volumes"]["mounts"] = [
+        {"source": "/h/dev", "destination": "/dev", "readonly": False, "volume": None}]
+    destinations = [mount["destination"] for mount in
+                    build_spec("k" * 64, CONFIG, handles)["mounts"]]
+    assert "/dev/pts" not in destinations and "/dev/mqueue" not in destinations
+    assert destinations.count("/dev") == 1 and "/dev/shm" in destinations  # its own IPC

@@ -471,3 +471,15 @@ def test_a_kill_is_not_escalated_by_recovery(tmp_path: pathlib.Path) -> None:
                                    failpoints=Failpoints())
     assert report is not None and report.stops == []
     assert reopened.inspect(record.id).state is ContainerState.RUNNING
+
+
+def test_a_stops_sigkill_row_says_it_is_owed_at_once(engine: Engine,
+                                                    fake_runtime: FakeRuntime) -> None:
+    """A daemon dying between the escalation's commit and its signal leaves recovery to
+    send it: its kill row carries a timeout of 0 (a kill's carries none)."""
+    record = engine.create(make_config("escalated"))
+    fake_runtime.ignore_sigterm.add(record.id)
+    engine.start(record.id)
+    engine.stop(record.id, timeout=0)
+    kills = [row.attributes or {} for row in engine.history(record.id) if row.event == "kill"]
+    assert [(kill["signal"], kill["stopTimeout"]) for kill in kills] == [(15, 0), (9, 0)]
