@@ -303,18 +303,29 @@ def resolution_files(bundle: str, container_id: str, config: Mapping[str, Any]
     files = {}
     for destination, content in contents.items():
         path = f"{bundle}/{os.path.basename(destination)}"
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(content)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            data = content.encode()
+            while data:
+                data = data[os.write(descriptor, data):]
+        finally:
+            os.close(descriptor)
         files[destination] = path
     return files
 
 
 def _host_file(path: str) -> str:
+    """The host's ``path`` (its first 64 KiB, as Docker's resolv.conf reader bounds it)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read(1 << 20)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return ""
+    try:
+        return os.read(descriptor, 1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(descriptor)
 
 
 def _without_loopback_nameservers(content: str) -> str:
