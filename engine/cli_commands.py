@@ -703,7 +703,9 @@ def cmd_volume(args: argparse.Namespace) -> int:
         print_json([{"CreatedAt": datetime.datetime.fromtimestamp(
                         volume.created_ms / 1000, datetime.UTC).astimezone()
                         .isoformat(timespec="seconds"),
-                     "Driver": "local", "Labels": None, "Mountpoint": volume.mountpoint,
+                     "Driver": "local",
+                     "Labels": {"com.docker.volume.anonymous": ""} if volume.anonymous
+                     else None, "Mountpoint": volume.mountpoint,
                      "Name": volume.name, "Options": None, "Scope": "local"}
                     for volume in volumes])
         return 0
@@ -716,17 +718,15 @@ def cmd_volume(args: argparse.Namespace) -> int:
 
 
 def _prune_volumes(api: Api, *, everything: bool, force: bool) -> int:
-    """Docker 23's prune: anonymous volumes only (berth makes none), all unused with -a."""
+    """Docker 23's prune: the unused anonymous volumes, every unused one with -a."""
     which = "all local volumes" if everything else "anonymous local volumes"
     if not force:
         print(f"WARNING! This will remove {which} not used by at least one container.\n"
               "Are you sure you want to continue? [y/N] ", end="", flush=True)
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    removed, reclaimed = [], 0
-    if everything:
-        reply = api.call(api.containers.PruneVolumes, messages().PruneVolumesRequest())
-        removed, reclaimed = list(reply.removed), reply.reclaimed_bytes
+    reply = api.call(api.containers.PruneVolumes, messages().PruneVolumesRequest(all=everything))
+    removed, reclaimed = list(reply.removed), reply.reclaimed_bytes
     if removed:
         print("Deleted Volumes:\n" + "".join(f"{name}\n" for name in removed))
     print(f"Total reclaimed space: {human_size(reclaimed)}")

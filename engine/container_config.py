@@ -157,7 +157,12 @@ def validate(config: ContainerConfig) -> None:
                                f"{HOSTNAME_MAX} bytes")
     destinations: set[str] = set()
     for mount in config.mounts:
-        destination = clean_path(str(validate_mount(mount)["destination"]))
+        anonymous = anonymous_destination(mount)
+        if anonymous is not None and not anonymous.strip("/"):
+            raise InvalidParameter('invalid mount config for type "volume": invalid '
+                                   "specification: destination can't be '/'")
+        destination = clean_path(anonymous if anonymous is not None
+                                 else str(validate_mount(mount)["destination"]))
         if destination in destinations:  # moby's registerMountPoints
             raise InvalidParameter(f"Duplicate mount point: {destination}")
         destinations.add(destination)
@@ -169,6 +174,12 @@ def validate(config: ContainerConfig) -> None:
         if name in names:
             raise InvalidParameter(f"duplicate secret {name!r}")
         names.add(name)
+
+
+def anonymous_destination(spec: str) -> str | None:
+    """The destination of a ``-v /path`` (Docker's anonymous volume: a volume of a random
+    name, made for the container), or None for a ``SRC:DST[:MODES]``."""
+    return spec if spec.startswith("/") and ":" not in spec else None
 
 
 def clean_path(path: str) -> str:

@@ -35,6 +35,7 @@ from engine.image import ImageStore, copy_tree
 from engine.oci_spec import build_spec, container_hostname, in_root
 from engine.store import ContainerRecord
 from engine.sweeper import Sweeper, remove_tree
+from engine.volume import ANONYMOUS
 
 SHM_SIZE = "65536k"
 DRAIN_SECONDS = 60.0
@@ -83,6 +84,10 @@ class LinuxHost:
             return {"path": f"{base}/secrets"} if config.get("secrets") else None
         if resource is Resource.VOLUMES:
             mounts = [self._volume(spec) for spec in config.get("mounts") or []]
+            anonymous = set(config.get("anonymous_volumes") or [])
+            for mount in mounts:
+                if mount["volume"] in anonymous:
+                    mount["anonymous"] = True
             return {"mounts": mounts} if mounts else None
         return {"bundle": f"{base}/bundle"}
 
@@ -137,6 +142,9 @@ class LinuxHost:
         held = os.open(volume, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fcntl.flock(held, fcntl.LOCK_EX)
+            if mount.get("anonymous"):  # Docker's label: rm -v and volume prune take it
+                os.close(os.open(f"{volume}/{ANONYMOUS}",
+                                 os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
             empty = not os.path.lexists(data) or (os.path.isdir(data) and not os.listdir(data))
             if empty and rootfs is not None and "nocopy" not in mount.get("modes", []):
                 self._fill_volume(data, in_root(str(rootfs["path"]), str(mount["destination"])))

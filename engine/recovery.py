@@ -203,8 +203,8 @@ class Recovery:
         elif operation.kind == OperationKind.REMOVE.value:
             volumes = bool((operation.params or {}).get("volumes", False))
             pending = frozenset(row.name for row in rows if row.status in _UNFINISHED)
-            self._engine.collect_image(finish_removal(journal, volumes=volumes,
-                                                      pending=pending))
+            self._engine.collect(finish_removal(journal, volumes=volumes, pending=pending),
+                                 volumes=volumes)
             report.removals.append(record.id)
 
     def _remover(self, container_id: str) -> None:

@@ -24,6 +24,7 @@ from engine.config import ConfigSnapshot, ConfigStore
 from engine.container_config import (
     DEFAULT_STOP_TIMEOUT,
     ContainerConfig,
+    anonymous_destination,
     generate_name,
     normalize_name,
     validate,
@@ -185,6 +186,13 @@ class Engine:
         runtime = config.runtime or snapshot.default_runtime
         snapshot.resolve_runtime(runtime)
         stored = config.stored()
+        anonymous = []
+        for index, spec in enumerate(stored["mounts"]):
+            if anonymous_destination(spec) is not None:  # named now, for good
+                anonymous.append(os.urandom(32).hex())
+                stored["mounts"][index] = f"{anonymous[-1]}:{spec}"
+        if anonymous:
+            stored["anonymous_volumes"] = anonymous
         # An image cannot be removed between its lookup here and the container's insert (its
         # removal checks for users under the same lock).
         with self.images.in_use() if self.images is not None else contextlib.nullcontext():
@@ -732,7 +740,7 @@ class Engine:
         # The lock is released: while the files go, the container reads ``removing`` and
         # every other operation on it is refused (a second rm gets "already in progress").
         removed = finish_removal(journal, volumes=volumes)
-        self.collect_image(removed)
+        self.collect(removed, volumes=volumes)
         return removed
 
     def remove_now(self, record: ContainerRecord, *, volumes: bool,
@@ -740,17 +748,25 @@ class Engine:
         """Remove a container that is not running, the caller holding its lock (or alone, as
         recovery is). Raises the removal's errors."""
         journal = begin_removal(self.saga, record, volumes=volumes, journal_context=context)
-        self.collect_image(finish_removal(journal, volumes=volumes))
+        self.collect(finish_removal(journal, volumes=volumes), volumes=volumes)
 
-    def collect_image(self, removed: ContainerRecord) -> None:
-        """The files of an image deleted while ``removed`` used them go with their last
-        container (``rmi -f``). Never fails the removal: the next open reclaims them."""
-        if self.images is None:
-            return
-        try:
-            self.images.collect(str(removed.config.get("image_digest", "")))
-        except OSError as exc:
-            log.error("%s: the files of its deleted image stay: %s", removed.id[:12], exc)
+    def collect(self, removed: ContainerRecord, *, volumes: bool) -> None:
+        """What goes with a removed container: the files of an image deleted while it used
+        them (``rmi -f``), and with ``volumes`` (``rm -v``, ``--rm``) its anonymous volumes
+        no other container uses. Never fails the removal: the next open reclaims the image,
+        and ``volume prune`` the volumes."""
+        if self.images is not None:
+            try:
+                self.images.collect(str(removed.config.get("image_digest", "")))
+            except OSError as exc:
+                log.error("%s: the files of its deleted image stay: %s", removed.id[:12], exc)
+        if volumes and self.volumes is not None:
+            for name in removed.config.get("anonymous_volumes") or []:
+                try:
+                    self.volumes.remove(str(name), force=True)
+                except (Conflict, OSError) as exc:
+                    log.info("%s: its anonymous volume %s stays: %s", removed.id[:12],
+                             str(name)[:12], exc)
 
     # -- queries -------------------------------------------------------------------------
     def inspect(self, reference: str) -> ContainerRecord:

@@ -3,6 +3,9 @@
 A volume is made by ``volume create`` or by the first start of a container that mounts it
 (``engine.linux_host``, which fills a new one from the container's files), and stays until
 ``volume rm`` or ``volume prune -a`` removes it; ``rm -v`` keeps named volumes, as Docker's.
+An anonymous one (``-v /path``: named at create by 64 random hex digits, marked by a file
+beside its ``_data``) also goes with its container's ``rm -v`` or ``--rm`` (unless another
+container uses it) and with a ``volume prune``.
 A volume some container (not removed) names in its mounts is in use and is not removed:
 moby's "volume is in use". A create holds the image store's users lock from its lookups to
 its insert, and a removal from its check for users to its delete, so no container is created
@@ -25,12 +28,14 @@ from engine.store import Database
 from engine.sweeper import Sweeper
 
 DATA = "_data"
+ANONYMOUS = "anonymous"  # a file beside _data: made for one container (``-v /path``)
 
 
 class VolumeRecord(NamedTuple):
     name: str
     mountpoint: str  # its _data directory, on the daemon's host
     created_ms: int
+    anonymous: bool = False
 
 
 class VolumeStore:
@@ -48,7 +53,7 @@ class VolumeStore:
             created = path.stat().st_mtime_ns // 1_000_000
         except FileNotFoundError:
             return None
-        return VolumeRecord(name, str(path / DATA), created)
+        return VolumeRecord(name, str(path / DATA), created, (path / ANONYMOUS).exists())
 
     def list_volumes(self) -> list[VolumeRecord]:
         """Every volume, by name."""
@@ -93,10 +98,11 @@ class VolumeStore:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
             return self._sweeper.discard(str(self.root / name))
 
-    def prune(self) -> list[tuple[str, int]]:
-        """Remove every volume no container uses (``volume prune -a``); return their names
-        and the bytes their files held (moby's directory.Size: regular files, a hardlinked
-        one once)."""
+    def prune(self, *, everything: bool = False) -> list[tuple[str, int]]:
+        """Remove the anonymous volumes no container uses, every unused one with
+        ``everything`` (Docker 23's ``volume prune`` and ``-a``); return their names and the
+        bytes their files held (moby's directory.Size: regular files, a hardlinked one
+        once)."""
         with self._users:
             with self._db.read() as reader:
                 containers = reader.containers()
@@ -105,7 +111,7 @@ class VolumeStore:
                     for spec in container.config.get("mounts") or []}
             removed = []
             for record in self.list_volumes():
-                if record.name in used:
+                if record.name in used or not (everything or record.anonymous):
                     continue
                 size = _size(str(self.root / record.name))
                 if self._sweeper.discard(str(self.root / record.name)):

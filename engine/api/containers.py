@@ -53,7 +53,7 @@ def wait_condition(condition: str) -> bool:
 
 def volume_message(record: VolumeRecord) -> pb.Volume:
     return pb.Volume(name=record.name, mountpoint=record.mountpoint,
-                     created_ms=record.created_ms)
+                     created_ms=record.created_ms, anonymous=record.anonymous)
 
 
 def _context(request_id: str) -> JournalContext:
@@ -423,7 +423,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         volumes = self._volumes()
 
         def call() -> pb.PruneVolumesResponse:
-            pruned = volumes.prune()
+            pruned = volumes.prune(everything=request.all)
             return pb.PruneVolumesResponse(removed=[name for name, _ in pruned],
                                            reclaimed_bytes=sum(size for _, size in pruned))
 

@@ -232,6 +232,31 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert bad.returncode == 1 and "volume name is too short" in bad.stderr
 
 
+def test_anonymous_volumes_go_with_rm_v_and_rm_or_a_prune(session: Cli) -> None:
+    """Docker's ``-v /path``: a volume of a random name, made for the container."""
+    before = set(session.ok("volume", "ls", "-q").split())
+    kept = session.ok("run", "-d", "-v", "/data", "busybox", "sh", "-c",
+                      "ls /data | wc -l; echo x > /data/f").strip()
+    session.ok("wait", kept)
+    [name] = set(session.ok("volume", "ls", "-q").split()) - before
+    assert re.fullmatch(r"[0-9a-f]{64}", name)
+    [inspected] = json.loads(session.ok("volume", "inspect", name))
+    assert inspected["Labels"] == {"com.docker.volume.anonymous": ""}
+    assert pathlib.Path(inspected["Mountpoint"], "f").read_text() == "x\n"
+    session.ok("rm", "-v", kept)
+    assert name not in session.ok("volume", "ls", "-q").split()
+    session.ok("run", "--rm", "-v", "/scratch", "busybox", "true")
+    left = session.ok("create", "-v", "/left", "busybox", "true").strip()
+    session.ok("start", left)
+    session.ok("wait", left)
+    session.ok("rm", left)  # without -v: it stays, unused, until a prune
+    [orphan] = set(session.ok("volume", "ls", "-q").split()) - before
+    assert orphan in session.ok("volume", "prune", "-f")
+    assert set(session.ok("volume", "ls", "-q").split()) == before
+    refused = session("create", "-v", "/", "busybox", "true")
+    assert refused.returncode == 1 and "destination can't be '/'" in refused.stderr
+
+
 def test_a_bare_env_name_takes_the_clients_value_or_is_unset(session: Cli) -> None:
     """Docker's ``-e NAME``: the client's value if it has one, else no variable at all."""
     session.environment["BERTH_TEST_GIVEN"] = "from the client"

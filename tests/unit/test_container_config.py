@@ -124,7 +124,7 @@ def test_valid_volume_specs(spec: str, parsed: dict[str, object]) -> None:
     validate(make_config(mounts=(spec,)))
 
 
-@pytest.mark.parametrize("spec", ["/src", ":/dst", "/src:", "/a:/b:ro:x", ""])
+@pytest.mark.parametrize("spec", [":/dst", "/src:", "/a:/b:ro:x", ""])
 def test_invalid_volume_specs(spec: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
@@ -342,3 +342,12 @@ def test_a_nul_byte_is_refused_at_create(field: str) -> None:
              "hostname": "h\0", "secrets": ("s=\0",)}[field]
     with pytest.raises(InvalidParameter, match="it contains a NUL byte"):
         validate(make_config(**{field: value}))
+
+
+def test_a_bare_absolute_path_is_an_anonymous_volume() -> None:
+    """Docker's ``-v /path``; its root and a duplicate of another mount are refused."""
+    validate(make_config(mounts=("/data", "/cache/")))
+    with pytest.raises(InvalidParameter, match="destination can't be '/'"):
+        validate(make_config(mounts=("/",)))
+    with pytest.raises(InvalidParameter, match="Duplicate mount point: /data"):
+        validate(make_config(mounts=("/data", "vol:/data/")))

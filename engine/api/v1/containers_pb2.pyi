@@ -294,14 +294,16 @@ class RemoveImageResponse(_message.Message):
     def __init__(self, untagged: _Optional[_Iterable[str]] = ..., deleted: _Optional[str] = ...) -> None: ...
 
 class Volume(_message.Message):
-    __slots__ = ("name", "mountpoint", "created_ms")
+    __slots__ = ("name", "mountpoint", "created_ms", "anonymous")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
     name: str
     mountpoint: str
     created_ms: int
-    def __init__(self, name: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created_ms: _Optional[int] = ...) -> None: ...
+    anonymous: bool
+    def __init__(self, name: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created_ms: _Optional[int] = ..., anonymous: _Optional[bool] = ...) -> None: ...
 
 class VolumesRequest(_message.Message):
     __slots__ = ("names",)
@@ -340,10 +342,12 @@ class RemoveVolumeResponse(_message.Message):
     def __init__(self, removed: _Optional[bool] = ...) -> None: ...
 
 class PruneVolumesRequest(_message.Message):
-    __slots__ = ("request_id",)
+    __slots__ = ("request_id", "all")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
     request_id: str
-    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+    all: bool
+    def __init__(self, request_id: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
 
 class PruneVolumesResponse(_message.Message):
     __slots__ = ("removed", "reclaimed_bytes")
