@@ -244,9 +244,10 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
                 shared_root = True  # moby: a shared bind needs a shared container root
         user_mounts.append({"destination": volume["destination"], "type": "bind",
                             "source": volume["source"], "options": options})
-    mounted = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
+    covered = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
     for destination, source in (files or {}).items():
-        if destination not in mounted:  # moby's HasMountFor: the user's mount wins
+        if destination not in covered:  # moby's HasMountFor: the user's mount wins
+            covered.add(destination)
             user_mounts.append({"destination": destination, "type": "bind", "source": source,
                                 "options": ["rbind", "rprivate"]})
     # moby's WithMounts: parents before what is mounted inside them, whatever the order of
@@ -254,7 +255,6 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
     # over is left out.
     user_mounts.sort(key=lambda mount: len(posixpath.normpath(mount["destination"])
                                            .split("/")))
-    covered = {posixpath.normpath(mount["destination"]) for mount in user_mounts}
     mounts = [mount for mount in mounts if mount["destination"] not in covered
               and not ("/dev" in covered and mount["destination"].startswith("/dev/"))
               ] + user_mounts  # moby: everything under a /dev the user mounts goes too

@@ -78,11 +78,20 @@ class VolumeStore:
 
     def users(self, name: str) -> list[str]:
         """The IDs of the containers (not removed) that mount volume ``name``."""
+        return self._users_by_volume().get(name, [])
+
+    def _users_by_volume(self) -> dict[str, list[str]]:
+        """Each mounted volume's name -> the IDs of the containers (not removed) using it."""
         with self._db.read() as reader:
             containers = reader.containers()
-        return [container.id for container in containers
-                if container.state is not ContainerState.REMOVED
-                and any(_source(spec) == name for spec in container.config.get("mounts") or [])]
+        users: dict[str, list[str]] = {}
+        for container in containers:
+            if container.state is ContainerState.REMOVED:
+                continue
+            for name in {_source(spec) for spec in container.config.get("mounts") or []}:
+                if name is not None:
+                    users.setdefault(name, []).append(container.id)
+        return users
 
     def remove(self, name: str, *, force: bool = False) -> bool:
         """Remove volume ``name``; return whether there was one. Raises Conflict ``remove
@@ -104,11 +113,7 @@ class VolumeStore:
         bytes their files held (moby's directory.Size: regular files, a hardlinked one
         once)."""
         with self._users:
-            with self._db.read() as reader:
-                containers = reader.containers()
-            used = {_source(spec) for container in containers
-                    if container.state is not ContainerState.REMOVED
-                    for spec in container.config.get("mounts") or []}
+            used = self._users_by_volume()
             removed = []
             for record in self.list_volumes():
                 if record.name in used or not (everything or record.anonymous):
