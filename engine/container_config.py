@@ -17,7 +17,8 @@ from typing import Any
 from engine.errors import InvalidParameter
 
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-_ENV_KEY = re.compile(r"[^=\s][^=]*")
+# moby #25099: the only name refused is the empty one (#16585: names are the application's).
+_ENV_KEY = re.compile(r"[^=]")
 # moby's volume/local validNamePattern: two characters at least.
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # -v modes, as moby's linuxValidMountMode: at most one of each kind. SELinux relabelling

@@ -95,6 +95,11 @@ def test_valid_env() -> None:
     validate(make_config(env=("A=1", "B=", "PATH=/bin:/usr/bin", "ONLY_NAME", "X=a=b")))
 
 
+def test_env_names_are_not_checked_beyond_being_there() -> None:
+    """Docker refuses only an empty name (moby #25099); spaces are the application's."""
+    validate(make_config(env=(" FOO=1", "\tBAR=2", "A B=3", "ü=4")))
+
+
 @pytest.mark.parametrize("variable", ["=1", "", "="])
 def test_invalid_env(variable: str) -> None:
     with pytest.raises(InvalidParameter) as info:
