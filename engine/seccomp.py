@@ -9,7 +9,8 @@ mounts and namespaces, NUMA memory policy, handles by inode, io_uring, and the o
 from 4.8). A new user namespace is refused in ``clone`` (its CLONE_NEWUSER flag) and
 ``unshare`` altogether: inside one, a process has every capability over what it makes (the way
 most container escapes start); ``clone3`` answers ENOSYS, so that the C library falls back to
-``clone``, whose flags a filter can read. Calls the kernel or libseccomp does not know are
+``clone``, whose flags a filter can read. ``personality`` takes only the values Docker's
+profile allows. Calls the kernel or libseccomp does not know are
 skipped by the runtime (runc: an unknown name is ignored).
 """
 
@@ -20,6 +21,10 @@ from typing import Any
 
 CLONE_NEWUSER = 0x10000000
 ENOSYS = 38
+# personality(2) values Docker's profile allows: PER_LINUX, PER_LINUX32, each with UNAME26,
+# and the query. The others (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, other ABIs...) are refused.
+PERSONALITY_ALLOWED = frozenset({0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF})
+_QUERY_BIT = 1 << 31
 # The host's native ABI and those its kernel also runs (a 32-bit call skips no rule).
 _ARCHITECTURES = {
     "x86_64": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -56,5 +61,27 @@ def default_profile() -> dict[str, Any]:
              "args": [{"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER,
                        "op": "SCMP_CMP_MASKED_EQ"}]},
             {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+            *_personality_rules(),
         ],
     }
+
+
+def _personality_rules() -> list[dict[str, Any]]:
+    """Refuse every ``personality`` value outside ``PERSONALITY_ALLOWED``, one masked test a
+    rule (a rule's tests of one argument are ORed by runc, ANDed by others: one each is what
+    all read alike). With bit 31 clear, only bits 3 and 17 may be set; with it set, only the
+    query (every bit set) is allowed."""
+    free = 0x8 | 0x20000
+    rules = []
+    for bit in range(31):
+        mask = 1 << bit
+        if not mask & free:  # this bit without bit 31: a value not allowed
+            rules.append(_masked("personality", mask | _QUERY_BIT, mask))
+        rules.append(_masked("personality", mask | _QUERY_BIT, _QUERY_BIT))  # 31 set, this not
+    return rules
+
+
+def _masked(name: str, mask: int, value: int) -> dict[str, Any]:
+    return {"names": [name], "action": "SCMP_ACT_ERRNO",
+            "args": [{"index": 0, "value": mask, "valueTwo": value,
+                      "op": "SCMP_CMP_MASKED_EQ"}]}

@@ -92,8 +92,11 @@ def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
             continue
         base = os.path.basename(path)
         if base.startswith(WHITEOUT) or path.lstrip("/").startswith(WHITEOUT_META):
-            if not base.startswith(WHITEOUT_META):
-                _remove(os.path.join(os.path.dirname(path), base[len(WHITEOUT):]))
+            hidden = base[len(WHITEOUT):]
+            # ``.wh.``, ``.wh..`` and ``.wh...`` name no entry: they would remove the
+            # directory or its parent.
+            if not base.startswith(WHITEOUT_META) and hidden not in ("", ".", ".."):
+                _remove(os.path.join(os.path.dirname(path), hidden))
             continue
         try:
             _clear(member)

@@ -759,6 +759,19 @@ def test_whiteouts_remove_what_they_name_and_are_not_kept(store: ImageStore,
     assert (rootfs / "later").read_text() == "back"  # a whiteout before its name hides nothing
 
 
+def test_a_whiteout_of_dot_or_dot_dot_removes_nothing(store: ImageStore,
+                                                      tmp_path: pathlib.Path) -> None:
+    """``d/e/.wh..`` removed ``d/e`` and ``d/e/.wh...`` removed ``d`` (helper-41)."""
+    source = tarball(
+        tmp_path / "dots.tar",
+        (member("d", tarfile.DIRTYPE, mode=0o755), None),
+        (member("d/e", tarfile.DIRTYPE, mode=0o755), None), (member("d/e/f"), b"f"),
+        (member("d/e/.wh."), b""), (member("d/e/.wh.."), b""), (member("d/e/.wh..."), b""))
+    rootfs = pathlib.Path(store.rootfs(store.import_image(source, "dots").digest))
+    assert sorted(str(path.relative_to(rootfs)) for path in rootfs.rglob("*")) == [
+        "d", "d/e", "d/e/f"]
+
+
 def test_a_sparse_file_of_a_directory_stays_sparse(store: ImageStore, tmp_path: pathlib.Path
                                                   ) -> None:
     """Only its data is copied: a 50 GB hole took minutes and 51 GB written."""
