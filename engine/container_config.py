@@ -21,6 +21,7 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _ENV_KEY = re.compile(r"[^=]")
 # moby's volume/local validNamePattern: two characters at least.
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+VOLUME_NAME_MAX = 255  # NAME_MAX: the name is a directory's (ASCII, so bytes and characters)
 # -v modes, as moby's linuxValidMountMode: at most one of each kind. SELinux relabelling
 # (z, Z) has nothing to do here (no SELinux), nor do the consistency modes (a Docker Desktop
 # matter); nocopy leaves a new volume empty instead of filled from the container's files.
@@ -213,6 +214,9 @@ def validate_volume_name(name: str) -> None:
                                "least two alphanumeric characters")
     if not _VOLUME_NAME.fullmatch(name):
         raise _invalid_volume_name(name)
+    if len(name) > VOLUME_NAME_MAX:  # a directory's name: the filesystem's limit
+        raise InvalidParameter(f"create {name[:32]}...: volume name is too long, names "
+                               f"should be at most {VOLUME_NAME_MAX} characters")
 
 
 def _invalid_volume_name(name: str) -> InvalidParameter:

@@ -34,11 +34,14 @@ from engine.host import Handle, Resource
 from engine.image import ImageStore, copy_tree
 from engine.oci_spec import build_spec, container_hostname, in_root
 from engine.store import ContainerRecord
-from engine.sweeper import Sweeper, remove_tree
+from engine.sweeper import Sweeper
 from engine.volume import ANONYMOUS
 
 SHM_SIZE = "65536k"
 DRAIN_SECONDS = 60.0
+# Beside a volume's _data while it is filled: a copy being made, and a complete one.
+_FILLING = ".filling-"
+_FILLED = ".filled"
 
 log = logging.getLogger("berth.host")
 
@@ -134,8 +137,8 @@ class LinuxHost:
         copyExistingContents does: what the container's filesystem holds at its destination
         (a directory, looked up inside the container's root), owners and modes included,
         the directory's own too (not with ``nocopy``). Under the volume's flock: two starts
-        of containers sharing it fill it once. The copy is made in this daemon's trash
-        directory (a crash mid-copy leaves it to the next sweeper), then moved in."""
+        of containers sharing it fill it once, and a fill a crash interrupted is finished by
+        the next start that mounts the volume (see ``_fill_volume``)."""
         data = str(mount["source"])
         volume = os.path.dirname(data)
         os.makedirs(volume, exist_ok=True)
@@ -145,34 +148,60 @@ class LinuxHost:
             if mount.get("anonymous"):  # Docker's label: rm -v and volume prune take it
                 os.close(os.open(f"{volume}/{ANONYMOUS}",
                                  os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            for name in os.listdir(volume):  # a copy a crash interrupted: made again
+                if name.startswith(_FILLING):
+                    self.sweeper.discard(f"{volume}/{name}")
+            if os.path.lexists(f"{volume}/{_FILLED}"):  # copied, not all moved in: finished
+                self._move_in(f"{volume}/{_FILLED}", data)
             empty = not os.path.lexists(data) or (os.path.isdir(data) and not os.listdir(data))
             if empty and rootfs is not None and "nocopy" not in mount.get("modes", []):
-                self._fill_volume(data, in_root(str(rootfs["path"]), str(mount["destination"])))
+                self._fill_volume(volume, data,
+                                  in_root(str(rootfs["path"]), str(mount["destination"])))
             os.makedirs(data, exist_ok=True)
         finally:
             os.close(held)  # and its lock
 
-    def _fill_volume(self, data: str, source: str) -> None:
+    def _fill_volume(self, volume: str, data: str, source: str) -> None:
+        """Copy ``source`` beside ``data`` (``.filling-*``: a crash mid-copy leaves it to be
+        deleted), mark the copy complete by its name (``.filled``), then move it in: renamed
+        into place when there is no ``data`` yet, else (an empty one, maybe bound in a
+        running container already) moved in entry by entry, which a crash may interrupt and
+        the next fill finishes (``_move_in``)."""
         try:
             opened = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return  # nothing there, or not a directory: an empty volume, as Docker's
-        staging = str(self.sweeper.directory / f"fill-{os.urandom(6).hex()}")
+        staging = f"{volume}/{_FILLING}{os.urandom(6).hex()}"
         try:
             copy_tree(opened, staging)
-            if not os.path.lexists(data):
-                os.rename(staging, data)
-                return
-            # Empty, and maybe bound in a running container already: filled in place.
-            for name in os.listdir(staging):
-                os.rename(os.path.join(staging, name), os.path.join(data, name))
-            info = os.stat(staging)
-            os.chown(data, info.st_uid, info.st_gid)
-            os.chmod(data, stat.S_IMODE(info.st_mode))
+        except BaseException:
+            self.sweeper.discard(staging)
+            raise
         finally:
             os.close(opened)
-            if os.path.lexists(staging):
-                remove_tree(staging)
+        if not os.path.lexists(data):
+            os.rename(staging, data)
+            return
+        filled = f"{volume}/{_FILLED}"
+        os.rename(staging, filled)
+        self._move_in(filled, data)
+
+    def _move_in(self, filled: str, data: str) -> None:
+        """Move the entries of the complete copy ``filled`` into ``data``, give ``data`` the
+        copied directory's owner and mode, and delete ``filled``. An entry ``data`` has
+        already (moved before a crash, or made by a container since) is kept."""
+        os.makedirs(data, exist_ok=True)
+        for name in os.listdir(filled):
+            target = os.path.join(data, name)
+            if not os.path.lexists(target):
+                os.rename(os.path.join(filled, name), target)
+        info = os.stat(filled)
+        os.chown(data, info.st_uid, info.st_gid)
+        os.chmod(data, stat.S_IMODE(info.st_mode))
+        try:
+            os.rmdir(filled)
+        except OSError:  # what was kept in data: its copies go with the sweeper
+            self.sweeper.discard(filled)
 
     def _check_propagation(self, mount: Mapping[str, Any]) -> None:
         """moby's ensureShared / ensureSharedOrSlave: a bind that asks for shared (slave)
@@ -182,7 +211,7 @@ class LinuxHost:
         wanted = mount.get("propagation") or ""
         source = str(mount["source"])
         if wanted not in ("shared", "rshared", "slave", "rslave") or (
-                source.startswith(self._root) or self._root.startswith(source)):
+                _within(source, self._root) or _within(self._root, source)):
             return
         point, fields = linux.propagation_of(source)
         shared = any(field.startswith("shared:") for field in fields)
@@ -285,6 +314,13 @@ class LinuxHost:
             self.sweeper.discard(str(directory))  # gone from its path when this returns
         except OSError as exc:
             raise System(f"unable to remove {directory}: {exc}") from exc
+
+
+def _within(path: str, top: str) -> bool:
+    """``path`` is ``top`` or under it, component by component (``/a/bc`` is not under
+    ``/a/b``)."""
+    path, top = posixpath.normpath(path), posixpath.normpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 # libnetwork's etchosts defaults: the loopback names, IPv4 and IPv6.

@@ -22,7 +22,7 @@ import threading
 from typing import NamedTuple
 
 from engine.container_config import parse_mount, validate_volume_name
-from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.errors import Conflict, InvalidParameter, NotFound, System
 from engine.state import ContainerState
 from engine.store import Database
 from engine.sweeper import Sweeper
@@ -51,7 +51,7 @@ class VolumeStore:
         path = self.root / name
         try:
             created = path.stat().st_mtime_ns // 1_000_000
-        except FileNotFoundError:
+        except OSError:  # not there, or a name no directory can have (too long)
             return None
         return VolumeRecord(name, str(path / DATA), created, (path / ANONYMOUS).exists())
 
@@ -73,8 +73,12 @@ class VolumeStore:
         is, as moby's. Raises InvalidParameter for a name the local driver refuses."""
         name = name or os.urandom(32).hex()
         validate_volume_name(name)
-        (self.root / name / DATA).mkdir(parents=True, exist_ok=True)
-        return self.inspect(name)
+        with self._users:  # never half made while a removal takes it away
+            try:
+                (self.root / name / DATA).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise System(f"create {name}: {exc.strerror or exc}") from exc
+            return self.inspect(name)
 
     def users(self, name: str) -> list[str]:
         """The IDs of the containers (not removed) that mount volume ``name``."""

@@ -214,7 +214,7 @@ def test_a_new_volume_is_filled_from_the_containers_files(engine: Engine,
     assert lines[2].strip() == "0"  # the link's target is looked up inside the image
     volumes = engine.saga.host.container_dir(record.id).parents[1] / "volumes"
     assert (volumes / "seedvol" / "_data" / "file").read_text() == "from the image\n"
-    assert not any(volumes.glob("*/.fill-*"))
+    assert not any(volumes.glob("*/.fill*"))
     empty = engine.create(ContainerConfig(image="seeded", command=("ls", "-A", "/seed"),
                                           name="unfilled", mounts=("bare:/seed:nocopy",)))
     engine.start(empty.id)
