@@ -214,7 +214,19 @@ def _format_flag(sub: argparse.ArgumentParser) -> None:
 
 def _run_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-d", "--detach", action="store_true")
+    sub.add_argument("--sig-proxy", nargs="?", const=True, default=True, type=_boolean,
+                     metavar="BOOL", help="send the signals this command gets to the "
+                     "container (default true; --sig-proxy=false)")
     _container_flags(sub)
+
+
+def _boolean(text: str) -> bool:
+    """Go's strconv.ParseBool, as a boolean flag's ``=VALUE`` is read."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'invalid argument "{text}": invalid syntax')
 
 
 def _integer(bits: int) -> Callable[[str], int]:

@@ -23,9 +23,10 @@ def valid_text(text: str) -> str:
 
 
 class CliError(Exception):
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(self, message: str, status: int = 1, *, not_found: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.not_found = not_found  # the daemon's answer was NotFound
 
 
 class Api:
@@ -88,7 +89,10 @@ class Api:
                             f"{self.address}: {error.details()}")
         if why is not None:
             return CliError(f"error during connect: {error.details()}")
-        return CliError(f"Error response from daemon: {error.details()}")
+        from engine.api.status import StatusCode
+
+        return CliError(f"Error response from daemon: {error.details()}",
+                        not_found=error.code() == StatusCode.NOT_FOUND)
 
 
 def messages() -> Any:

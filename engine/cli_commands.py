@@ -156,26 +156,85 @@ def cmd_run(args: argparse.Namespace) -> int:
                         container=container_id, force=True, volumes=True))
             raise CliError(str(error) or "the daemon cannot follow the log",
                            EXIT_REFUSED) from None
-    try:
-        api.call(api.containers.Start, pb.StartRequest(container=container_id))
-    except CliError as error:
-        # moby's start classifier decides 126/127 from the message; the container may be
-        # gone already (--rm), so read the verdict from the message, as the daemon did.
-        from engine.exit_code import classify_start_error
+    proxy = _SignalProxy(args, container_id) if not args.detach and args.sig_proxy else None
+    with proxy or contextlib.nullcontext():
+        try:
+            api.call(api.containers.Start, pb.StartRequest(container=container_id))
+        except CliError as error:
+            # moby's start classifier decides 126/127 from the message; the container may be
+            # gone already (--rm), so read the verdict from the message, as the daemon did.
+            from engine.exit_code import classify_start_error
 
-        code, _ = classify_start_error(Exception(str(error)))
-        raise CliError(str(error), code if code in (126, 127) else EXIT_REFUSED) from None
-    if args.detach:
-        print(container_id)
-        return 0
-    for batch in batches:
-        write_entries(batch.entries, timestamps=False)
-    result = _wait_for_run(api, container_id, removed=args.rm)
+            code, _ = classify_start_error(Exception(str(error)))
+            raise CliError(str(error), code if code in (126, 127) else EXIT_REFUSED) from None
+        if args.detach:
+            print(container_id)
+            return 0
+        for batch in batches:
+            write_entries(batch.entries, timestamps=False)
+        result = _wait_for_run(api, container_id, removed=args.rm)
     if args.rm:
         with contextlib.suppress(CliError):  # auto-removed already
             api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,
                                                              force=True, volumes=True))
     return int(result.exit_code)
+
+
+class _SignalProxy:
+    """Docker's ``--sig-proxy`` (on by default without a TTY): each signal this command gets
+    while it runs a container is sent to the container, and the command goes on until the
+    container exits (a Ctrl-C that the container traps does not end the run). Every
+    catchable signal but SIGCHLD, SIGPIPE and SIGURG, as Docker's ForwardAllSignals. The
+    handler only queues the signal; a thread of its own, on a connection of its own, sends
+    it (a handler runs between two steps of whatever call this thread was making)."""
+
+    _KEPT = frozenset({"SIGCHLD", "SIGPIPE", "SIGURG", "SIGKILL", "SIGSTOP"})
+
+    def __init__(self, args: argparse.Namespace, container_id: str) -> None:
+        import queue
+
+        self._args = args
+        self._container_id = container_id
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._previous: dict[int, Any] = {}
+        self._thread: Any = None
+
+    def __enter__(self) -> _SignalProxy:
+        import signal
+        import threading
+
+        self._thread = threading.Thread(target=self._forward, name="sig-proxy", daemon=True)
+        self._thread.start()
+        for number in signal.valid_signals():
+            if not 0 < number < signal.NSIG:
+                continue
+            with contextlib.suppress(ValueError):
+                if signal.Signals(number).name in self._KEPT:
+                    continue
+            with contextlib.suppress(OSError, ValueError):  # not catchable (glibc's own)
+                self._previous[number] = signal.signal(number, self._caught)
+        return self
+
+    def _caught(self, number: int, _frame: Any) -> None:
+        self._queue.put(number)  # SimpleQueue.put may be called from a handler
+
+    def _forward(self) -> None:
+        api: Api | None = None
+        while (number := self._queue.get()) is not None:
+            try:
+                api = api or Api(self._args)
+                api.call(api.containers.Kill, messages().KillRequest(
+                    container=self._container_id, signal=number))
+            except CliError:  # exited, or not started yet: nothing to send it to
+                pass
+
+    def __exit__(self, *_exception: object) -> None:
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._queue.put(None)
+        self._thread.join(5)
 
 
 def _wait_for_run(api: Api, container_id: str, *, removed: bool) -> Any:
@@ -195,16 +254,58 @@ def _wait_for_run(api: Api, container_id: str, *, removed: bool) -> Any:
                                                         condition="removed"))
 
 
-def _each(args: argparse.Namespace, action: Callable[[Api, str], None]) -> int:
-    api = Api(args)
+PARALLEL_CALLS = 50  # Docker's CLI: how many containers its verbs act on at once
+
+
+def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
+          parallel: bool = False, missing_ok: bool = False) -> int:
+    """``action`` on each container named, printing its name or its error, in the order
+    given. ``parallel``: as Docker's parallelOperation (stop, kill, rm, pause, unpause), up to
+    ``PARALLEL_CALLS`` at once, each on a connection of its own (start and restart go one
+    by one). ``missing_ok``: a container not found is only reported (``rm -f``)."""
+    containers: list[str] = args.containers
+    outcomes: Iterator[CliError | None]
+    pool = None
+    if parallel and len(containers) > 1:
+        import concurrent.futures
+        import threading
+
+        local = threading.local()
+
+        def attempt(container: str) -> CliError | None:
+            if getattr(local, "api", None) is None:
+                local.api = Api(args)
+            try:
+                action(local.api, container)
+            except CliError as error:
+                return error
+            return None
+
+        pool = concurrent.futures.ThreadPoolExecutor(min(len(containers), PARALLEL_CALLS))
+        outcomes = pool.map(attempt, containers)
+    else:
+        api = Api(args)
+
+        def one_by_one() -> Iterator[CliError | None]:
+            for container in containers:
+                try:
+                    action(api, container)
+                except CliError as error:
+                    yield error
+                    continue
+                yield None
+
+        outcomes = one_by_one()
     status = 0
-    for container in args.containers:
-        try:
-            action(api, container)
-            print(container)
-        except CliError as error:
-            print(error, file=sys.stderr)
+    for container, error in zip(containers, outcomes, strict=True):
+        if error is None:
+            print(container, flush=True)
+            continue
+        print(error, file=sys.stderr, flush=True)
+        if not (missing_ok and error.not_found):
             status = error.status
+    if pool is not None:
+        pool.shutdown()
     return status
 
 
@@ -231,7 +332,7 @@ def _stopping(args: argparse.Namespace, method: str) -> int:
             request.timeout = args.time
         api.call(getattr(api.containers, method), request)
 
-    return _each(args, call)
+    return _each(args, call, parallel=method == "Stop")
 
 
 def _signal(text: str) -> int:
@@ -263,22 +364,25 @@ def _signal(text: str) -> int:
 def cmd_kill(args: argparse.Namespace) -> int:
     signal = _signal(args.signal)
     return _each(args, lambda api, c: api.call(
-        api.containers.Kill, messages().KillRequest(container=c, signal=signal)))
+        api.containers.Kill, messages().KillRequest(container=c, signal=signal)), parallel=True)
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     return _each(args, lambda api, c: api.call(api.containers.Pause,
-                                               messages().ContainerRequest(container=c)))
+                                               messages().ContainerRequest(container=c)),
+                 parallel=True)
 
 
 def cmd_unpause(args: argparse.Namespace) -> int:
     return _each(args, lambda api, c: api.call(api.containers.Unpause,
-                                               messages().ContainerRequest(container=c)))
+                                               messages().ContainerRequest(container=c)),
+                 parallel=True)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
     return _each(args, lambda api, c: api.call(api.containers.Remove, messages().RemoveRequest(
-        container=c, force=args.force, volumes=args.volumes)))
+        container=c, force=args.force, volumes=args.volumes)), parallel=True,
+        missing_ok=args.force)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -583,7 +687,8 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                 print(f"Deleted: {removal.deleted}")
         except CliError as error:
             print(error, file=sys.stderr)
-            status = 1
+            if not (args.force and error.not_found):  # Docker: -f only reports those
+                status = 1
     return status
 
 

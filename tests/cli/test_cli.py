@@ -6,7 +6,9 @@ import json
 import os
 import pathlib
 import re
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -61,6 +63,39 @@ def test_docker_style_session(session: Cli) -> None:
 def test_run_exits_with_the_container_exit_code(session: Cli) -> None:
     result = session("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_run_sends_the_signals_it_gets_to_the_container(session: Cli) -> None:
+    """Docker's --sig-proxy: a Ctrl-C of a foreground run went to the CLI alone, which
+    exited 130 and left the container running (helper-40)."""
+    script = ('trap "echo got INT; exit 4" INT; trap "echo got USR1" USR1; echo ready; '
+              'while :; do sleep 0.1; done')
+    run = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c", script],
+                           env=session.environment, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == "ready\n"
+        run.send_signal(signal.SIGUSR1)
+        assert run.stdout.readline() == "got USR1\n"
+        run.send_signal(signal.SIGINT)
+        assert run.stdout.readline() == "got INT\n"
+        assert run.wait(30) == 4
+    finally:
+        run.kill()
+        run.wait()
+    off = subprocess.Popen([BERTH, "run", "--sig-proxy=false", "--name", "unproxied",
+                            "busybox", "sh", "-c", "echo ready; sleep 30"],
+                           env=session.environment, stdout=subprocess.PIPE, text=True)
+    try:
+        assert off.stdout is not None
+        assert off.stdout.readline() == "ready\n"
+        off.send_signal(signal.SIGINT)
+        assert off.wait(30) == 130
+        assert session.ok("inspect", "-f", "{{.State.Status}}", "unproxied") == "running\n"
+    finally:
+        off.kill()
+        off.wait()
+        session("rm", "-f", "unproxied")
 
 
 def test_run_of_a_missing_command_exits_127_and_is_removed(session: Cli) -> None:
@@ -156,6 +191,33 @@ def test_a_foreground_run_rm_never_loses_output(session: Cli) -> None:
     for _ in range(12):
         assert session.ok("run", "--rm", "busybox", "sh", "-c", "echo a; echo b") == "a\nb\n"
     assert session.ok("ps", "-aq") == ""
+
+
+def test_stop_kill_and_rm_act_on_their_containers_at_once(session: Cli) -> None:
+    """Docker's parallelOperation: ``stop -t 2 a b`` took 4 s, each stop after the last
+    (helper-40). Containers ignoring SIGTERM each take the full 2 s to stop: stopped at
+    once, every SIGTERM is journaled before the first death."""
+    names = ["par1", "par2", "par3"]
+    for name in names:
+        session.ok("run", "-d", "--name", name, "busybox", "sh", "-c",
+                   "trap '' TERM; while :; do sleep 0.1; done")
+    stopped = session("stop", "-t", "2", *names, "ghost")
+    assert stopped.returncode == 1
+    assert stopped.stdout == "par1\npar2\npar3\n"  # in the order given, whatever finished
+    assert "No such container: ghost" in stopped.stderr
+    ids = [session.ok("inspect", "-f", "{{.Id}}", name).strip() for name in names]
+    with sqlite3.connect(f"file:{session.root / 'berth.db'}?mode=ro", uri=True) as db:
+        order = [event for (event,) in db.execute(
+            f"SELECT event FROM history WHERE container_id IN ({', '.join('?' * len(ids))}) "
+            "AND event IN ('kill', 'die') ORDER BY rowid", ids)]
+    # Each one's SIGTERM was sent before any of them died: at once, not one after another.
+    assert order[:3] == ["kill"] * 3 and "die" not in order[:3]
+    removed = session("rm", "-f", *names, "ghost")
+    assert (removed.returncode, removed.stdout) == (0, "par1\npar2\npar3\n")
+    assert "No such container: ghost" in removed.stderr  # -f: reported, not a failure
+    assert session("rm", "ghost").returncode == 1
+    assert session("rmi", "-f", "ghost:none").returncode == 0
+    assert session("rmi", "ghost:none").returncode == 1
 
 
 def test_rmi_prints_what_it_untagged_and_deleted(session: Cli, tmp_path: object) -> None:
