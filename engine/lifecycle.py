@@ -37,6 +37,7 @@ class Event(enum.StrEnum):
     EXIT_STEP = "exit.step"
     DIE = "die"
     STOP = "stop"
+    RESTART = "restart"
     BEGIN_REMOVE = "remove.begin"
     REMOVE_STEP = "remove.step"
     REMOVE_FAILED = "remove.failed"
@@ -45,7 +46,7 @@ class Event(enum.StrEnum):
 
 DOCKER_EVENTS = frozenset(
     {Event.CREATE, Event.START, Event.PAUSE, Event.UNPAUSE, Event.KILL, Event.DIE, Event.STOP,
-     Event.DESTROY}
+     Event.RESTART, Event.DESTROY}
 )
 
 _LIVE = [S.RUNNING, S.PAUSED]
@@ -70,6 +71,9 @@ _TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": Event.EXIT_STEP, "source": S.EXITING, "dest": None},
     {"trigger": Event.DIE, "source": S.EXITING, "dest": S.EXITED},
     {"trigger": Event.STOP, "source": S.EXITED, "dest": None},
+    # T25: logged once a restart's start succeeded, whatever the container did since.
+    {"trigger": Event.RESTART, "source": [S.RUNNING, S.PAUSED, S.RESTARTING, S.EXITED],
+     "dest": None},
     {"trigger": Event.BEGIN_REMOVE, "source": [S.CREATED, S.EXITED, S.DEAD], "dest": S.REMOVING},
     {"trigger": Event.REMOVE_STEP, "source": S.REMOVING, "dest": None},
     {"trigger": Event.REMOVE_FAILED, "source": S.REMOVING, "dest": S.DEAD},

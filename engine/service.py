@@ -682,10 +682,26 @@ class Engine:
             # moby's containerRestart calls containerStart itself: no API-level state check
             # (a concurrent restart's start, or an exit still being recorded, is no error).
             self._start_locked(record.id, self.config.current(), context)
-            return self.reload_record(record.id)
         except Exception as exc:
             cause = exc.message if isinstance(exc, BerthError) else str(exc)
             raise Unknown(f"Cannot restart container {reference}: {cause}") from exc
+        return self._journal_restart(record.id, context)
+
+    def _journal_restart(self, container_id: str, context: JournalContext
+                         ) -> ContainerRecord:
+        """moby's ``restart`` event (T25), once the start succeeded: not for a container
+        being removed meanwhile (its ``destroy`` says what became of it)."""
+        with self._locked(container_id):
+            record = self.reload_record(container_id)
+            journal = OperationJournal(self.saga, record, context)
+            try:
+                journal.transition(Event.RESTART)
+            except BerthError:
+                return record
+            record = journal.commit()
+        self.saga.events.publish(ContainerEvent(record.id, record.name, "restart",
+                                                self.saga.clock()))
+        return record
 
     # -- pause ---------------------------------------------------------------------------
     def pause(self, reference: str, *, context: JournalContext = API) -> ContainerRecord:

@@ -128,6 +128,20 @@ def test_a_stop_with_no_such_signal_is_refused_before_anything_is_journaled(
     assert after.state is ContainerState.RUNNING and not after.has_been_manually_stopped
 
 
+def test_a_restart_logs_dockers_events_and_ends_with_restart(engine: Engine) -> None:
+    """T25: kill, die, stop, start, restart; there was no ``restart`` (helper-40). A failed
+    restart logs none."""
+    engine.create(make_config("web"))
+    engine.start("web")
+    engine.restart("web", timeout=1)  # the fake task ends on SIGTERM
+    events = [row.event for row in engine.history("web") if "." not in row.event]
+    assert events == ["create", "start", "kill", "die", "stop", "start", "restart"]
+    engine.stop("web", timeout=1)
+    engine.restart("web")  # exited: started, then restart
+    events = [row.event for row in engine.history("web") if "." not in row.event]
+    assert events[-2:] == ["start", "restart"]
+
+
 def test_a_failed_restart_is_wrapped_and_unclassified_as_moby(
         engine: Engine, fake_runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
     engine.create(make_config("web"))
@@ -233,7 +247,7 @@ def test_a_restart_of_an_auto_remove_container_keeps_it_whoever_records_the_exit
     assert not isinstance(outcome[0], Exception), outcome[0]
     assert engine.inspect("web").state is ContainerState.RUNNING
     events = _events(engine, "web")
-    assert events[-4:] == ["kill", "die", "stop", "start"], events
+    assert events[-5:] == ["kill", "die", "stop", "start", "restart"], events
     assert "destroy" not in events
 
 
