@@ -121,6 +121,13 @@ def normalize_name(name: str) -> str:
     return bare
 
 
+def validate_command(config: ContainerConfig) -> None:
+    """moby's getEntrypointAndArgs, which runs once the image is found (an imported image
+    has no command of its own). Raises InvalidParameter."""
+    if not config.command or not config.command[0]:
+        raise InvalidParameter("no command specified")
+
+
 def generate_name() -> str:
     return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(3)}"
 
@@ -138,8 +145,6 @@ def validate(config: ContainerConfig) -> None:
         for value in values:
             if "\0" in value:  # no path, argument or variable of the kernel's can hold one
                 raise InvalidParameter(f"invalid {field} {value!r}: it contains a NUL byte")
-    if not config.command or not config.command[0]:
-        raise InvalidParameter("no command specified")
     config.restart_policy.validate()
     if config.auto_remove and not config.restart_policy.is_none:
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")

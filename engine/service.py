@@ -28,6 +28,7 @@ from engine.container_config import (
     generate_name,
     normalize_name,
     validate,
+    validate_command,
 )
 from engine.errors import (
     BerthError,
@@ -198,6 +199,7 @@ class Engine:
         with self.images.in_use() if self.images is not None else contextlib.nullcontext():
             if self.images is not None:
                 stored["image_digest"] = self.images.resolve(config.image).digest
+            validate_command(config)  # moby: after the image lookup
             container_id = hashlib.sha256(os.urandom(32)).hexdigest()
             now = self.saga.clock()
             record = ContainerRecord(

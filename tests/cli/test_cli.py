@@ -137,6 +137,12 @@ def test_bad_input_gets_one_line_and_the_right_status(session: Cli) -> None:
     assert one_line(unknown.stderr) == "Error response from daemon: No such container: ghost"
     stop_unknown = session("stop", "ghost")
     assert stop_unknown.returncode == 1
+    # moby looks the image up before it asks for a command (an imported image has none).
+    no_image = session("run", "nosuchimage")
+    assert no_image.returncode == 125 and "No such image: nosuchimage" in no_image.stderr
+    no_command = session("create", "busybox")
+    assert no_command.returncode == 1 and one_line(no_command.stderr) == (
+        "Error response from daemon: no command specified")
     assert session("version").returncode == 0  # the daemon keeps serving
 
 
