@@ -67,6 +67,10 @@ class Parser(argparse.ArgumentParser):
                                                         "the following arguments are required")):
             command.arity_error()
         unknown = re.match(r"argument COMMAND: invalid choice: '(.*?)'", message)
+        if unknown and self.prog != "berth":  # a command's own commands (volume)
+            print(f"{self.prog}: unknown command \"{unknown.group(1)}\"\n"
+                  f"See '{self.prog} --help'.", file=sys.stderr)
+            raise SystemExit(1)
         if unknown:
             print(f"berth: '{unknown.group(1)}' is not a berth command.\n"
                   "See 'berth --help'", file=sys.stderr)
@@ -81,14 +85,28 @@ class Parser(argparse.ArgumentParser):
             return self
         for action in self._actions:
             if isinstance(action, argparse._SubParsersAction) and len(action.choices) == 1:
-                return cast(Parser, next(iter(action.choices.values())))
+                return cast(Parser, next(iter(action.choices.values())))._own_command()
         return None
+
+    def _own_command(self) -> Parser:
+        """The command of this command's own commands (volume ls) the words name, else this
+        one."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                named = next((word for word in _ARGUMENTS if word in action.choices), None)
+                if named is not None:
+                    return cast(Parser, action.choices[named])
+        return self
 
     def arity_error(self) -> NoReturn:
         """cobra's argument checks as the Docker CLI words them."""
         least, most, words = 0, 0.0, []
         for action in self._actions:
-            if action.option_strings or isinstance(action, argparse._SubParsersAction):
+            if isinstance(action, argparse._SubParsersAction):  # volume, without its command
+                print(f'"{self.prog}" requires a command: {", ".join(action.choices)}.\n'
+                      f"See '{self.prog} --help'.", file=sys.stderr)
+                raise SystemExit(1)
+            if action.option_strings:
                 continue
             name = str(action.metavar or action.dest).upper()
             single = name[:-1] if name.endswith("S") else name
@@ -148,7 +166,7 @@ def _unknown_flag(parser: Parser) -> str | None:
     if parser.prog == "berth":  # no command parsed: its own flags come before the command
         words = _ARGUMENTS
     else:
-        verb = parser.prog.split(" ", 1)[1]
+        verb = parser.prog.split(" ")[-1]  # volume ls: the words after ls
         words = _ARGUMENTS[_ARGUMENTS.index(verb) + 1:] if verb in _ARGUMENTS else []
     known = parser._option_string_actions
     taking = {flag for flag, action in known.items() if action.nargs != 0}
@@ -214,19 +232,10 @@ def _format_flag(sub: argparse.ArgumentParser) -> None:
 
 def _run_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-d", "--detach", action="store_true")
-    sub.add_argument("--sig-proxy", nargs="?", const=True, default=True, type=_boolean,
-                     metavar="BOOL", help="send the signals this command gets to the "
-                     "container (default true; --sig-proxy=false)")
+    sub.add_argument("--sig-proxy", action=argparse.BooleanOptionalAction, default=True,
+                     help="send the signals this command gets to the container (default "
+                     "true; --sig-proxy=false)")
     _container_flags(sub)
-
-
-def _boolean(text: str) -> bool:
-    """Go's strconv.ParseBool, as a boolean flag's ``=VALUE`` is read."""
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f'invalid argument "{text}": invalid syntax')
 
 
 def _integer(bits: int) -> Callable[[str], int]:
@@ -324,11 +333,27 @@ def _rmi_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _volume_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("-f", "--force", action="store_true")  # rm: a missing one; prune: ask not
-    sub.add_argument("-q", "--quiet", action="store_true")  # ls
-    sub.add_argument("-a", "--all", action="store_true")  # prune: named volumes too
-    sub.add_argument("action", metavar="COMMAND")
-    sub.add_argument("names", nargs="*")
+    """Docker's ``volume`` commands, each with its own flags (``-f`` is ``--filter`` for ls,
+    ``--format`` for inspect, ``--force`` for rm and prune)."""
+    actions = sub.add_subparsers(dest="action", metavar="COMMAND", parser_class=Parser)
+    actions.required = True
+    listing = actions.add_parser("ls", aliases=["list"], description="list volumes")
+    listing.add_argument("-q", "--quiet", action="store_true", help="only display names")
+    listing.add_argument("-f", "--filter", action="append", default=[],
+                         help="dangling=true|false, name=TEXT, driver=local, label=KEY")
+    listing.add_argument("--format", default="", help="a Go template, or json")
+    create = actions.add_parser("create", description="create a volume")
+    create.add_argument("name", nargs="?", default="")
+    inspect = actions.add_parser("inspect", description="show volumes as JSON")
+    inspect.add_argument("-f", "--format", default="", help="a Go template, or json")
+    inspect.add_argument("names", nargs="+", metavar="VOLUMES")
+    remove = actions.add_parser("rm", aliases=["remove"], description="remove volumes")
+    remove.add_argument("-f", "--force", action="store_true",
+                        help="a volume that is not there is no error")
+    remove.add_argument("names", nargs="+", metavar="VOLUMES")
+    prune = actions.add_parser("prune", description="remove unused anonymous volumes")
+    prune.add_argument("-a", "--all", action="store_true", help="named volumes too")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask")
 
 
 def _daemon_flags(sub: argparse.ArgumentParser) -> None:
@@ -436,7 +461,7 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
     too). Words it cannot place are left for argparse to refuse. Raises CliError for a
     boolean value Go's ParseBool refuses."""
     verb = verb_of(arguments)
-    if verb is None or verb == "daemon":
+    if verb is None or verb in ("daemon", "volume"):  # volume: its own commands' flags
         return arguments
     parser = build_parser(verb)._command()
     assert parser is not None
@@ -515,7 +540,11 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
             else:
                 flags.append(f"-{letter}")  # its value is missing: argparse says so
             break
-    flags.extend(name for name, on in switches.items() if on)
+    for name, on in switches.items():
+        if on:
+            flags.append(name)
+        elif known[name].default is True:  # a flag on by default: its argparse negation
+            flags.append(f"--no-{name[2:]}")
     if not ends and any(word.startswith("-") for word in positionals):
         positionals = ["--", *positionals]  # an argument that looks like a flag, after --
     elif ends and positionals and positionals[0].startswith("-"):

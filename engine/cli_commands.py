@@ -494,12 +494,7 @@ def _render(template: Template, data: Any) -> str:
 def cmd_inspect(args: argparse.Namespace) -> int:
     # Docker's: the template is taken as it is (no escapes), one that does not parse exits
     # 64, and "json" prints each container as one line of JSON.
-    template = None
-    if args.format and args.format != "json":
-        try:
-            template = parse_template(args.format)
-        except TemplateError as error:
-            raise CliError(f"template parsing error: {error}", status=64) from None
+    template = _template_of(args.format)
     api = Api(args)
     found: list[Any] = []
     status = 0
@@ -770,21 +765,11 @@ _VOLUME_ACTIONS = {"ls": "ls", "list": "ls", "create": "create", "rm": "rm", "re
 
 def cmd_volume(args: argparse.Namespace) -> int:
     """Docker's ``volume ls|create|rm|inspect|prune`` on the local driver's volumes."""
-    action = _VOLUME_ACTIONS.get(args.action)
-    if action is None:
-        raise CliError(f'berth volume: unknown command "{args.action}" (ls, create, inspect, '
-                       "rm, prune)")
-    if action in ("rm", "inspect") and not args.names:
-        raise CliError(f'"berth volume {args.action}" requires at least 1 argument.')
-    if action in ("ls", "prune") and args.names:
-        raise CliError(f'"berth volume {args.action}" accepts no arguments.')
-    if action == "create" and len(args.names) > 1:
-        raise CliError(f'"berth volume {args.action}" accepts at most 1 argument.')
+    action = _VOLUME_ACTIONS[args.action]
     api = Api(args)
     pb = messages()
     if action == "create":
-        print(api.call(api.containers.CreateVolume,
-                       pb.CreateVolumeRequest(name=args.names[0] if args.names else "")).name)
+        print(api.call(api.containers.CreateVolume, pb.CreateVolumeRequest(name=args.name)).name)
         return 0
     if action == "rm":
         status = 0
@@ -799,27 +784,125 @@ def cmd_volume(args: argparse.Namespace) -> int:
         return status
     if action == "prune":
         return _prune_volumes(api, everything=args.all, force=args.force)
-    volumes = api.call(api.containers.Volumes,
-                       pb.VolumesRequest(names=args.names if action == "inspect" else [])
-                       ).volumes
     if action == "inspect":
-        import datetime
+        return _inspect_volumes(api, args.names, args.format)
+    return _list_volumes(api, args)
 
-        print_json([{"CreatedAt": datetime.datetime.fromtimestamp(
-                        volume.created_ms / 1000, datetime.UTC).astimezone()
-                        .isoformat(timespec="seconds"),
-                     "Driver": "local",
-                     "Labels": {"com.docker.volume.anonymous": ""} if volume.anonymous
-                     else None, "Mountpoint": volume.mountpoint,
-                     "Name": volume.name, "Options": None, "Scope": "local"}
-                    for volume in volumes])
-        return 0
+
+def _volume_document(volume: Any) -> dict[str, Any]:
+    """``docker volume inspect``'s object of one volume."""
+    import datetime
+
+    return {"CreatedAt": datetime.datetime.fromtimestamp(volume.created_ms / 1000, datetime.UTC)
+            .astimezone().isoformat(timespec="seconds"),
+            "Driver": "local",
+            "Labels": {"com.docker.volume.anonymous": ""} if volume.anonymous else None,
+            "Mountpoint": volume.mountpoint, "Name": volume.name, "Options": None,
+            "Scope": "local"}
+
+
+def _inspect_volumes(api: Api, names: list[str], form: str) -> int:
+    """Each volume found, then the errors of the others (exit 1), as Docker's inspect."""
+    template = _template_of(form)
+    found: list[Any] = []
+    status = 0
+    for name in names:
+        try:
+            [volume] = api.call(api.containers.Volumes,
+                                messages().VolumesRequest(names=[name])).volumes
+        except CliError as error:
+            print(error, file=sys.stderr)
+            status = 1
+            continue
+        document = _volume_document(volume)
+        found.append(json_text(document) if form == "json" else
+                     document if template is None else _render(template, document))
+    if not form:
+        print_json(found)
+    else:
+        for text in found:
+            print(text)
+    return status
+
+
+def _template_of(form: str) -> Template | None:
+    """An inspect-like ``--format``: a Go template (one that does not parse exits 64), or
+    None for none or ``json``."""
+    if not form or form == "json":
+        return None
+    try:
+        return parse_template(form)
+    except TemplateError as error:
+        raise CliError(f"template parsing error: {error}", status=64) from None
+
+
+_VOLUME_FILTERS = ("dangling", "driver", "label", "name")
+
+
+def _list_volumes(api: Api, args: argparse.Namespace) -> int:
+    """``volume ls`` with Docker's filters (dangling: used by no container; name: a part of
+    it; driver; label: only the anonymous volumes' one) and ``--format``."""
+    filters: dict[str, list[str]] = {}
+    for spec in args.filter:
+        try:
+            parsed = parse_filter_flag(spec)
+        except FilterError as error:
+            raise CliError(str(error), EXIT_REFUSED) from None
+        if parsed is None:
+            continue
+        if parsed[0] not in _VOLUME_FILTERS:
+            raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
+        filters.setdefault(parsed[0], []).append(parsed[1])
+    volumes = [volume for volume in api.call(api.containers.Volumes,
+                                             messages().VolumesRequest()).volumes
+               if _volume_matches(volume, filters)]
+    form = args.format.strip()
     if args.quiet:
         for volume in volumes:
             print(volume.name)
         return 0
-    table((("local", volume.name) for volume in volumes), ("DRIVER", "VOLUME NAME"))
+    rows = [{"Name": volume.name, "Driver": "local", "Scope": "local",
+             "Mountpoint": volume.mountpoint, "Links": str(len(volume.users)),
+             "Labels": "com.docker.volume.anonymous=" if volume.anonymous else "",
+             "Size": "N/A"} for volume in volumes]
+    if form == "json":
+        for row in rows:
+            print(json_text(row))
+        return 0
+    if form and form != "table":
+        is_table = form.startswith("table")
+        template = _template_of(form.removeprefix("table").strip() if is_table else form)
+        assert template is not None
+        lines = [_render(template, row) for row in rows]
+        if is_table:
+            header = _render(template, {key: key.upper() for key in rows[0]} if rows else
+                             {key: key.upper() for key in ("Name", "Driver", "Scope",
+                                                           "Mountpoint", "Links", "Labels",
+                                                           "Size")})
+            lines = [header, *lines]
+        for line in lines:
+            print(line)
+        return 0
+    table(((row["Driver"], row["Name"]) for row in rows), ("DRIVER", "VOLUME NAME"))
     return 0
+
+
+def _volume_matches(volume: Any, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "dangling":
+            wanted = {value.lower() in ("true", "1") for value in values}
+            if (not volume.users) not in wanted:
+                return False
+        elif (key == "name" and not any(value in volume.name for value in values)) or (
+                key == "driver" and "local" not in values):
+            return False
+        elif key == "label":
+            labels = {"com.docker.volume.anonymous": ""} if volume.anonymous else {}
+            for value in values:
+                label, equals, text = value.partition("=")
+                if label not in labels or (equals and labels[label] != text):
+                    return False
+    return True
 
 
 def _prune_volumes(api: Api, *, everything: bool, force: bool) -> int:

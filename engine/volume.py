@@ -82,9 +82,9 @@ class VolumeStore:
 
     def users(self, name: str) -> list[str]:
         """The IDs of the containers (not removed) that mount volume ``name``."""
-        return self._users_by_volume().get(name, [])
+        return self.users_by_volume().get(name, [])
 
-    def _users_by_volume(self) -> dict[str, list[str]]:
+    def users_by_volume(self) -> dict[str, list[str]]:
         """Each mounted volume's name -> the IDs of the containers (not removed) using it."""
         with self._db.read() as reader:
             containers = reader.containers()
@@ -117,7 +117,7 @@ class VolumeStore:
         bytes their files held (moby's directory.Size: regular files, a hardlinked one
         once)."""
         with self._users:
-            used = self._users_by_volume()
+            used = self.users_by_volume()
             removed = []
             for record in self.list_volumes():
                 if record.name in used or not (everything or record.anonymous):

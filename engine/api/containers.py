@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO
 
 import grpc
@@ -51,9 +51,9 @@ def wait_condition(condition: str) -> bool:
     raise InvalidParameter(f'invalid condition: "{condition}"')
 
 
-def volume_message(record: VolumeRecord) -> pb.Volume:
+def volume_message(record: VolumeRecord, users: Sequence[str] = ()) -> pb.Volume:
     return pb.Volume(name=record.name, mountpoint=record.mountpoint,
-                     created_ms=record.created_ms, anonymous=record.anonymous)
+                     created_ms=record.created_ms, anonymous=record.anonymous, users=users)
 
 
 def _context(request_id: str) -> JournalContext:
@@ -403,7 +403,9 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         volumes = self._volumes()
         records = ([volumes.inspect(name) for name in request.names] if request.names
                    else volumes.list_volumes())
-        return pb.VolumesResponse(volumes=[volume_message(record) for record in records])
+        users = volumes.users_by_volume()
+        return pb.VolumesResponse(volumes=[volume_message(record, users.get(record.name, ()))
+                                           for record in records])
 
     def CreateVolume(self, request: pb.CreateVolumeRequest, context: grpc.ServicerContext
                      ) -> pb.Volume:

@@ -283,6 +283,19 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     [inspected] = json.loads(session.ok("volume", "inspect", "cli-used"))
     assert inspected["Name"] == "cli-used" and inspected["Driver"] == "local"
     assert pathlib.Path(inspected["Mountpoint"], "f").read_text() == "kept\n"
+    # Each command's own flags (one set for all made -f mean --force everywhere).
+    assert session.ok("volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "cli-used",
+                      "cli-made") == "cli-used local\ncli-made local\n"
+    partly = session("volume", "inspect", "cli-used", "cli-nothing")
+    assert partly.returncode == 1 and "cli-nothing" in partly.stderr
+    assert [volume["Name"] for volume in json.loads(partly.stdout)] == ["cli-used"]
+    assert "cli-used\n" in session.ok("volume", "ls", "-q", "-f", "dangling=false")
+    dangling = session.ok("volume", "ls", "-q", "--filter", "dangling=true").split()
+    assert "cli-made" in dangling and "cli-used" not in dangling
+    assert session.ok("volume", "ls", "-f", "name=cli-u", "--format",
+                      "{{.Name}}:{{.Links}}") == "cli-used:1\n"
+    unknown = session("volume", "frobnicate")
+    assert unknown.returncode == 1 and 'unknown command "frobnicate"' in unknown.stderr
     refused = session("volume", "rm", "cli-used")
     assert refused.returncode == 1
     assert one_line(refused.stderr) == (

@@ -60,7 +60,7 @@ def probe(root: pathlib.Path, *arguments: str) -> tuple[int, str, str]:
     (("version",), 0), (("version", "--format", "json"), 0), (("ps", "-a"), 0),
     (("ps", "--format", "json"), 0), (("info",), 0), (("images",), 0),
     (("inspect", "ghost"), 1), (("logs", "ghost"), 1), (("history", "ghost"), 1),
-    (("create", "busybox", "true"), 0), (("rm", "-f", "ghost"), 1),
+    (("create", "busybox", "true"), 0), (("rm", "-f", "ghost"), 0), (("rm", "ghost"), 1),
     (("-H", "unix:///nonexistent/berth.sock", "version"), 1),
 ])
 def test_client_commands_load_neither_grpc_nor_the_engine(daemon_root: pathlib.Path,
@@ -148,7 +148,7 @@ def test_each_command_parses_alone_as_in_the_full_parser() -> None:
         "events": ["events", "--since", "7", "--all"], "logs": ["logs", "-f", "web"],
         "history": ["history", "web", "--format", "json"],
         "import": ["import", "rootfs.tar", "busybox"], "rmi": ["rmi", "busybox"],
-        "volume": ["volume", "--force", "rm", "a", "b"],
+        "volume": ["volume", "rm", "--force", "a", "b"],
         "daemon": ["daemon", "--backend", "fake", "--listen", "tcp://127.0.0.1:0"],
     }
     for verb in COMMANDS:

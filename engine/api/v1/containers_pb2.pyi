@@ -294,16 +294,18 @@ class RemoveImageResponse(_message.Message):
     def __init__(self, untagged: _Optional[_Iterable[str]] = ..., deleted: _Optional[str] = ...) -> None: ...
 
 class Volume(_message.Message):
-    __slots__ = ("name", "mountpoint", "created_ms", "anonymous")
+    __slots__ = ("name", "mountpoint", "created_ms", "anonymous", "users")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MOUNTPOINT_FIELD_NUMBER: _ClassVar[int]
     CREATED_MS_FIELD_NUMBER: _ClassVar[int]
     ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    USERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     mountpoint: str
     created_ms: int
     anonymous: bool
-    def __init__(self, name: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created_ms: _Optional[int] = ..., anonymous: _Optional[bool] = ...) -> None: ...
+    users: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created_ms: _Optional[int] = ..., anonymous: _Optional[bool] = ..., users: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VolumesRequest(_message.Message):
     __slots__ = ("names",)
