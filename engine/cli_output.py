@@ -108,6 +108,15 @@ def ago(milliseconds: int) -> str:
     return "Less than a second"
 
 
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the name create gives a -v /path volume
+
+
+def _anonymous(spec: str) -> bool:
+    """A ``-v /path`` volume, as create stored it (``NAME:/path``): Docker lists those in
+    Config.Volumes, not in HostConfig.Binds."""
+    return _ANONYMOUS.fullmatch(spec.split(":", 1)[0]) is not None
+
+
 def docker_inspect(container: Any) -> dict[str, Any]:
     config = container.config
     cmd = list(config.cmd)
@@ -124,16 +133,30 @@ def docker_inspect(container: Any) -> dict[str, Any]:
             "StartedAt": iso(container.started_ms), "FinishedAt": iso(container.finished_ms),
         },
         "Image": container.image_digest or container.image,
+        "LogPath": container.log_path,
         "Name": f"/{container.name}",
         "RestartCount": container.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
         "HostConfig": {
+            "Binds": [spec for spec in config.mounts if not _anonymous(spec)] or None,
             "Runtime": container.runtime, "AutoRemove": config.auto_remove,
             "RestartPolicy": {"Name": config.restart_policy or "no",
                               "MaximumRetryCount": config.restart_max_retries},
             "NetworkMode": config.network_mode or "none",
         },
-        "Config": {"Cmd": cmd, "Env": list(config.env), "Image": container.image,
-                   "WorkingDir": config.working_dir, "User": config.user},
+        "Mounts": [{"Type": mount.type, **({"Name": mount.name} if mount.type == "volume"
+                                            else {}),
+                    "Source": mount.source, "Destination": mount.destination,
+                    **({"Driver": "local"} if mount.type == "volume" else {}),
+                    "Mode": mount.mode, "RW": mount.rw, "Propagation": mount.propagation}
+                   for mount in container.mounts],
+        "Config": {"Hostname": container.hostname, "Cmd": cmd, "Env": list(config.env),
+                   "Image": container.image, "Volumes": {
+                       mount.destination: {} for mount in container.mounts
+                       if mount.type == "volume" and _ANONYMOUS.fullmatch(mount.name)} or None,
+                   "WorkingDir": config.working_dir, "User": config.user, "Labels": {}},
+        "NetworkSettings": {"Networks": {config.network_mode or "none": {}}},
     }
 
 

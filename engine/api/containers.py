@@ -18,7 +18,13 @@ from typing import BinaryIO
 
 import grpc
 
-from engine.api.convert import config_from, container_message, history_message, image_message
+from engine.api.convert import (
+    config_from,
+    container_message,
+    history_message,
+    image_message,
+    inspect_details,
+)
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
@@ -199,7 +205,11 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
 
     def Inspect(self, request: pb.InspectRequest, context: grpc.ServicerContext
                 ) -> pb.Container:
-        return container_message(self._engine.inspect(request.container))
+        record = self._engine.inspect(request.container)
+        volumes = self._engine.volumes
+        return inspect_details(container_message(record),
+                               record, log_path=self._engine.saga.host.log_path(record.id),
+                               volumes_root=str(volumes.root) if volumes is not None else None)
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListResponse:
         records = self._engine.list_containers(all=request.all)

@@ -47,6 +47,35 @@ def container_message(record: ContainerRecord) -> pb.Container:
     )
 
 
+def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path: str,
+                    volumes_root: str | None) -> pb.Container:
+    """Fill what only Inspect shows: moby's Mounts (a volume's source under
+    ``volumes_root``), LogPath and the hostname the container has."""
+    from engine.container_config import parse_mount
+    from engine.errors import InvalidParameter
+    from engine.oci_spec import container_hostname
+
+    message.log_path = log_path
+    message.hostname = container_hostname(record.id, record.config)
+    mounts = []
+    for spec in record.config.get("mounts") or []:
+        try:
+            mount = parse_mount(spec)
+        except InvalidParameter:  # stored before a rule it breaks: not shown
+            continue
+        source = str(mount["source"])
+        modes = [mode for mode in mount.get("modes", []) if mode not in ("ro", "rw")]
+        volume = not source.startswith("/")
+        mounts.append(pb.Mount(
+            type="volume" if volume else "bind", name=source if volume else "",
+            source=(f"{volumes_root}/{source}/_data" if volumes_root else "") if volume
+            else source, destination=str(mount["destination"]), mode=",".join(modes),
+            rw=not mount["readonly"],
+            propagation="" if volume else str(mount.get("propagation") or "rprivate")))
+    message.mounts.extend(mounts)
+    return message
+
+
 def history_message(row: HistoryRecord, name: str) -> events_pb2.HistoryEvent:
     return events_pb2.HistoryEvent(
         seq=row.event_seq, container_id=row.container_id, container_name=name,

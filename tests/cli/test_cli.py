@@ -313,6 +313,31 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert bad.returncode == 1 and "volume name is too short" in bad.stderr
 
 
+def test_inspect_shows_mounts_hostname_and_log_path(session: Cli,
+                                                    tmp_path: pathlib.Path) -> None:
+    """Fields scripts read from docker inspect: ``{{range .Mounts}}`` failed with "map has
+    no entry for key" (helper-40)."""
+    (tmp_path / "host").mkdir()
+    session.ok("create", "--name", "mounted", "-h", "box", "-v", "insp-vol:/data",
+               "-v", f"{tmp_path / 'host'}:/host:ro", "-v", "/anon", "busybox", "true")
+    [document] = json.loads(session.ok("inspect", "mounted"))
+    volume, bind, anonymous = document["Mounts"]
+    assert volume == {"Type": "volume", "Name": "insp-vol", "Source": str(
+        session.root / "volumes" / "insp-vol" / "_data"), "Destination": "/data",
+        "Driver": "local", "Mode": "", "RW": True, "Propagation": ""}
+    assert bind == {"Type": "bind", "Source": str(tmp_path / "host"), "Destination": "/host",
+                    "Mode": "", "RW": False, "Propagation": "rprivate"}
+    assert anonymous["Type"] == "volume" and anonymous["Destination"] == "/anon"
+    assert document["Config"]["Volumes"] == {"/anon": {}}
+    assert document["HostConfig"]["Binds"] == ["insp-vol:/data", f"{tmp_path / 'host'}:/host:ro"]
+    assert document["Config"]["Hostname"] == "box"
+    assert document["LogPath"].endswith(f"{document['Id']}-json.log")
+    assert session.ok("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}",
+                      "mounted") == "/data /host /anon \n"
+    session.ok("rm", "-v", "mounted")
+    session.ok("volume", "rm", "-f", "insp-vol")  # made by a start: none here
+
+
 def test_anonymous_volumes_go_with_rm_v_and_rm_or_a_prune(session: Cli) -> None:
     """Docker's ``-v /path``: a volume of a random name, made for the container."""
     before = set(session.ok("volume", "ls", "-q").split())

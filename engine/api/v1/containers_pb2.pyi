@@ -40,7 +40,7 @@ class ContainerConfig(_message.Message):
     def __init__(self, image: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., network_mode: _Optional[str] = ..., mounts: _Optional[_Iterable[str]] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., auto_remove: _Optional[bool] = ..., runtime: _Optional[str] = ..., secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Container(_message.Message):
-    __slots__ = ("id", "name", "image", "created_ms", "state", "status", "running", "paused", "restarting", "oom_killed", "dead", "removal_in_progress", "pid", "exit_code", "error", "started_ms", "finished_ms", "restart_count", "runtime", "runtime_binary", "config", "image_digest")
+    __slots__ = ("id", "name", "image", "created_ms", "state", "status", "running", "paused", "restarting", "oom_killed", "dead", "removal_in_progress", "pid", "exit_code", "error", "started_ms", "finished_ms", "restart_count", "runtime", "runtime_binary", "config", "image_digest", "mounts", "log_path", "hostname")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,9 @@ class Container(_message.Message):
     RUNTIME_BINARY_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    LOG_PATH_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     image: str
@@ -85,7 +88,28 @@ class Container(_message.Message):
     runtime_binary: str
     config: ContainerConfig
     image_digest: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., created_ms: _Optional[int] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., running: _Optional[bool] = ..., paused: _Optional[bool] = ..., restarting: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., dead: _Optional[bool] = ..., removal_in_progress: _Optional[bool] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., started_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., restart_count: _Optional[int] = ..., runtime: _Optional[str] = ..., runtime_binary: _Optional[str] = ..., config: _Optional[_Union[ContainerConfig, _Mapping]] = ..., image_digest: _Optional[str] = ...) -> None: ...
+    mounts: _containers.RepeatedCompositeFieldContainer[Mount]
+    log_path: str
+    hostname: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[str] = ..., created_ms: _Optional[int] = ..., state: _Optional[str] = ..., status: _Optional[str] = ..., running: _Optional[bool] = ..., paused: _Optional[bool] = ..., restarting: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., dead: _Optional[bool] = ..., removal_in_progress: _Optional[bool] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., started_ms: _Optional[int] = ..., finished_ms: _Optional[int] = ..., restart_count: _Optional[int] = ..., runtime: _Optional[str] = ..., runtime_binary: _Optional[str] = ..., config: _Optional[_Union[ContainerConfig, _Mapping]] = ..., image_digest: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., log_path: _Optional[str] = ..., hostname: _Optional[str] = ...) -> None: ...
+
+class Mount(_message.Message):
+    __slots__ = ("type", "name", "source", "destination", "mode", "rw", "propagation")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RW_FIELD_NUMBER: _ClassVar[int]
+    PROPAGATION_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    name: str
+    source: str
+    destination: str
+    mode: str
+    rw: bool
+    propagation: str
+    def __init__(self, type: _Optional[str] = ..., name: _Optional[str] = ..., source: _Optional[str] = ..., destination: _Optional[str] = ..., mode: _Optional[str] = ..., rw: _Optional[bool] = ..., propagation: _Optional[str] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
     __slots__ = ("config", "request_id")
