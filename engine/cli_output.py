@@ -97,15 +97,38 @@ def parse_moment(value: str, now_ns: int | None = None) -> int:
 
 
 def ago(milliseconds: int) -> str:
+    """How long ago ``milliseconds`` (a Unix time) was, in Docker's words (``Up 3 hours``,
+    ``Exited (0) About a minute ago``); "" for never."""
     if not milliseconds:
         return ""
-    seconds = max(0, datetime.datetime.now(datetime.UTC).timestamp() - milliseconds / 1000)
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        if seconds >= size:
-            count = int(seconds // size)
-            plural = "s" if count != 1 else ""
-            return f"{count} {unit}{plural}"
-    return "Less than a second"
+    return human_duration(
+        max(0.0, datetime.datetime.now(datetime.UTC).timestamp() - milliseconds / 1000))
+
+
+def human_duration(seconds: float) -> str:
+    """go-units' HumanDuration: seconds below a minute, minutes below an hour, hours (rounded)
+    below two days, then days below two weeks, weeks below two months, months below two
+    years, years; one minute and one hour are "About a minute" and "About an hour"."""
+    whole = int(seconds)
+    if whole < 1:
+        return "Less than a second"
+    if whole < 60:
+        return "1 second" if whole == 1 else f"{whole} seconds"
+    minutes = whole // 60
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 _ANONYMOUS = re.compile(r"[0-9a-f]{64}")  # the name create gives a -v /path volume

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from engine.cli_output import parse_moment
+from engine.cli_output import human_duration, parse_moment
 
 NOW = 1_800_000_000_000_000_000
 
@@ -47,3 +47,17 @@ def test_a_time_without_a_zone_is_in_the_clients_zone_as_it_is_now() -> None:
 def test_what_is_no_time_is_refused(value: str) -> None:
     with pytest.raises(ValueError):
         parse_moment(value, NOW)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (0.4, "Less than a second"), (1, "1 second"), (59.9, "59 seconds"),
+    (60, "About a minute"), (119, "About a minute"), (120, "2 minutes"),
+    (3599, "59 minutes"), (3600, "About an hour"), (5399, "About an hour"),
+    (5400, "2 hours"), (47 * 3600, "47 hours"), (48 * 3600, "2 days"),
+    (13 * 86400, "13 days"), (14 * 86400, "2 weeks"), (60 * 86400, "2 months"),
+    (2 * 365 * 86400, "2 years"),
+])
+def test_durations_read_as_dockers(seconds: float, words: str) -> None:
+    """Docker's ps says "Up About a minute" and counts hours up to two days; berth said
+    "1 minute" and "1 day" (helper-40)."""
+    assert human_duration(seconds) == words
