@@ -323,8 +323,14 @@ def _import_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _images_flags(sub: argparse.ArgumentParser) -> None:
-    _format_flag(sub)
-    sub.add_argument("-q", "--quiet", action="store_true")
+    sub.add_argument("-q", "--quiet", action="store_true", help="only display image IDs")
+    sub.add_argument("-a", "--all", action="store_true",
+                     help="intermediate images too (imported images have none)")
+    sub.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    sub.add_argument("-f", "--filter", action="append", default=[],
+                     help="dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE")
+    sub.add_argument("--format", default="", help="table, json, or a Go template")
+    sub.add_argument("reference", nargs="?", default="", metavar="REPOSITORY[:TAG]")
 
 
 def _rmi_flags(sub: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages, valid_text
@@ -402,19 +402,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     # As Docker's: the template is parsed, and tried on an empty row, before the daemon is
     # asked anything; a typed \t or \n in it is the character.
     form = args.format.strip()
-    is_table = form.startswith("table")
-    template = None
-    if form not in ("json", "table"):
-        source = form.removeprefix("table").strip() if is_table else form
-        source = source.replace("\\t", "\t").replace("\\n", "\n")
-        try:
-            template = parse_template(source)
-        except TemplateError as error:
-            raise CliError(f"failed to parse template: {error}") from None
-        try:
-            template.execute(ps_fields(None))
-        except TemplateError as error:
-            raise CliError(f"failed to execute template: {error}") from None
+    template, is_table = _list_format(form, ps_fields(None))
     try:  # the flag's own format first (Docker's flag error), then what the daemon refuses
         for spec in args.filter:
             parse_filter_flag(spec)
@@ -463,14 +451,43 @@ def cmd_ps(args: argparse.Namespace) -> int:
                          fields["RunningFor"], fields["Status"], fields["Names"]))
         table(rows, ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"))
         return 0
-    lines = [_render(template, ps_fields(container, truncate=not args.no_trunc))
-             for container in newest_first]
+    _print_formatted(template, is_table, [ps_fields(container, truncate=not args.no_trunc)
+                                          for container in newest_first], PS_HEADERS)
+    return 0
+
+
+def _list_format(form: str, empty_row: Mapping[str, Any]) -> tuple[Template | None, bool]:
+    """A listing's ``--format`` (ps, images, volume ls) as Docker reads it: ``table`` or
+    ``json`` (no template), else a Go template, ``table`` first for a table with a header; a
+    typed \\t or \\n in it is the character. The template is parsed, and tried on an empty
+    row, before the daemon is asked anything."""
+    is_table = form.startswith("table")
+    if form in ("", "json", "table"):
+        return None, is_table
+    source = form.removeprefix("table").strip() if is_table else form
+    source = source.replace("\\t", "\t").replace("\\n", "\n")
+    try:
+        template = parse_template(source)
+    except TemplateError as error:
+        raise CliError(f"failed to parse template: {error}") from None
+    try:
+        template.execute(empty_row)
+    except TemplateError as error:
+        raise CliError(f"failed to execute template: {error}") from None
+    return template, is_table
+
+
+def _print_formatted(template: Template, is_table: bool, rows: Sequence[Mapping[str, Any]],
+                     headers: Mapping[str, str]) -> None:
+    """Each row through ``template``; as a table, under a header of each field's name as
+    ``headers`` words it (whatever its cell does to it; errors ignored)."""
+    lines = [_render(template, row) for row in rows]
     if not is_table:
         for line in lines:
             print(line)
-        return 0
-    try:  # the header: each field's name, whatever its cell does to it (errors ignored)
-        header = template.execute(PS_HEADERS, HEADER_FUNCTIONS)
+        return
+    try:
+        header = template.execute(headers, HEADER_FUNCTIONS)
     except TemplateError:
         header = ""
     cells = [line.split("\t") for text in ([header] if header else []) + lines
@@ -481,7 +498,6 @@ def cmd_ps(args: argparse.Namespace) -> int:
         table(padded[1:], padded[0])
     else:
         table(padded, [""] * width, header_row=False)
-    return 0
 
 
 def _render(template: Template, data: Any) -> str:
@@ -606,27 +622,108 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID",
+                 "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                 "Size": "SIZE", "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+                 "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE"}
+_IMAGE_FILTERS = ("dangling", "reference", "before", "since", "label")
+
+
 def cmd_images(args: argparse.Namespace) -> int:
+    """Docker's ``images [REPOSITORY[:TAG]]``, newest first, with its filters and formats."""
+    form = args.format.strip()
+    template, is_table = _list_format(form, dict.fromkeys(IMAGE_HEADERS, ""))
+    filters: dict[str, list[str]] = {}
+    for spec in args.filter:
+        try:
+            parsed = parse_filter_flag(spec)
+        except FilterError as error:
+            raise CliError(f"{error}\nSee 'berth images --help'.", EXIT_REFUSED) from None
+        if parsed is None:
+            continue
+        if parsed[0] not in _IMAGE_FILTERS:
+            raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
+        filters.setdefault(parsed[0], []).append(parsed[1])
+    if args.reference:
+        filters.setdefault("reference", []).append(args.reference)
     api = Api(args)
     images = api.call(api.containers.Images, messages().ImagesRequest()).images
-    if args.format == "json":
+    if form == "json" and template is None:
         from google.protobuf.json_format import MessageToDict
 
         print_json([MessageToDict(image) for image in images])
         return 0
-    rows = []
     # Docker's order: the newest image first (a stable sort keeps an image's names together).
-    for image in sorted(images, key=lambda image: -image.created_ms):
-        if args.quiet:
-            print(image.digest.removeprefix("sha256:")[:12])
-            continue
-        repository, _, tag = (("<none>", "", "<none>") if image.reference == image.digest
-                              else image.reference.rpartition(":"))  # dangling
-        rows.append((repository, tag, image.digest.removeprefix("sha256:")[:12],
-                     f"{ago(image.created_ms)} ago", human_size(image.size_bytes)))
-    if not args.quiet:
-        table(rows, ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
+    images = [image for image in sorted(images, key=lambda image: -image.created_ms)
+              if _image_matches(image, filters, images)]
+    rows = [_image_fields(image, truncate=not args.no_trunc) for image in images]
+    if args.quiet:
+        for row in rows:
+            print(row["ID"])
+        return 0
+    if template is not None:
+        _print_formatted(template, is_table, rows, IMAGE_HEADERS)
+        return 0
+    table(((row["Repository"], row["Tag"], row["ID"], row["CreatedSince"], row["Size"])
+           for row in rows), ("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"))
     return 0
+
+
+def _image_fields(image: Any, *, truncate: bool) -> dict[str, str]:
+    """What ``{{.Field}}`` reads in ``images --format`` (Docker's names)."""
+    import datetime
+
+    dangling = image.reference == image.digest
+    repository, _, tag = (("<none>", "", "<none>") if dangling
+                          else image.reference.rpartition(":"))
+    created = datetime.datetime.fromtimestamp(image.created_ms / 1000, datetime.UTC)
+    return {"Repository": repository, "Tag": tag,
+            "ID": image.digest.removeprefix("sha256:")[:12] if truncate else image.digest,
+            "Digest": "<none>", "CreatedSince": f"{ago(image.created_ms)} ago",
+            "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+            "Size": human_size(image.size_bytes), "Containers": "N/A", "SharedSize": "N/A",
+            "UniqueSize": "N/A", "VirtualSize": human_size(image.size_bytes)}
+
+
+def _name_and_tag(pattern: str) -> tuple[str, str]:
+    """``name[:tag]`` (a registry's port is no tag); the tag is any when not given."""
+    name, colon, tag = pattern.rpartition(":")
+    return (name, tag) if colon and "/" not in tag else (pattern, "*")
+
+
+def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> bool:
+    """Docker's image filters: dangling (no name), reference (a glob over the familiar
+    ``name[:tag]``, the tag any when not given), before/since another image's creation,
+    label (imported images have none)."""
+    import fnmatch
+
+    dangling = image.reference == image.digest
+    for key, values in filters.items():
+        if key == "dangling":
+            if dangling not in {value.lower() in ("true", "1") for value in values}:
+                return False
+        elif key == "reference":
+            if dangling:
+                return False
+            name, _, tag = image.reference.rpartition(":")
+            if not any(fnmatch.fnmatchcase(name, _name_and_tag(pattern)[0])
+                       and fnmatch.fnmatchcase(tag, _name_and_tag(pattern)[1])
+                       for pattern in values):
+                return False
+        elif key in ("before", "since"):
+            for value in values:
+                other = next((candidate for candidate in every
+                              if value in (candidate.reference, candidate.digest)
+                              or candidate.digest.removeprefix("sha256:").startswith(value)
+                              or candidate.reference == f"{value}:latest"), None)
+                if other is None:
+                    raise CliError(f"Error response from daemon: No such image: {value}")
+                if (key == "before" and image.created_ms >= other.created_ms) or (
+                        key == "since" and image.created_ms <= other.created_ms):
+                    return False
+        elif key == "label":
+            return False
+    return True
 
 
 def human_size(size: int) -> str:
@@ -837,6 +934,9 @@ def _template_of(form: str) -> Template | None:
 
 
 _VOLUME_FILTERS = ("dangling", "driver", "label", "name")
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                  "Mountpoint": "MOUNTPOINT", "Links": "LINKS", "Labels": "LABELS",
+                  "Size": "SIZE"}
 
 
 def _list_volumes(api: Api, args: argparse.Namespace) -> int:
@@ -856,7 +956,7 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
     volumes = [volume for volume in api.call(api.containers.Volumes,
                                              messages().VolumesRequest()).volumes
                if _volume_matches(volume, filters)]
-    form = args.format.strip()
+    template, is_table = _list_format(args.format.strip(), dict.fromkeys(VOLUME_HEADERS, ""))
     if args.quiet:
         for volume in volumes:
             print(volume.name)
@@ -865,23 +965,12 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
              "Mountpoint": volume.mountpoint, "Links": str(len(volume.users)),
              "Labels": "com.docker.volume.anonymous=" if volume.anonymous else "",
              "Size": "N/A"} for volume in volumes]
-    if form == "json":
+    if args.format.strip() == "json":
         for row in rows:
             print(json_text(row))
         return 0
-    if form and form != "table":
-        is_table = form.startswith("table")
-        template = _template_of(form.removeprefix("table").strip() if is_table else form)
-        assert template is not None
-        lines = [_render(template, row) for row in rows]
-        if is_table:
-            header = _render(template, {key: key.upper() for key in rows[0]} if rows else
-                             {key: key.upper() for key in ("Name", "Driver", "Scope",
-                                                           "Mountpoint", "Links", "Labels",
-                                                           "Size")})
-            lines = [header, *lines]
-        for line in lines:
-            print(line)
+    if template is not None:
+        _print_formatted(template, is_table, rows, VOLUME_HEADERS)
         return 0
     table(((row["Driver"], row["Name"]) for row in rows), ("DRIVER", "VOLUME NAME"))
     return 0

@@ -42,7 +42,7 @@ def test_docker_style_session(session: Cli) -> None:
         "running", True, False, False)
     assert state["Pid"] > 0 and state["StartedAt"].endswith("Z")
     assert inspected["Path"] == "sh" and inspected["Args"] == ["-c", "echo hello; sleep 1000"]
-    assert inspected["HostConfig"] == {"Runtime": "runc", "AutoRemove": False,
+    assert inspected["HostConfig"] == {"Binds": None, "Runtime": "runc", "AutoRemove": False,
                                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                                        "NetworkMode": "none"}
     assert inspected["Config"]["Image"] == "busybox"
@@ -580,6 +580,19 @@ def test_import_reads_standard_input_for_a_dash(session: Cli, tmp_path: object) 
     assert listed[1][:3] == ["piped", "latest", digest[7:19]]  # the newest first
     assert listed[1][-1] == "2B"  # Docker's size: three digits, decimal units
     assert session.ok("images", "-q").splitlines()[0] == digest[7:19]
+    # Docker's arguments, filters and formats (each was refused, helper-40).
+    assert session.ok("images", "-q", "piped") == f"{digest[7:19]}\n"
+    assert session.ok("images", "-q", "piped:nope") == ""
+    assert session.ok("images", "--format", "{{.Repository}}:{{.Tag}}", "-f",
+                      "reference=pip*") == "piped:latest\n"
+    assert digest in session.ok("images", "--no-trunc", "piped")
+    assert session.ok("images", "-a", "-q", "-f", "dangling=true") == ""
+    assert session.ok("images", "-q", "-f", "since=busybox", "piped").split() == [digest[7:19]]
+    assert session.ok("images", "-q", "-f", "before=busybox", "piped") == ""
+    assert session.ok("images", "--format", "table {{.ID}}\t{{.Size}}", "piped"
+                      ).split() == ["IMAGE", "ID", "SIZE", digest[7:19], "2B"]
+    bogus = session("images", "-f", "colour=red")
+    assert bogus.returncode == 1 and "invalid filter 'colour'" in bogus.stderr
     empty = session("import", "", "nothing")
     assert (empty.returncode, empty.stderr) == (
         1, "import source: a tarball, a directory or - (standard input)\n")
