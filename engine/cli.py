@@ -304,12 +304,17 @@ def _logs_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _events_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--since", type=_integer(64), default=0,
-                     help="global event seq to resume after")
+    sub.add_argument("--since", default="", help="replay from this time (Docker's: 10m, "
+                     "2006-01-02T15:04:05, a Unix time); without it, only new events")
+    sub.add_argument("--until", default="", help="end at this time")
+    sub.add_argument("--since-seq", type=_integer(64), default=None, metavar="SEQ",
+                     help="replay every event after this global seq (the journal's)")
+    sub.add_argument("-f", "--filter", action="append", default=[],
+                     help="container=ID|NAME, event=NAME, type=container")
     sub.add_argument("--container", action="append", default=[])
     sub.add_argument("--event", action="append", default=[])
     sub.add_argument("--all", action="store_true", help="saga steps too")
-    _format_flag(sub)
+    sub.add_argument("--format", default="", help="json, or a Go template")
 
 
 def _history_flags(sub: argparse.ArgumentParser) -> None:

@@ -578,28 +578,71 @@ def _moment(flag: str, value: str) -> int:
         raise CliError(f'invalid value for "{flag}": {error}') from None
 
 
+def _docker_event(event: Any) -> dict[str, Any]:
+    """Docker's event message (``docker events --format '{{json .}}'``) of a journal row;
+    ``seq`` (berth's) among the actor's attributes, and ``step`` for a saga step's."""
+    attributes = {"name": event.container_name, "seq": str(event.seq)}
+    if event.step:
+        attributes["step"] = event.step
+    if event.error:
+        attributes["error"] = event.error
+    return {"status": event.event, "id": event.container_id, "Type": "container",
+            "Action": event.event, "Actor": {"ID": event.container_id, "Attributes": attributes},
+            "scope": "local", "time": event.at_ms // 1000, "timeNano": event.at_ms * 1_000_000}
+
+
 def _event_line(event: Any) -> str:
-    detail = f" step={event.step}" if event.step else ""
-    error = f" error={event.error!r}" if event.error else ""
-    return (f"{iso(event.at_ms)} seq={event.seq} container {event.event} "
-            f"{event.container_id[:12]} (name={event.container_name}, "
-            f"{event.from_state or '-'}->{event.to_state}{detail}, actor={event.actor}{error})")
+    """Docker's line: the time, the type, the action, the ID, then the attributes sorted."""
+    import datetime
+
+    document = _docker_event(event)
+    at = datetime.datetime.fromtimestamp(event.at_ms / 1000, datetime.UTC).astimezone()
+    attributes = ", ".join(f"{key}={value}" for key, value in
+                           sorted(document["Actor"]["Attributes"].items()))
+    return (f"{at.strftime('%Y-%m-%dT%H:%M:%S')}.{event.at_ms % 1000:03d}000000"
+            f"{at.strftime('%z')[:3]}:{at.strftime('%z')[3:]} container {event.event} "
+            f"{event.container_id} ({attributes})")
+
+
+_EVENT_FILTERS = ("container", "event", "type")
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    """Docker's ``events``: new events only, unless ``--since`` (a time) or ``--since-seq``
+    (berth's: the journal's seq) replays; ``--until`` ends it."""
     from engine.api.v1 import system_pb2
 
+    template = _template_of(args.format)
+    containers, events = list(args.container), list(args.event)
+    for spec in args.filter:
+        try:
+            parsed = parse_filter_flag(spec)
+        except FilterError as error:
+            raise CliError(f"{error}\nSee 'berth events --help'.", EXIT_REFUSED) from None
+        if parsed is None:
+            continue
+        key, value = parsed
+        if key not in _EVENT_FILTERS:
+            raise CliError(f"Error response from daemon: invalid filter '{key}'")
+        if key == "container":
+            containers.append(value)
+        elif key == "event":
+            events.append(value)
+        elif value != "container":  # no other type has events here: a quiet stream
+            events.append("")
+    since_ms = _moment("since", args.since) // 1_000_000
+    until_ms = _moment("until", args.until) // 1_000_000
+    replay = args.since_seq is not None or bool(args.since)
+    request = system_pb2.EventsRequest(
+        since_seq=args.since_seq or 0, containers=containers, events=events,
+        docker_only=not args.all, since_ms=since_ms, until_ms=until_ms, new_only=not replay)
     api = Api(args)
-    request = system_pb2.EventsRequest(since_seq=args.since, containers=args.container,
-                                       events=args.event, docker_only=not args.all)
     try:
         for event in api.call(api.system.Events, request):
             if args.format == "json":
-                import json
-
-                from google.protobuf.json_format import MessageToDict
-
-                print(json.dumps(MessageToDict(event)), flush=True)
+                print(json_text(_docker_event(event)), flush=True)
+            elif template is not None:
+                print(_render(template, _docker_event(event)), flush=True)
             else:
                 print(_event_line(event), flush=True)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -79,6 +80,9 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
         unwatch = self._engine.saga.events.watch(wake.set)
         context.add_callback(wake.set)  # a client that goes away ends the wait at once
         last = request.since_seq
+        if request.new_only:
+            with self._engine.saga.db.read() as reader:
+                last = max(last, reader.last_history_seq())
         wanted_containers = set(request.containers)
         wanted_events = set(request.events)
         names: dict[str, str] = {}
@@ -93,6 +97,10 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                             names[row.container_id] = record.name if record else ""
                 for row in rows:
                     last = row.event_seq
+                    if request.until_ms and row.at > request.until_ms:
+                        return
+                    if row.at < request.since_ms:
+                        continue
                     name = names[row.container_id]
                     if wanted_containers and not wanted_containers & {row.container_id, name}:
                         continue
@@ -101,7 +109,13 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                     if request.docker_only and row.event not in DOCKER_EVENTS:
                         continue
                     yield history_message(row, name)
-                wake.wait(EVENT_POLL_SECONDS)
+                wait = EVENT_POLL_SECONDS
+                if request.until_ms:  # Docker's --until: the stream ends at that time
+                    left = request.until_ms / 1000 - time.time()
+                    if left <= 0:
+                        return
+                    wait = min(wait, left)
+                wake.wait(wait)
                 if self._shutdown.is_set():
                     raise Unavailable(SHUTTING_DOWN)
         finally:

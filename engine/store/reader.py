@@ -38,6 +38,7 @@ _ALL_CONTAINERS = compile_sql(
     select(_containers).order_by(_containers.c.created_at, _containers.c.id)
 )
 _HISTORY_SINCE = compile_sql(select(_history)) + " WHERE history.id > :since ORDER BY history.id"
+_LAST_HISTORY_ID = "SELECT coalesce(max(id), 0) FROM history"
 _CONTAINER_HISTORY = (
     compile_sql(select(_history))
     + " WHERE history.container_id = :container_id AND history.id > :since ORDER BY history.id"
@@ -127,6 +128,10 @@ class Reader:
         else:
             rows = self._rows(_CONTAINER_HISTORY, {"container_id": container_id, "since": since})
         return [_history_record(row) for row in rows]
+
+    def last_history_seq(self) -> int:
+        """The global seq of the last history row (0: none yet)."""
+        return int(self._rows(_LAST_HISTORY_ID, {})[0][0])
 
     def operation(self, operation_id: int) -> OperationRecord | None:
         rows = self._rows(_OPERATION_BY_ID, {"id": operation_id})

@@ -158,8 +158,22 @@ def test_pause_unpause_kill_wait_and_events(session: Cli) -> None:
     streamed = subprocess.run(["timeout", "3", BERTH, "events", "--since", "0", "--container",
                                "worker"], env=session.environment, capture_output=True,
                               text=True, check=False).stdout.splitlines()
-    actions = [line.split()[3] for line in streamed]
+    actions = [line.split()[2] for line in streamed]
     assert actions == ["create", "start", "pause", "unpause", "kill", "die"]
+    # Docker's: without --since only new events (it replayed the whole journal); --until
+    # ends the stream; --format reads Docker's event message.
+    quiet = subprocess.run(["timeout", "2", BERTH, "events", "-f", "container=worker"],
+                           env=session.environment, capture_output=True, text=True,
+                           check=False)
+    assert (quiet.returncode, quiet.stdout) == (124, "")  # still following: nothing new
+    bounded = session.ok("events", "--since", "0", "--until", "1s", "--filter",
+                         "container=worker", "--filter", "event=die", "--format",
+                         "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+    assert bounded == "container die worker\n"
+    [line] = session.ok("events", "--since", "0", "--until", "1s", "-f", "container=worker",
+                        "-f", "event=kill").splitlines()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}[+-]\d\d:\d\d container kill "
+                        r"[0-9a-f]{64} \(name=worker, seq=\d+\)", line), line
     session.ok("rm", "worker")
 
 

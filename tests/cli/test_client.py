@@ -239,7 +239,7 @@ def test_kill_refuses_signal_zero_and_unknown_names(text: str) -> None:
                                           "value out of range"),
     (["restart", "-t", "soon", "x"], "argument -t/--time: invalid argument 'soon': invalid "
                                      "syntax"),
-    (["events", "--since", str(1 << 63)], "value out of range")])
+    (["events", "--since-seq", str(1 << 63)], "value out of range")])
 def test_integer_flags_out_of_the_api_range_are_parse_errors(argv: list[str],
                                                              message: str) -> None:
     """Docker's flag errors (status 125), not a protobuf ValueError once connected."""
