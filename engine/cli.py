@@ -278,7 +278,7 @@ def _ps_flags(sub: argparse.ArgumentParser) -> None:
                      help="table (default), json, 'table TEMPLATE' or a Go TEMPLATE")
     sub.add_argument("-f", "--filter", action="append", default=[],
                      help="filter output based on conditions provided (KEY=VALUE)")
-    sub.add_argument("-n", "--last", type=int, default=-1,
+    sub.add_argument("-n", "--last", type=_integer(64), default=-1,
                      help="show n last created containers (includes all states)")
     sub.add_argument("-l", "--latest", action="store_true",
                      help="show the latest created container (includes all states)")

@@ -44,9 +44,9 @@ def _config(args: argparse.Namespace) -> Any:
     name, _, retries = (args.restart or "no").partition(":")
     try:
         max_retries = int(retries) if retries else 0
-    except ValueError:
-        raise CliError(f"invalid restart policy format: {args.restart}",
-                       EXIT_REFUSED) from None
+    except ValueError:  # Docker's flag error (opts.ParseRestartPolicy)
+        raise CliError(f'invalid argument "{args.restart}" for "--restart" flag: maximum retry '
+                       "count must be an integer", EXIT_REFUSED) from None
     env = []
     for variable in [*_env_files(args.env_file), *args.env]:  # Docker's order: files first
         if not variable or variable.startswith("="):
@@ -504,7 +504,7 @@ def _render(template: Template, data: Any) -> str:
     try:
         return template.execute(data)
     except TemplateError as error:
-        raise CliError(f"template parsing error: {error}") from None
+        raise CliError(f"Template parsing error: {error}") from None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -973,7 +973,7 @@ def _template_of(form: str) -> Template | None:
     try:
         return parse_template(form)
     except TemplateError as error:
-        raise CliError(f"template parsing error: {error}", status=64) from None
+        raise CliError(f"Template parsing error: {error}", status=64) from None
 
 
 _VOLUME_FILTERS = ("dangling", "driver", "label", "name")

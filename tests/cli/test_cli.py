@@ -476,14 +476,20 @@ def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
     session.ok("create", "--name", "templated", "busybox", "true")
     unparsed = session("inspect", "-f", "{{.State.ExitCode", "templated")
     assert unparsed.returncode == 64
-    assert unparsed.stderr.strip() == "template parsing error: template: :1: unclosed action"
+    assert unparsed.stderr.strip() == "Template parsing error: template: :1: unclosed action"
     failing = session("inspect", "-f", "{{.State.Nope}}", "templated")
     assert failing.returncode == 1 and failing.stdout == ""
-    assert ('template parsing error: template: :1:8: executing "" at <.State.Nope>: map has '
+    assert ('Template parsing error: template: :1:8: executing "" at <.State.Nope>: map has '
             'no entry for key "Nope"') in failing.stderr
     # docker ps: a template that does not parse, or fails on an empty row, exits 1.
     unparsed_ps = session("ps", "--format", "{{nope}}")
     assert unparsed_ps.returncode == 1
+    # Docker's flag errors: out of int64 (it was accepted), a retry count that is no number.
+    assert session("ps", "-n", "99999999999999999999").returncode == 125
+    retries = session("run", "--restart", "on-failure:x", "busybox", "true")
+    assert (retries.returncode, one_line(retries.stderr)) == (
+        125, 'invalid argument "on-failure:x" for "--restart" flag: maximum retry count must '
+        "be an integer")
     assert unparsed_ps.stderr.strip() == ('failed to parse template: template: :1: function '
                                           '"nope" not defined')
     failing_ps = session("ps", "--format", "{{.Nope}}")
