@@ -126,8 +126,14 @@ def _file_lines(path: str) -> list[bytes]:
 def cmd_create(args: argparse.Namespace) -> int:
     api = Api(args)
     reply = api.call(api.containers.Create, messages().CreateRequest(config=_config(args)))
+    _warn(reply)
     print(reply.container.id)
     return 0
+
+
+def _warn(reply: Any) -> None:
+    for warning in reply.warnings:  # as Docker's CLI prints the daemon's
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         created = api.call(api.containers.Create, pb.CreateRequest(config=_config(args)))
     except CliError as error:
         raise CliError(str(error), EXIT_REFUSED) from None
+    _warn(created)
     container_id = created.container.id
     batches: Iterator[Any] = iter(())
     if not args.detach:

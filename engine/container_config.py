@@ -121,6 +121,14 @@ def normalize_name(name: str) -> str:
     return bare
 
 
+def create_warnings(config: ContainerConfig) -> list[str]:
+    """What a create tells its caller without refusing it (moby's create warnings)."""
+    if config.restart_policy.is_none:
+        return []
+    return [f"the restart policy {config.restart_policy.name!r} is stored, not applied: berth "
+            "has no restart manager yet, so nothing restarts this container when it exits"]
+
+
 def validate_command(config: ContainerConfig) -> None:
     """moby's getEntrypointAndArgs, which runs once the image is found (an imported image
     has no command of its own). Raises InvalidParameter."""

@@ -28,6 +28,7 @@ from engine.api.convert import (
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
+from engine.container_config import create_warnings
 from engine.errors import Cancelled, Deadline, InvalidParameter, NotFound, NotModified, Unavailable
 from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
@@ -102,9 +103,10 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
     def Create(self, request: pb.CreateRequest, context: grpc.ServicerContext
                ) -> pb.CreateResponse:
         def call() -> pb.CreateResponse:
-            record = self._engine.create(config_from(request.config),
-                                         context=_context(request.request_id))
-            return pb.CreateResponse(container=container_message(record))
+            config = config_from(request.config)
+            record = self._engine.create(config, context=_context(request.request_id))
+            return pb.CreateResponse(container=container_message(record),
+                                     warnings=create_warnings(config))
 
         return self._ledger.once("Create", request, pb.CreateResponse, call)
 

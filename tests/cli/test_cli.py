@@ -486,6 +486,10 @@ def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
     assert unparsed_ps.returncode == 1
     # Docker's flag errors: out of int64 (it was accepted), a retry count that is no number.
     assert session("ps", "-n", "99999999999999999999").returncode == 125
+    stored = session("create", "--restart", "always", "busybox", "true")
+    assert stored.returncode == 0 and stored.stderr.startswith(
+        "WARNING: the restart policy 'always' is stored, not applied")
+    session.ok("rm", stored.stdout.strip())
     retries = session("run", "--restart", "on-failure:x", "busybox", "true")
     assert (retries.returncode, one_line(retries.stderr)) == (
         125, 'invalid argument "on-failure:x" for "--restart" flag: maximum retry count must '

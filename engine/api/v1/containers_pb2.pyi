@@ -120,10 +120,12 @@ class CreateRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ContainerConfig, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class CreateResponse(_message.Message):
-    __slots__ = ("container",)
+    __slots__ = ("container", "warnings")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     container: Container
-    def __init__(self, container: _Optional[_Union[Container, _Mapping]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, container: _Optional[_Union[Container, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StartRequest(_message.Message):
     __slots__ = ("container", "request_id", "checkpoint", "checkpoint_dir")
