@@ -131,6 +131,14 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_such(kind: str, reference: str, error: CliError) -> CliError:
+    """Docker's client words a NotFound answer to its inspect and remove calls itself
+    (``Error: No such container: X``); other answers, and other calls', stay the daemon's."""
+    if not error.not_found:
+        return error
+    return CliError(f"Error: No such {kind}: {reference}", error.status, not_found=True)
+
+
 def _warn(reply: Any) -> None:
     for warning in reply.warnings:  # as Docker's CLI prints the daemon's
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -387,9 +395,14 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args, lambda api, c: api.call(api.containers.Remove, messages().RemoveRequest(
-        container=c, force=args.force, volumes=args.volumes)), parallel=True,
-        missing_ok=args.force)
+    def remove(api: Api, container: str) -> None:
+        try:
+            api.call(api.containers.Remove, messages().RemoveRequest(
+                container=container, force=args.force, volumes=args.volumes))
+        except CliError as error:
+            raise _no_such("container", container, error) from None
+
+    return _each(args, remove, parallel=True, missing_ok=args.force)
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -530,7 +543,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             else:
                 found.append(document if template is None else _render(template, document))
         except CliError as error:
-            print(error, file=sys.stderr)
+            print(_no_such("container", container, error), file=sys.stderr)
             status = 1
     if not args.format:
         print_json(found)
@@ -547,8 +560,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if re.fullmatch(r"[+-]?\d+", args.tail):  # Docker's: anything but a number is all
         request.tail = max(-1, min(int(args.tail), (1 << 31) - 1))
     api = Api(args)
-    for batch in api.call(api.containers.Logs, request):
-        write_entries(batch.entries, timestamps=args.timestamps)
+    try:
+        for batch in api.call(api.containers.Logs, request):
+            write_entries(batch.entries, timestamps=args.timestamps)
+    except CliError as error:  # Docker's logs inspects the container first
+        raise _no_such("container", args.container, error) from None
     return 0
 
 
@@ -828,7 +844,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
             if removal.deleted:
                 print(f"Deleted: {removal.deleted}")
         except CliError as error:
-            print(error, file=sys.stderr)
+            print(_no_such("image", reference, error), file=sys.stderr)
             if not (args.force and error.not_found):  # Docker: -f only reports those
                 status = 1
     return status
@@ -926,7 +942,7 @@ def cmd_volume(args: argparse.Namespace) -> int:
                          pb.RemoveVolumeRequest(name=name, force=args.force))
                 print(name)
             except CliError as error:
-                print(error, file=sys.stderr)
+                print(_no_such("volume", name, error), file=sys.stderr)
                 status = 1
         return status
     if action == "prune":
@@ -958,7 +974,7 @@ def _inspect_volumes(api: Api, names: list[str], form: str) -> int:
             [volume] = api.call(api.containers.Volumes,
                                 messages().VolumesRequest(names=[name])).volumes
         except CliError as error:
-            print(error, file=sys.stderr)
+            print(_no_such("volume", name, error), file=sys.stderr)
             status = 1
             continue
         document = _volume_document(volume)

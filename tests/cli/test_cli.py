@@ -134,7 +134,14 @@ def test_bad_input_gets_one_line_and_the_right_status(session: Cli) -> None:
         "Error response from daemon: invalid volume specification: 'novolume'")
     unknown = session("inspect", "ghost")
     assert unknown.returncode == 1
-    assert one_line(unknown.stderr) == "Error response from daemon: No such container: ghost"
+    assert one_line(unknown.stderr) == "Error: No such container: ghost"  # Docker's client's
+    assert unknown.stdout == "[]\n"
+    assert one_line(session("rm", "ghost").stderr) == "Error: No such container: ghost"
+    assert one_line(session("rmi", "ghost").stderr) == "Error: No such image: ghost"
+    assert one_line(session("volume", "rm", "ghost").stderr) == "Error: No such volume: ghost"
+    # The calls Docker's client does not word itself keep the daemon's answer.
+    assert one_line(session("stop", "ghost").stderr) == (
+        "Error response from daemon: No such container: ghost")
     stop_unknown = session("stop", "ghost")
     assert stop_unknown.returncode == 1
     # moby looks the image up before it asks for a command (an imported image has none).
@@ -315,7 +322,7 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert one_line(refused.stderr) == (
         f"Error response from daemon: remove cli-used: volume is in use - [{user}]")
     missing = session("volume", "rm", "cli-nothing")
-    assert missing.returncode == 1 and "get cli-nothing: no such volume" in missing.stderr
+    assert missing.returncode == 1 and "No such volume: cli-nothing" in missing.stderr
     assert session.ok("volume", "rm", "-f", "cli-nothing") == "cli-nothing\n"
     session.ok("rm", "-v", user)
     assert "cli-used" in session.ok("volume", "ls", "-q").split()  # named: kept by rm -v

@@ -88,7 +88,7 @@ def test_berth_version_imports_no_grpc_module(daemon_root: pathlib.Path) -> None
 def test_an_error_in_a_stream_is_one_line(daemon_root: pathlib.Path) -> None:
     result = Cli(daemon_root)("logs", "ghost")
     assert result.returncode == 1
-    assert result.stderr == "Error response from daemon: No such container: ghost\n"
+    assert result.stderr == "Error: No such container: ghost\n"
 
 
 def test_the_tls_flags_reach_a_mutual_tls_daemon(tmp_path: pathlib.Path) -> None:
