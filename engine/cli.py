@@ -51,6 +51,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # Docker's flags have no abbreviations
         super().__init__(*args, **kwargs)
+        # A command of a command's (volume ls): the name it was called by, and its parent's.
+        self.invoked_as = ""
+        self.parent: argparse.ArgumentParser | None = None
 
     def error(self, message: str) -> NoReturn:
         """Docker's CLI errors, in pflag's and cobra's order: a flag it does not know or one
@@ -59,6 +62,12 @@ class Parser(argparse.ArgumentParser):
         words it (status 125)."""
         command = self._command()
         flag_error = _flag_error(self if command is None else command, message)
+        parent = command.parent if command is not None else None
+        if flag_error is None and isinstance(parent, Parser):
+            # a flag between the command and its own (volume -q ls): the parent's to refuse
+            flag_error = _unknown_flag(parent)
+            if flag_error is not None:
+                command = parent
         if flag_error is not None:
             where = "berth" if command is None else command.prog
             print(f"{flag_error}\nSee '{where} --help'.", file=sys.stderr)
@@ -91,12 +100,12 @@ class Parser(argparse.ArgumentParser):
     def _own_command(self) -> Parser:
         """The command of this command's own commands (volume ls) the words name, else this
         one."""
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                named = next((word for word in _ARGUMENTS if word in action.choices), None)
-                if named is not None:
-                    return cast(Parser, action.choices[named])
-        return self
+        verb = self.prog.split(" ")[-1]
+        if verb not in _ARGUMENTS:
+            return self
+        found = _subcommand(self, _ARGUMENTS[_ARGUMENTS.index(verb) + 1:])
+        return self if found is None else found[0]
+
 
     def arity_error(self) -> NoReturn:
         """cobra's argument checks as the Docker CLI words them."""
@@ -138,6 +147,25 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
+def _subcommand(parser: argparse.ArgumentParser, words: Sequence[str]
+                ) -> tuple[Parser, int] | None:
+    """For a command with commands of its own (volume): the one the first word that is no
+    flag names (an alias too), and that word's index in ``words``; None if there is none.
+    The parser found remembers the command's parser and the name it was called by."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for index, word in enumerate(words):
+            if word.startswith("-"):
+                continue
+            if word not in action.choices:
+                return None
+            found = cast(Parser, action.choices[word])
+            found.invoked_as, found.parent = word, parser
+            return found, index
+    return None
+
+
 _ARGUMENTS: list[str] = []  # what main parses: the flag checks read the words themselves
 
 
@@ -165,9 +193,17 @@ def _unknown_flag(parser: Parser) -> str | None:
     """pflag's error for the first flag after the command that the command does not know."""
     if parser.prog == "berth":  # no command parsed: its own flags come before the command
         words = _ARGUMENTS
+    elif isinstance(parser, Parser) and parser.parent is not None:  # volume ls: after ls
+        top = parser.parent.prog.split(" ")[-1]
+        after = _ARGUMENTS[_ARGUMENTS.index(top) + 1:] if top in _ARGUMENTS else []
+        found = _subcommand(parser.parent, after)
+        words = after[found[1] + 1:] if found is not None else []
     else:
-        verb = parser.prog.split(" ")[-1]  # volume ls: the words after ls
+        verb = parser.prog.split(" ")[-1]
         words = _ARGUMENTS[_ARGUMENTS.index(verb) + 1:] if verb in _ARGUMENTS else []
+        found = _subcommand(parser, words)
+        if found is not None:  # volume -q ls: only the words before ls are volume's
+            words = words[:found[1]]
     known = parser._option_string_actions
     taking = {flag for flag, action in known.items() if action.nargs != 0}
     remainder = any(action.nargs == argparse.REMAINDER for action in parser._actions)
@@ -232,9 +268,11 @@ def _format_flag(sub: argparse.ArgumentParser) -> None:
 
 def _run_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-d", "--detach", action="store_true")
-    sub.add_argument("--sig-proxy", action=argparse.BooleanOptionalAction, default=True,
+    sub.add_argument("--sig-proxy", action="store_true", default=True,
                      help="send the signals this command gets to the container (default "
                      "true; --sig-proxy=false)")
+    sub.add_argument(_NEGATED + "sig-proxy", dest="sig_proxy", action="store_false",
+                     help=argparse.SUPPRESS)
     _container_flags(sub)
 
 
@@ -459,6 +497,8 @@ def verb_of(argv: Sequence[str]) -> str | None:
 
 
 _KEPT_DASHES = "\0--"  # no argument can hold a NUL: a "--" argparse would drop (3.11 does)
+# The argparse spelling of ``--FLAG=false`` for a flag on by default: no one can type it.
+_NEGATED = "--\0no-"
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")  # Go's strconv.ParseBool
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -472,12 +512,17 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
     too). Words it cannot place are left for argparse to refuse. Raises CliError for a
     boolean value Go's ParseBool refuses."""
     verb = verb_of(arguments)
-    if verb is None or verb in ("daemon", "volume"):  # volume: its own commands' flags
+    if verb is None or verb == "daemon":
         return arguments
     parser = build_parser(verb)._command()
     assert parser is not None
-    known = parser._option_string_actions
     start = arguments.index(verb) + 1
+    if any(isinstance(action, argparse._SubParsersAction) for action in parser._actions):
+        found = _subcommand(parser, arguments[start:])  # volume: its command's flags
+        if found is None or found[1] > 0:  # none, or flags before it: argparse refuses
+            return arguments
+        parser, start = found[0], start + 1
+    known = parser._option_string_actions
     words = arguments[start:]
     ends = any(action.nargs == argparse.REMAINDER for action in parser._actions)
     flags: list[str] = []
@@ -554,8 +599,8 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
     for name, on in switches.items():
         if on:
             flags.append(name)
-        elif known[name].default is True:  # a flag on by default: its argparse negation
-            flags.append(f"--no-{name[2:]}")
+        elif known[name].default is True:  # a flag on by default: its negation
+            flags.append(_NEGATED + name[2:])
     if not ends and any(word.startswith("-") for word in positionals):
         positionals = ["--", *positionals]  # an argument that looks like a flag, after --
     elif ends and positionals and positionals[0].startswith("-"):

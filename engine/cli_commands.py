@@ -280,24 +280,8 @@ def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
     by one). ``missing_ok``: a container not found is only reported (``rm -f``)."""
     containers: list[str] = args.containers
     outcomes: Iterator[CliError | None]
-    pool = None
     if parallel and len(containers) > 1:
-        import concurrent.futures
-        import threading
-
-        local = threading.local()
-
-        def attempt(container: str) -> CliError | None:
-            if getattr(local, "api", None) is None:
-                local.api = Api(args)
-            try:
-                action(local.api, container)
-            except CliError as error:
-                return error
-            return None
-
-        pool = concurrent.futures.ThreadPoolExecutor(min(len(containers), PARALLEL_CALLS))
-        outcomes = pool.map(attempt, containers)
+        outcomes = _at_once(args, action, containers)
     else:
         api = Api(args)
 
@@ -319,9 +303,44 @@ def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
         print(error, file=sys.stderr, flush=True)
         if not (missing_ok and error.not_found):
             status = error.status
-    if pool is not None:
-        pool.shutdown()
     return status
+
+
+def _at_once(args: argparse.Namespace, action: Callable[[Api, str], None],
+             containers: list[str]) -> Iterator[CliError | None]:
+    """``action`` on every container, ``PARALLEL_CALLS`` threads at most, each with a
+    connection of its own; the outcomes in the order given, each as soon as it is known.
+    The threads are daemons: a Ctrl-C ends the command at once, as Docker's."""
+    import queue
+    import threading
+
+    done = [threading.Event() for _ in containers]
+    outcomes: list[CliError | None] = [None] * len(containers)
+    work: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(containers)):
+        work.put(index)
+
+    def worker() -> None:
+        api = Api(args)
+        while True:
+            try:
+                index = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                action(api, containers[index])
+            except CliError as error:
+                outcomes[index] = error
+            except Exception as error:  # never a success it was not
+                outcomes[index] = CliError(str(error))
+            finally:
+                done[index].set()
+
+    for _ in range(min(len(containers), PARALLEL_CALLS)):
+        threading.Thread(target=worker, daemon=True).start()
+    for index, finished in enumerate(done):
+        finished.wait()
+        yield outcomes[index]
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -712,13 +731,11 @@ def cmd_images(args: argparse.Namespace) -> int:
         filters.setdefault(parsed[0], []).append(parsed[1])
     if args.reference:
         filters.setdefault("reference", []).append(args.reference)
+    for key in ("dangling",):
+        if key in filters:
+            filters[key] = [str(_filter_boolean(key, filters[key]))]
     api = Api(args)
     images = api.call(api.containers.Images, messages().ImagesRequest()).images
-    if form == "json" and template is None:
-        from google.protobuf.json_format import MessageToDict
-
-        print_json([MessageToDict(image) for image in images])
-        return 0
     # Docker's order: the newest image first (a stable sort keeps an image's names together).
     images = [image for image in sorted(images, key=lambda image: -image.created_ms)
               if _image_matches(image, filters, images)]
@@ -726,6 +743,10 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.quiet:
         for row in rows:
             print(row["ID"])
+        return 0
+    if form == "json":  # Docker 23's: one object a line, its fields'
+        for row in rows:
+            print(json_text(dict(sorted(row.items()))))
         return 0
     if template is not None:
         _print_formatted(template, is_table, rows, IMAGE_HEADERS)
@@ -751,6 +772,47 @@ def _image_fields(image: Any, *, truncate: bool) -> dict[str, str]:
             "UniqueSize": "N/A", "VirtualSize": human_size(image.size_bytes)}
 
 
+def _filter_boolean(key: str, values: list[str]) -> bool:
+    """moby's boolean filter: true or false (1 or 0), any case; both is true (images: the
+    dangling ones). Raises CliError ``Invalid filter 'KEY=[VALUES]'``."""
+    wanted = {value.lower() for value in values}
+    if not wanted <= {"true", "false", "1", "0"}:
+        raise CliError(f"Error response from daemon: Invalid filter "
+                       f"'{key}=[{' '.join(values)}]'")
+    return bool(wanted & {"true", "1"})
+
+
+def _path_match(pattern: str, name: str) -> bool:
+    """Go's path.Match: ``*`` and ``?`` never match a ``/``; ``[...]`` a class. Raises
+    CliError for a pattern Go refuses (``syntax error in pattern``)."""
+    import re as regex
+
+    out, index = [], 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "\\" and index + 1 < len(pattern):
+            index += 1
+            out.append(regex.escape(pattern[index]))
+        elif char == "[":
+            end = pattern.find("]", index + 2 if pattern[index + 1:index + 2] in ("^", "]")
+                               else index + 1)
+            if end < 0:
+                raise CliError("Error response from daemon: syntax error in pattern")
+            body = pattern[index + 1:end]
+            negated = body.startswith("^")
+            body = body[1:] if negated else body
+            out.append(f"[{'^' if negated else ''}{body.replace(chr(92), chr(92) * 2)}]")
+            index = end
+        else:
+            out.append(regex.escape(char))
+        index += 1
+    return regex.fullmatch("".join(out), name) is not None
+
+
 def _name_and_tag(pattern: str) -> tuple[str, str]:
     """``name[:tag]`` (a registry's port is no tag); the tag is any when not given."""
     name, colon, tag = pattern.rpartition(":")
@@ -761,19 +823,17 @@ def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> 
     """Docker's image filters: dangling (no name), reference (a glob over the familiar
     ``name[:tag]``, the tag any when not given), before/since another image's creation,
     label (imported images have none)."""
-    import fnmatch
-
     dangling = image.reference == image.digest
     for key, values in filters.items():
         if key == "dangling":
-            if dangling not in {value.lower() in ("true", "1") for value in values}:
+            if dangling is not (values == ["True"]):
                 return False
         elif key == "reference":
             if dangling:
                 return False
             name, _, tag = image.reference.rpartition(":")
-            if not any(fnmatch.fnmatchcase(name, _name_and_tag(pattern)[0])
-                       and fnmatch.fnmatchcase(tag, _name_and_tag(pattern)[1])
+            if not any(_path_match(_name_and_tag(pattern)[0], name)
+                       and _path_match(_name_and_tag(pattern)[1], tag)
                        for pattern in values):
                 return False
         elif key in ("before", "since"):
@@ -1019,6 +1079,8 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
         if parsed[0] not in _VOLUME_FILTERS:
             raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
         filters.setdefault(parsed[0], []).append(parsed[1])
+    if "dangling" in filters:
+        _filter_boolean("dangling", filters["dangling"])  # refused before anything is asked
     volumes = [volume for volume in api.call(api.containers.Volumes,
                                              messages().VolumesRequest()).volumes
                if _volume_matches(volume, filters)]
@@ -1042,14 +1104,27 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def _searched(patterns: list[str], text: str) -> bool:
+    """moby's filters.Args.Match: a pattern is a regular expression searched in ``text``
+    (one that does not compile matches nothing)."""
+    for pattern in patterns:
+        try:
+            if re.search(pattern, text):
+                return True
+        except re.error:
+            continue
+    return False
+
+
 def _volume_matches(volume: Any, filters: dict[str, list[str]]) -> bool:
+    """moby's volume filters: dangling (a boolean), name and driver (regular expressions
+    searched in it), label."""
     for key, values in filters.items():
         if key == "dangling":
-            wanted = {value.lower() in ("true", "1") for value in values}
-            if (not volume.users) not in wanted:
+            if (not volume.users) is not _filter_boolean(key, values):
                 return False
-        elif (key == "name" and not any(value in volume.name for value in values)) or (
-                key == "driver" and "local" not in values):
+        elif (key == "name" and not _searched(values, volume.name)) or (
+                key == "driver" and not _searched(values, "local")):
             return False
         elif key == "label":
             labels = {"com.docker.volume.anonymous": ""} if volume.anonymous else {}

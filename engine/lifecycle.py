@@ -72,8 +72,8 @@ _TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": Event.DIE, "source": S.EXITING, "dest": S.EXITED},
     {"trigger": Event.STOP, "source": S.EXITED, "dest": None},
     # T25: logged once a restart's start succeeded, whatever the container did since.
-    {"trigger": Event.RESTART, "source": [S.RUNNING, S.PAUSED, S.RESTARTING, S.EXITED],
-     "dest": None},
+    {"trigger": Event.RESTART,
+     "source": [S.RUNNING, S.PAUSED, S.RESTARTING, S.EXITING, S.EXITED], "dest": None},
     {"trigger": Event.BEGIN_REMOVE, "source": [S.CREATED, S.EXITED, S.DEAD], "dest": S.REMOVING},
     {"trigger": Event.REMOVE_STEP, "source": S.REMOVING, "dest": None},
     {"trigger": Event.REMOVE_FAILED, "source": S.REMOVING, "dest": S.DEAD},

@@ -694,12 +694,12 @@ class Engine:
         """moby's ``restart`` event (T25), once the start succeeded: not for a container
         being removed meanwhile (its ``destroy`` says what became of it)."""
         with self._locked(container_id):
-            record = self.reload_record(container_id)
-            journal = OperationJournal(self.saga, record, context)
             try:
+                record = self.reload_record(container_id)
+                journal = OperationJournal(self.saga, record, context)
                 journal.transition(Event.RESTART)
-            except BerthError:
-                return record
+            except BerthError:  # removed meanwhile (an --rm that exited), or being removed
+                return self._latest(container_id)
             record = journal.commit()
         self.saga.events.publish(ContainerEvent(record.id, record.name, "restart",
                                                 self.saga.clock()))

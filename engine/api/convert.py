@@ -64,7 +64,7 @@ def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path:
         except InvalidParameter:  # stored before a rule it breaks: not shown
             continue
         source = str(mount["source"])
-        modes = [mode for mode in mount.get("modes", []) if mode not in ("ro", "rw")]
+        modes = list(mount.get("modes", []))  # as typed: moby keeps the mode string
         volume = not source.startswith("/")
         mounts.append(pb.Mount(
             type="volume" if volume else "bind", name=source if volume else "",

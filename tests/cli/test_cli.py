@@ -190,8 +190,11 @@ def test_info_version_and_json_formats(session: Cli) -> None:
     assert info["images"] >= 1
     version = json.loads(session.ok("version", "--format", "json"))
     assert version["Server"]["ApiVersion"] == "v1"
-    assert json.loads(session.ok("images", "--format", "json"))[0]["reference"] == (
-        "busybox:latest")
+    # Docker 23's json: one object a line, with its table's fields, filtered as the table.
+    [busybox] = [json.loads(line) for line in session.ok(
+        "images", "--format", "json", "busybox").splitlines()]
+    assert (busybox["Repository"], busybox["Tag"]) == ("busybox", "latest")
+    assert session.ok("images", "--format", "json", "-f", "reference=nothing*") == ""
 
 
 def test_a_daemon_that_is_not_running_gets_a_one_line_hint(tmp_path: object) -> None:
@@ -239,6 +242,23 @@ def test_stop_kill_and_rm_act_on_their_containers_at_once(session: Cli) -> None:
             "AND event IN ('kill', 'die') ORDER BY rowid", ids)]
     # Each one's SIGTERM was sent before any of them died: at once, not one after another.
     assert order[:3] == ["kill"] * 3 and "die" not in order[:3]
+    # A Ctrl-C ends the command at once (it waited for every stop), leaving them stopping.
+    for name in names:
+        session.ok("start", name)
+    stopping = subprocess.Popen([BERTH, "stop", "-t", "30", *names], env=session.environment,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with sqlite3.connect(f"file:{session.root / 'berth.db'}?mode=ro", uri=True) as db:
+        for _ in range(200):  # until each SIGTERM is journaled: the stops are under way
+            count = db.execute(
+                f"SELECT count(*) FROM history WHERE container_id IN "
+                f"({', '.join('?' * len(ids))}) AND event = 'kill'", ids).fetchone()[0]
+            if count >= 2 * len(names) + len(names):
+                break
+            time.sleep(0.05)
+    stopping.send_signal(signal.SIGINT)
+    assert stopping.wait(20) == 130
+    assert {session.ok("inspect", "-f", "{{.State.Status}}", name).strip()
+            for name in names} == {"running"}  # their 30 s are not over
     removed = session("rm", "-f", *names, "ghost")
     assert (removed.returncode, removed.stdout) == (0, "par1\npar2\npar3\n")
     assert "No such container: ghost" in removed.stderr  # -f: reported, not a failure
@@ -315,6 +335,10 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert "cli-made" in dangling and "cli-used" not in dangling
     assert session.ok("volume", "ls", "-f", "name=cli-u", "--format",
                       "{{.Name}}:{{.Links}}") == "cli-used:1\n"
+    assert session.ok("volume", "ls", "-q", "-f", "name=^cli-us", "-f", "driver=loc") == (
+        "cli-used\n")  # moby's filters are regular expressions
+    assert session("volume", "ls", "-f", "dangling=maybe").returncode == 1
+    assert session.ok("volume", "ls", "-q=false").startswith("DRIVER")  # pflag's =false
     unknown = session("volume", "frobnicate")
     assert unknown.returncode == 1 and 'unknown command "frobnicate"' in unknown.stderr
     refused = session("volume", "rm", "cli-used")
@@ -347,7 +371,7 @@ def test_inspect_shows_mounts_hostname_and_log_path(session: Cli,
         session.root / "volumes" / "insp-vol" / "_data"), "Destination": "/data",
         "Driver": "local", "Mode": "", "RW": True, "Propagation": ""}
     assert bind == {"Type": "bind", "Source": str(tmp_path / "host"), "Destination": "/host",
-                    "Mode": "", "RW": False, "Propagation": "rprivate"}
+                    "Mode": "ro", "RW": False, "Propagation": "rprivate"}  # as typed
     assert anonymous["Type"] == "volume" and anonymous["Destination"] == "/anon"
     assert document["Config"]["Volumes"] == {"/anon": {}}
     assert document["HostConfig"]["Binds"] == ["insp-vol:/data", f"{tmp_path / 'host'}:/host:ro"]
@@ -493,6 +517,9 @@ def test_a_bad_template_is_refused_as_docker_refuses_it(session: Cli) -> None:
     assert unparsed_ps.returncode == 1
     # Docker's flag errors: out of int64 (it was accepted), a retry count that is no number.
     assert session("ps", "-n", "99999999999999999999").returncode == 125
+    unknown = session("run", "--no-sig-proxy", "busybox", "true")  # pflag has no --no-*
+    assert (unknown.returncode, unknown.stderr.splitlines()[0]) == (
+        125, "unknown flag: --no-sig-proxy")
     stored = session("create", "--restart", "always", "busybox", "true")
     assert stored.returncode == 0 and stored.stderr.startswith(
         "WARNING: the restart policy 'always' is stored, not applied")
@@ -624,6 +651,11 @@ def test_import_reads_standard_input_for_a_dash(session: Cli, tmp_path: object) 
                       ).split() == ["IMAGE", "ID", "SIZE", digest[7:19], "2B"]
     bogus = session("images", "-f", "colour=red")
     assert bogus.returncode == 1 and "invalid filter 'colour'" in bogus.stderr
+    maybe = session("images", "-f", "dangling=maybe")
+    assert maybe.returncode == 1 and "Invalid filter 'dangling=[maybe]'" in maybe.stderr
+    assert session.ok("images", "-q", "p?ped") == f"{digest[7:19]}\n"
+    assert session.ok("images", "-q", "*/piped") == ""  # Go's path.Match: * stops at /
+    assert session("images", "[").returncode == 1
     empty = session("import", "", "nothing")
     assert (empty.returncode, empty.stderr) == (
         1, "import source: a tarball, a directory or - (standard input)\n")
