@@ -620,6 +620,24 @@ def _moment(flag: str, value: str) -> int:
         raise CliError(f'invalid value for "{flag}": {error}') from None
 
 
+def _listing_filters(specs: list[str], keys: Sequence[str], verb: str
+                     ) -> dict[str, list[str]]:
+    """``-f KEY=VALUE`` flags by key, for a listing whose daemon knows ``keys``: a flag
+    without ``=`` is the flag's error (status 125), an unknown key the daemon's."""
+    filters: dict[str, list[str]] = {}
+    for spec in specs:
+        try:
+            parsed = parse_filter_flag(spec)
+        except FilterError as error:
+            raise CliError(f"{error}\nSee 'berth {verb} --help'.", EXIT_REFUSED) from None
+        if parsed is None:
+            continue
+        if parsed[0] not in keys:
+            raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
+        filters.setdefault(parsed[0], []).append(parsed[1])
+    return filters
+
+
 def _docker_event(event: Any) -> dict[str, Any]:
     """Docker's event message (``docker events --format '{{json .}}'``) of a journal row;
     ``seq`` (berth's) among the actor's attributes, and ``step`` for a saga step's."""
@@ -655,23 +673,11 @@ def cmd_events(args: argparse.Namespace) -> int:
     from engine.api.v1 import system_pb2
 
     template = _template_of(args.format)
-    containers, events = list(args.container), list(args.event)
-    for spec in args.filter:
-        try:
-            parsed = parse_filter_flag(spec)
-        except FilterError as error:
-            raise CliError(f"{error}\nSee 'berth events --help'.", EXIT_REFUSED) from None
-        if parsed is None:
-            continue
-        key, value = parsed
-        if key not in _EVENT_FILTERS:
-            raise CliError(f"Error response from daemon: invalid filter '{key}'")
-        if key == "container":
-            containers.append(value)
-        elif key == "event":
-            events.append(value)
-        elif value != "container":  # no other type has events here: a quiet stream
-            events.append("")
+    filters = _listing_filters(args.filter, _EVENT_FILTERS, "events")
+    containers = [*args.container, *filters.get("container", [])]
+    events = [*args.event, *filters.get("event", [])]
+    if any(kind != "container" for kind in filters.get("type", [])):
+        events.append("")  # no other type has events here: a quiet stream
     since_ms = _moment("since", args.since) // 1_000_000
     until_ms = _moment("until", args.until) // 1_000_000
     replay = args.since_seq is not None or bool(args.since)
@@ -718,17 +724,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     """Docker's ``images [REPOSITORY[:TAG]]``, newest first, with its filters and formats."""
     form = args.format.strip()
     template, is_table = _list_format(form, dict.fromkeys(IMAGE_HEADERS, ""))
-    filters: dict[str, list[str]] = {}
-    for spec in args.filter:
-        try:
-            parsed = parse_filter_flag(spec)
-        except FilterError as error:
-            raise CliError(f"{error}\nSee 'berth images --help'.", EXIT_REFUSED) from None
-        if parsed is None:
-            continue
-        if parsed[0] not in _IMAGE_FILTERS:
-            raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
-        filters.setdefault(parsed[0], []).append(parsed[1])
+    filters = _listing_filters(args.filter, _IMAGE_FILTERS, "images")
     if args.reference:
         filters.setdefault("reference", []).append(args.reference)
     for key in ("dangling",):
@@ -1068,17 +1064,7 @@ VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
 def _list_volumes(api: Api, args: argparse.Namespace) -> int:
     """``volume ls`` with Docker's filters (dangling: used by no container; name: a part of
     it; driver; label: only the anonymous volumes' one) and ``--format``."""
-    filters: dict[str, list[str]] = {}
-    for spec in args.filter:
-        try:
-            parsed = parse_filter_flag(spec)
-        except FilterError as error:
-            raise CliError(str(error), EXIT_REFUSED) from None
-        if parsed is None:
-            continue
-        if parsed[0] not in _VOLUME_FILTERS:
-            raise CliError(f"Error response from daemon: invalid filter '{parsed[0]}'")
-        filters.setdefault(parsed[0], []).append(parsed[1])
+    filters = _listing_filters(args.filter, _VOLUME_FILTERS, "volume ls")
     if "dangling" in filters:
         _filter_boolean("dangling", filters["dangling"])  # refused before anything is asked
     volumes = [volume for volume in api.call(api.containers.Volumes,
