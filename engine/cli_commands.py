@@ -320,14 +320,17 @@ def _at_once(args: argparse.Namespace, action: Callable[[Api, str], None],
     for index in range(len(containers)):
         work.put(index)
 
+    Api(args)  # an address or a TLS file it cannot use: the command's error, at once
+
     def worker() -> None:
-        api = Api(args)
+        api: Api | None = None
         while True:
             try:
                 index = work.get_nowait()
             except queue.Empty:
                 return
             try:
+                api = api or Api(args)
                 action(api, containers[index])
             except CliError as error:
                 outcomes[index] = error
@@ -676,11 +679,16 @@ def cmd_events(args: argparse.Namespace) -> int:
     filters = _listing_filters(args.filter, _EVENT_FILTERS, "events")
     containers = [*args.container, *filters.get("container", [])]
     events = [*args.event, *filters.get("event", [])]
-    if any(kind != "container" for kind in filters.get("type", [])):
-        events.append("")  # no other type has events here: a quiet stream
-    since_ms = _moment("since", args.since) // 1_000_000
-    until_ms = _moment("until", args.until) // 1_000_000
-    replay = args.since_seq is not None or bool(args.since)
+    if "type" in filters and "container" not in filters["type"]:
+        events = [""]  # only containers have events here: a quiet stream
+    since_ns, until_ns = _moment("since", args.since), _moment("until", args.until)
+    if since_ns and until_ns and since_ns > until_ns:
+        raise CliError(f"Error response from daemon: `since` time ({args.since}) cannot be "
+                       f"after `until` time ({args.until})")
+    since_ms = since_ns // 1_000_000
+    until_ms = max(1, until_ns // 1_000_000) if until_ns else 0
+    # Docker's: either time replays what is stored (up to --until), then follows.
+    replay = args.since_seq is not None or bool(args.since) or bool(args.until)
     request = system_pb2.EventsRequest(
         since_seq=args.since_seq or 0, containers=containers, events=events,
         docker_only=not args.all, since_ms=since_ms, until_ms=until_ms, new_only=not replay)
@@ -779,46 +787,64 @@ def _filter_boolean(key: str, values: list[str]) -> bool:
 
 
 def _path_match(pattern: str, name: str) -> bool:
-    """Go's path.Match: ``*`` and ``?`` never match a ``/``; ``[...]`` a class. Raises
-    CliError for a pattern Go refuses (``syntax error in pattern``)."""
-    import re as regex
+    """Go's path.Match: ``*`` and ``?`` never match a ``/``; ``[...]`` a class (``^``
+    negates it, ``\\`` escapes, a reversed range matches nothing). Raises CliError for a
+    pattern Go refuses (``syntax error in pattern``)."""
+    bad = CliError("Error response from daemon: syntax error in pattern")
+    out: list[str] = []
+    index = 0
 
-    out, index = [], 0
+    def escaped(position: int) -> tuple[str, int]:
+        """The character at ``position`` of a class (a ``\\`` escapes the next one), and
+        the position after it; Go's getEsc refuses a ``-`` or ``]`` there, and the end."""
+        if position >= len(pattern) or pattern[position] in "-]":
+            raise bad
+        if pattern[position] == "\\":
+            position += 1
+            if position >= len(pattern):
+                raise bad
+        return pattern[position], position + 1
+
     while index < len(pattern):
         char = pattern[index]
         if char == "*":
             out.append("[^/]*")
         elif char == "?":
             out.append("[^/]")
-        elif char == "\\" and index + 1 < len(pattern):
+        elif char == "\\":
+            if index + 1 >= len(pattern):
+                raise bad  # a trailing backslash
             index += 1
-            out.append(regex.escape(pattern[index]))
+            out.append(re.escape(pattern[index]))
         elif char == "[":
-            end = pattern.find("]", index + 2 if pattern[index + 1:index + 2] in ("^", "]")
-                               else index + 1)
-            if end < 0:
-                raise CliError("Error response from daemon: syntax error in pattern")
-            body = pattern[index + 1:end]
-            negated = body.startswith("^")
-            body = body[1:] if negated else body
-            out.append(f"[{'^' if negated else ''}{body.replace(chr(92), chr(92) * 2)}]")
-            index = end
+            index += 1
+            negated = index < len(pattern) and pattern[index] == "^"
+            index += negated
+            ranges: list[tuple[str, str]] = []
+            while True:
+                if index < len(pattern) and pattern[index] == "]" and ranges:
+                    break
+                low, index = escaped(index)
+                high = low
+                if index < len(pattern) and pattern[index] == "-":
+                    high, index = escaped(index + 1)
+                ranges.append((low, high))
+            items = "".join(f"{re.escape(low)}-{re.escape(high)}" for low, high in ranges
+                            if low <= high)
+            if not items:  # only reversed ranges: nothing is in the class
+                out.append("[\\s\\S]" if negated else "[^\\s\\S]")
+            else:
+                out.append(f"[{'^' if negated else ''}{items}]")
         else:
-            out.append(regex.escape(char))
+            out.append(re.escape(char))
         index += 1
-    return regex.fullmatch("".join(out), name) is not None
-
-
-def _name_and_tag(pattern: str) -> tuple[str, str]:
-    """``name[:tag]`` (a registry's port is no tag); the tag is any when not given."""
-    name, colon, tag = pattern.rpartition(":")
-    return (name, tag) if colon and "/" not in tag else (pattern, "*")
+    return re.fullmatch("".join(out), name, re.DOTALL) is not None
 
 
 def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> bool:
     """Docker's image filters: dangling (no name), reference (a glob over the familiar
-    ``name[:tag]``, the tag any when not given), before/since another image's creation,
-    label (imported images have none)."""
+    ``name:tag`` or the name), before/since another image's creation, label (imported
+    images have none)."""
     dangling = image.reference == image.digest
     for key, values in filters.items():
         if key == "dangling":
@@ -827,9 +853,9 @@ def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> 
         elif key == "reference":
             if dangling:
                 return False
-            name, _, tag = image.reference.rpartition(":")
-            if not any(_path_match(_name_and_tag(pattern)[0], name)
-                       and _path_match(_name_and_tag(pattern)[1], tag)
+            # moby's FamiliarMatch: the whole name:tag, else the name alone.
+            name = image.reference.rpartition(":")[0]
+            if not any(_path_match(pattern, image.reference) or _path_match(pattern, name)
                        for pattern in values):
                 return False
         elif key in ("before", "since"):
@@ -1103,14 +1129,14 @@ def _searched(patterns: list[str], text: str) -> bool:
 
 
 def _volume_matches(volume: Any, filters: dict[str, list[str]]) -> bool:
-    """moby's volume filters: dangling (a boolean), name and driver (regular expressions
-    searched in it), label."""
+    """moby's volume filters: dangling (a boolean), name (a regular expression searched in
+    it), driver (its name), label."""
     for key, values in filters.items():
         if key == "dangling":
             if (not volume.users) is not _filter_boolean(key, values):
                 return False
         elif (key == "name" and not _searched(values, volume.name)) or (
-                key == "driver" and not _searched(values, "local")):
+                key == "driver" and "local" not in values):
             return False
         elif key == "label":
             labels = {"com.docker.volume.anonymous": ""} if volume.anonymous else {}

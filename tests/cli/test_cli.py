@@ -177,6 +177,15 @@ def test_pause_unpause_kill_wait_and_events(session: Cli) -> None:
                          "container=worker", "--filter", "event=die", "--format",
                          "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
     assert bounded == "container die worker\n"
+    # --until alone replays too; a type other than container has nothing, whatever else.
+    assert session.ok("events", "--until", "0s", "-f", "container=worker", "-f", "event=die",
+                      "--format", "{{.Action}}") == "die\n"
+    assert session.ok("events", "--since", "0", "--until", "0s", "-f", "container=worker",
+                      "-f", "type=image", "-f", "event=die") == ""
+    assert session.ok("events", "--since", "0", "--until", "0s", "-f", "container=worker",
+                      "-f", "type=image", "-f", "type=container", "-f", "event=die") != ""
+    backwards = session("events", "--since", "1s", "--until", "1h")
+    assert backwards.returncode == 1 and "cannot be after `until` time" in backwards.stderr
     [line] = session.ok("events", "--since", "0", "--until", "1s", "-f", "container=worker",
                         "-f", "event=kill").splitlines()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}[+-]\d\d:\d\d container kill "
@@ -259,6 +268,9 @@ def test_stop_kill_and_rm_act_on_their_containers_at_once(session: Cli) -> None:
     assert stopping.wait(20) == 130
     assert {session.ok("inspect", "-f", "{{.State.Status}}", name).strip()
             for name in names} == {"running"}  # their 30 s are not over
+    unusable = session("-H", "bogus://x", "stop", *names)  # each at once: one error, no hang
+    assert unusable.returncode == 1 and "Traceback" not in unusable.stderr
+    assert one_line(unusable.stderr).startswith("Error: invalid address 'bogus://x'")
     removed = session("rm", "-f", *names, "ghost")
     assert (removed.returncode, removed.stdout) == (0, "par1\npar2\npar3\n")
     assert "No such container: ghost" in removed.stderr  # -f: reported, not a failure
@@ -335,8 +347,9 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert "cli-made" in dangling and "cli-used" not in dangling
     assert session.ok("volume", "ls", "-f", "name=cli-u", "--format",
                       "{{.Name}}:{{.Links}}") == "cli-used:1\n"
-    assert session.ok("volume", "ls", "-q", "-f", "name=^cli-us", "-f", "driver=loc") == (
-        "cli-used\n")  # moby's filters are regular expressions
+    assert session.ok("volume", "ls", "-q", "-f", "name=^cli-us", "-f", "driver=local") == (
+        "cli-used\n")  # moby's name filter is a regular expression, its driver a name
+    assert session.ok("volume", "ls", "-q", "-f", "driver=loc") == ""
     assert session("volume", "ls", "-f", "dangling=maybe").returncode == 1
     assert session.ok("volume", "ls", "-q=false").startswith("DRIVER")  # pflag's =false
     unknown = session("volume", "frobnicate")
@@ -655,7 +668,10 @@ def test_import_reads_standard_input_for_a_dash(session: Cli, tmp_path: object) 
     assert maybe.returncode == 1 and "Invalid filter 'dangling=[maybe]'" in maybe.stderr
     assert session.ok("images", "-q", "p?ped") == f"{digest[7:19]}\n"
     assert session.ok("images", "-q", "*/piped") == ""  # Go's path.Match: * stops at /
-    assert session("images", "[").returncode == 1
+    assert session.ok("images", "-q", "*ped:latest") == f"{digest[7:19]}\n"  # name:tag
+    for pattern in ("[", "piped\\", "[]]", "[a-]*"):  # Go's ErrBadPattern
+        assert session("images", pattern).returncode == 1, pattern
+    assert session.ok("images", "-q", "[z-a]*") == ""  # a reversed range: nothing
     empty = session("import", "", "nothing")
     assert (empty.returncode, empty.stderr) == (
         1, "import source: a tarball, a directory or - (standard input)\n")
