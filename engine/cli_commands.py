@@ -550,24 +550,29 @@ def _render(template: Template, data: Any) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    # Docker's: the template is taken as it is (no escapes), one that does not parse exits
-    # 64, and "json" prints each container as one line of JSON.
-    template = _template_of(args.format)
     api = Api(args)
+    return _inspected(args.containers, args.format, "container", lambda container: (
+        docker_inspect(api.call(api.containers.Inspect,
+                                messages().InspectRequest(container=container)))))
+
+
+def _inspected(references: list[str], form: str, kind: str,
+               document_of: Callable[[str], dict[str, Any]]) -> int:
+    """Docker's inspect: each object found, as one JSON array, one line of JSON each
+    (``json``) or through the template (taken as it is: no escapes; one that does not parse
+    exits 64); the errors of the others after, and exit 1."""
+    template = _template_of(form)
     found: list[Any] = []
     status = 0
-    for container in args.containers:
+    for reference in references:
         try:
-            document = docker_inspect(api.call(api.containers.Inspect,
-                                               messages().InspectRequest(container=container)))
-            if args.format == "json":
-                found.append(json_text(document))
-            else:
-                found.append(document if template is None else _render(template, document))
+            document = document_of(reference)
+            found.append(json_text(document) if form == "json" else
+                         document if template is None else _render(template, document))
         except CliError as error:
-            print(_no_such("container", container, error), file=sys.stderr)
+            print(_no_such(kind, reference, error), file=sys.stderr)
             status = 1
-    if not args.format:
+    if not form:
         print_json(found)
     else:
         for text in found:
@@ -735,14 +740,15 @@ def cmd_images(args: argparse.Namespace) -> int:
     filters = _listing_filters(args.filter, _IMAGE_FILTERS, "images")
     if args.reference:
         filters.setdefault("reference", []).append(args.reference)
-    for key in ("dangling",):
-        if key in filters:
-            filters[key] = [str(_filter_boolean(key, filters[key]))]
+    if "dangling" in filters:
+        filters["dangling"] = [str(_filter_boolean("dangling", filters["dangling"]))]
     api = Api(args)
     images = api.call(api.containers.Images, messages().ImagesRequest()).images
+    for key in ("before", "since"):  # the creation time of the image each names, once
+        filters[key] = [str(_created_ms(value, images)) for value in filters.get(key, [])]
     # Docker's order: the newest image first (a stable sort keeps an image's names together).
     images = [image for image in sorted(images, key=lambda image: -image.created_ms)
-              if _image_matches(image, filters, images)]
+              if _image_matches(image, filters)]
     rows = [_image_fields(image, truncate=not args.no_trunc) for image in images]
     if args.quiet:
         for row in rows:
@@ -841,10 +847,21 @@ def _path_match(pattern: str, name: str) -> bool:
     return re.fullmatch("".join(out), name, re.DOTALL) is not None
 
 
-def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> bool:
+def _created_ms(reference: str, images: Any) -> int:
+    """When the image ``reference`` names (a name, a name without its tag, an ID or its
+    prefix) was created. Raises CliError ``No such image``."""
+    for image in images:
+        if reference in (image.reference, image.digest) or (
+                image.reference == f"{reference}:latest"
+                or image.digest.removeprefix("sha256:").startswith(reference)):
+            return int(image.created_ms)
+    raise CliError(f"Error response from daemon: No such image: {reference}")
+
+
+def _image_matches(image: Any, filters: Mapping[str, list[str]]) -> bool:
     """Docker's image filters: dangling (no name), reference (a glob over the familiar
-    ``name:tag`` or the name), before/since another image's creation, label (imported
-    images have none)."""
+    ``name:tag`` or the name), before/since a creation time (``_created_ms``), label
+    (imported images have none)."""
     dangling = image.reference == image.digest
     for key, values in filters.items():
         if key == "dangling":
@@ -858,16 +875,10 @@ def _image_matches(image: Any, filters: Mapping[str, list[str]], every: Any) -> 
             if not any(_path_match(pattern, image.reference) or _path_match(pattern, name)
                        for pattern in values):
                 return False
-        elif key in ("before", "since"):
-            for value in values:
-                other = next((candidate for candidate in every
-                              if value in (candidate.reference, candidate.digest)
-                              or candidate.digest.removeprefix("sha256:").startswith(value)
-                              or candidate.reference == f"{value}:latest"), None)
-                if other is None:
-                    raise CliError(f"Error response from daemon: No such image: {value}")
-                if (key == "before" and image.created_ms >= other.created_ms) or (
-                        key == "since" and image.created_ms <= other.created_ms):
+        elif key in ("before", "since"):  # values: the named images' creation times
+            for created in map(int, values):
+                if (key == "before" and image.created_ms >= created) or (
+                        key == "since" and image.created_ms <= created):
                     return False
         elif key == "label":
             return False
@@ -1047,27 +1058,12 @@ def _volume_document(volume: Any) -> dict[str, Any]:
 
 
 def _inspect_volumes(api: Api, names: list[str], form: str) -> int:
-    """Each volume found, then the errors of the others (exit 1), as Docker's inspect."""
-    template = _template_of(form)
-    found: list[Any] = []
-    status = 0
-    for name in names:
-        try:
-            [volume] = api.call(api.containers.Volumes,
-                                messages().VolumesRequest(names=[name])).volumes
-        except CliError as error:
-            print(_no_such("volume", name, error), file=sys.stderr)
-            status = 1
-            continue
-        document = _volume_document(volume)
-        found.append(json_text(document) if form == "json" else
-                     document if template is None else _render(template, document))
-    if not form:
-        print_json(found)
-    else:
-        for text in found:
-            print(text)
-    return status
+    def document_of(name: str) -> dict[str, Any]:
+        [volume] = api.call(api.containers.Volumes, messages().VolumesRequest(names=[name])
+                            ).volumes
+        return _volume_document(volume)
+
+    return _inspected(names, form, "volume", document_of)
 
 
 def _template_of(form: str) -> Template | None:
