@@ -35,7 +35,7 @@ from engine.image import ImageStore, copy_tree
 from engine.oci_spec import build_spec, container_hostname, in_root
 from engine.store import ContainerRecord
 from engine.sweeper import Sweeper
-from engine.volume import ANONYMOUS
+from engine.volume import ANONYMOUS, data_path
 
 SHM_SIZE = "65536k"
 DRAIN_SECONDS = 60.0
@@ -101,7 +101,7 @@ class LinuxHost:
             mount["volume"] = None
         else:
             mount["volume"] = source
-            mount["source"] = str(self.root / "volumes" / source / "_data")
+            mount["source"] = data_path(f"{self._root}/volumes", source)
         return mount
 
     # -- acquire -------------------------------------------------------------------------

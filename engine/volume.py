@@ -31,6 +31,11 @@ DATA = "_data"
 ANONYMOUS = "anonymous"  # a file beside _data: made for one container (``-v /path``)
 
 
+def data_path(volumes: str, name: str) -> str:
+    """The directory volume ``name`` mounts, under the store's ``volumes`` directory."""
+    return f"{volumes}/{name}/{DATA}"
+
+
 class VolumeRecord(NamedTuple):
     name: str
     mountpoint: str  # its _data directory, on the daemon's host
@@ -53,7 +58,8 @@ class VolumeStore:
             created = path.stat().st_mtime_ns // 1_000_000
         except OSError:  # not there, or a name no directory can have (too long)
             return None
-        return VolumeRecord(name, str(path / DATA), created, (path / ANONYMOUS).exists())
+        return VolumeRecord(name, data_path(str(self.root), name), created,
+                            (path / ANONYMOUS).exists())
 
     def list_volumes(self) -> list[VolumeRecord]:
         """Every volume, by name."""

@@ -54,6 +54,7 @@ def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path:
     from engine.container_config import parse_mount
     from engine.errors import InvalidParameter
     from engine.oci_spec import container_hostname
+    from engine.volume import data_path
 
     message.log_path = log_path
     message.hostname = container_hostname(record.id, record.config)
@@ -68,7 +69,7 @@ def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path:
         volume = not source.startswith("/")
         mounts.append(pb.Mount(
             type="volume" if volume else "bind", name=source if volume else "",
-            source=(f"{volumes_root}/{source}/_data" if volumes_root else "") if volume
+            source=(data_path(volumes_root, source) if volumes_root else "") if volume
             else source, destination=str(mount["destination"]), mode=",".join(modes),
             rw=not mount["readonly"],
             propagation="" if volume else str(mount.get("propagation") or "rprivate")))
