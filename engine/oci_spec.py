@@ -168,6 +168,28 @@ def in_root(rootfs: str, path: str) -> str:
     return os.path.join(rootfs, *resolved)
 
 
+def working_dir_error(rootfs: str, path: str) -> str | None:
+    """Why the working directory ``path`` cannot be made in ``rootfs``, or None.
+
+    moby makes it at create (``SetupWorkingDirectory``: a MkdirAll in the container's
+    filesystem) and fails the create when something on the way is not a directory."""
+    clean = posixpath.normpath(path)
+    parts = [part for part in clean.split("/") if part]
+    for depth in range(1, len(parts) + 1):
+        shown = "/" + "/".join(parts[:depth])
+        try:  # lstat: a link left (too many hops) is never followed on the host
+            mode = os.lstat(in_root(rootfs, shown)).st_mode
+        except OSError:
+            return None  # the rest is made (or the runtime says why not, at start)
+        if stat.S_ISLNK(mode):
+            return None
+        if not stat.S_ISDIR(mode):
+            if depth == len(parts):
+                return f"Cannot mkdir: {clean} is not a directory"
+            return f"mkdir {shown}: not a directory"
+    return None
+
+
 def _environment(variables: list[str]) -> list[str]:
     """The process environment: the default PATH, then ``variables`` in order,
     a later one replacing an earlier one of its name; a bare name (no ``=``) unsets the

@@ -49,6 +49,7 @@ from engine.errors import (
 from engine.event import ContainerEvent
 from engine.image import ImageStore
 from engine.lifecycle import Event, advance
+from engine.oci_spec import working_dir_error
 from engine.removal import begin_removal, finish_removal
 from engine.runtime import TaskState, TaskStatus
 from engine.saga import OperationJournal, SagaContext
@@ -200,6 +201,13 @@ class Engine:
             if self.images is not None:
                 stored["image_digest"] = self.images.resolve(config.image).digest
             validate_command(config)  # moby: after the image lookup
+            if self.images is not None and config.working_dir:
+                # moby makes the working directory at create, in the container's filesystem
+                # (here the image's: the container has no layer of its own yet).
+                refused = working_dir_error(self.images.rootfs(stored["image_digest"]),
+                                            config.working_dir)
+                if refused is not None:
+                    raise System(refused)
             container_id = hashlib.sha256(os.urandom(32)).hexdigest()
             now = self.saga.clock()
             record = ContainerRecord(

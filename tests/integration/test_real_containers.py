@@ -17,7 +17,7 @@ import pytest
 
 from engine import linux, steps
 from engine.container_config import ContainerConfig
-from engine.errors import BerthError, InvalidParameter
+from engine.errors import BerthError, InvalidParameter, System
 from engine.failpoint import Failpoints
 from engine.service import Engine
 from engine.state import ContainerState
@@ -304,6 +304,22 @@ def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,
     record = engine.inspect("missing")
     assert (record.state, record.exit_code) == (ContainerState.CREATED, 127)
     assert leaks(engines.root) == {}
+
+
+def test_a_working_directory_on_a_file_fails_the_create(engine: Engine) -> None:
+    # moby makes the working directory at create and refuses one on a file there: no
+    # container is made (berth used to fail only at start, with 127).
+    with pytest.raises(System, match=r"^Cannot mkdir: /bin/sh is not a directory$"):
+        engine.create(config("true", name="on-a-file", working_dir="/bin/sh/"))
+    with pytest.raises(System, match=r"^mkdir /bin/sh: not a directory$"):
+        engine.create(config("true", name="under-a-file", working_dir="/bin/sh/sub"))
+    assert engine.list_containers(all=True) == []
+    # A directory, or one that does not exist yet, is fine, as in moby.
+    made = engine.create(config("pwd", name="made", working_dir="/new/dir"))
+    engine.start(made.id)
+    engine.wait(made.id, timeout=10)
+    assert [line["log"] for line in log_lines(engine, made.id)] == ["/new/dir\n"]
+    engine.remove(made.id)
 
 
 def test_pause_and_unpause(engine: Engine) -> None:
