@@ -647,9 +647,12 @@ def _listing_filters(specs: list[str], keys: Sequence[str], verb: str
 
 
 def _docker_event(event: Any) -> dict[str, Any]:
-    """Docker's event message (``docker events --format '{{json .}}'``) of a journal row;
-    ``seq`` (berth's) among the actor's attributes, and ``step`` for a saga step's."""
-    attributes = {"name": event.container_name, "seq": str(event.seq)}
+    """Docker's event message (``docker events --format '{{json .}}'``) of a journal row:
+    the actor's attributes are the row's own (die: ``exitCode``; kill: ``signal``), the
+    container's ``name`` and ``image``, berth's ``seq``, and ``step`` for a saga step's."""
+    attributes = {**dict(event.attributes), "name": event.container_name, "seq": str(event.seq)}
+    if event.image:
+        attributes["image"] = event.image
     if event.step:
         attributes["step"] = event.step
     if event.error:
@@ -672,7 +675,7 @@ def _event_line(event: Any) -> str:
             f"{event.container_id} ({attributes})")
 
 
-_EVENT_FILTERS = ("container", "event", "type")
+_EVENT_FILTERS = ("container", "event", "image", "label", "type")
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -684,8 +687,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     filters = _listing_filters(args.filter, _EVENT_FILTERS, "events")
     containers = [*args.container, *filters.get("container", [])]
     events = [*args.event, *filters.get("event", [])]
-    if "type" in filters and "container" not in filters["type"]:
-        events = [""]  # only containers have events here: a quiet stream
+    if ("type" in filters and "container" not in filters["type"]) or "label" in filters:
+        # Only containers have events here, and none has a label: a quiet stream.
+        events = [""]
     since_ns, until_ns = _moment("since", args.since), _moment("until", args.until)
     if since_ns and until_ns and since_ns > until_ns:
         raise CliError(f"Error response from daemon: `since` time ({args.since}) cannot be "
@@ -696,6 +700,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     replay = args.since_seq is not None or bool(args.since) or bool(args.until)
     request = system_pb2.EventsRequest(
         since_seq=args.since_seq or 0, containers=containers, events=events,
+        images=filters.get("image", []),
         docker_only=not args.all, since_ms=since_ms, until_ms=until_ms, new_only=not replay)
     api = Api(args)
     try:

@@ -45,3 +45,13 @@ def normalize_reference(reference: str) -> str:
         raise InvalidParameter(
             f"invalid repository name ({name}), cannot specify 64-byte hexadecimal strings")
     return f"{name}:{tag}"
+
+
+def familiar_name(reference: str) -> str:
+    """``reference`` without its tag, in the familiar form (moby's events ``stripTag``):
+    ``docker.io/library/busybox:1.36`` is ``busybox``; an invalid one is left as it is."""
+    try:
+        normalized = normalize_reference(reference)
+    except InvalidParameter:
+        return reference
+    return normalized.rsplit(":", 1)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import events_pb2
 from engine.container_config import ContainerConfig, RestartPolicy
@@ -77,14 +79,27 @@ def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path:
     return message
 
 
-def history_message(row: HistoryRecord, name: str) -> events_pb2.HistoryEvent:
+def history_message(row: HistoryRecord, name: str, image: str = ""
+                    ) -> events_pb2.HistoryEvent:
     return events_pb2.HistoryEvent(
         seq=row.event_seq, container_id=row.container_id, container_name=name,
         container_seq=row.seq, event=row.event, from_state=row.from_state or "",
         to_state=row.to_state, step=row.step or "", outcome=row.outcome,
         error=row.error_message or "", error_class=row.error_class or "", actor=row.actor,
-        request_id=row.request_id or "", at_ms=row.at,
+        request_id=row.request_id or "", at_ms=row.at, image=image,
+        attributes={key: _attribute(key, value)
+                    for key, value in (row.attributes or {}).items() if value is not None},
     )
+
+
+def _attribute(key: str, value: Any) -> str:
+    """An event attribute as moby writes it: a string; ``true``/``false``; ``execDuration``
+    in whole seconds (the journal keeps milliseconds)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if key == "execDuration" and isinstance(value, int | float):
+        return str(int(value))
+    return str(value)
 
 
 def image_message(record: ImageRecord) -> pb.Image:

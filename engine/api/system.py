@@ -26,6 +26,7 @@ from engine.cli_version import API_VERSION, VERSION
 from engine.config import ConfigSnapshot
 from engine.errors import Unavailable
 from engine.lifecycle import DOCKER_EVENTS
+from engine.reference import familiar_name
 from engine.service import Engine
 from engine.state import ContainerState
 
@@ -85,7 +86,8 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                 last = max(last, reader.last_history_seq())
         wanted_containers = set(request.containers)
         wanted_events = set(request.events)
-        names: dict[str, str] = {}
+        wanted_images = set(request.images)
+        names: dict[str, tuple[str, str]] = {}  # container id -> (name, image)
         try:
             while context.is_active():
                 wake.clear()
@@ -94,21 +96,25 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                     for row in rows:
                         if row.container_id not in names:
                             record = reader.container(row.container_id)
-                            names[row.container_id] = record.name if record else ""
+                            names[row.container_id] = ((record.name, record.image) if record
+                                                       else ("", ""))
                 for row in rows:
                     last = row.event_seq
                     if request.until_ms and row.at > request.until_ms:
                         return
                     if row.at < request.since_ms:
                         continue
-                    name = names[row.container_id]
+                    name, image = names[row.container_id]
                     if wanted_containers and not wanted_containers & {row.container_id, name}:
+                        continue
+                    # moby's matchImage: the image as given, or without its tag.
+                    if wanted_images and not wanted_images & {image, familiar_name(image)}:
                         continue
                     if wanted_events and row.event not in wanted_events:
                         continue
                     if request.docker_only and row.event not in DOCKER_EVENTS:
                         continue
-                    yield history_message(row, name)
+                    yield history_message(row, name, image)
                 wait = EVENT_POLL_SECONDS
                 if request.until_ms:  # Docker's --until: the stream ends at that time
                     left = request.until_ms / 1000 - time.time()

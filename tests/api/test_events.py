@@ -137,6 +137,39 @@ def test_filters(daemon: ApiDaemon) -> None:
             stream.cancel()
 
 
+def test_events_carry_the_image_and_the_rows_attributes(daemon: ApiDaemon) -> None:
+    """moby's actor attributes: ``image`` on every container event, ``exitCode`` on die,
+    ``signal`` on kill; ``-f image=`` matches the image as given or without its tag."""
+    web = daemon.run("web")
+    daemon.create("tagged", image="busybox:latest")
+    daemon.containers.Kill(pb.KillRequest(container="web", signal=9),
+                           timeout=CALL_TIMEOUT)
+    history = daemon.history()
+    docker = [row for row in history if row.event in ("create", "start", "kill", "die")]
+    stream = events(daemon, docker_only=True)
+    untagged = events(daemon, docker_only=True, images=["busybox:latest"])
+    try:
+        seen = take(stream, len(docker))
+        assert {event.image for event in seen} == {"busybox", "busybox:latest"}
+        kill = next(event for event in seen if event.event == "kill")
+        die = next(event for event in seen if event.event == "die")
+        assert (kill.container_id, kill.attributes["signal"]) == (web.id, "9")
+        assert (die.container_id, die.attributes["exitCode"]) == (web.id, "137")
+        assert die.attributes["execDuration"].isdigit()  # whole seconds, as moby's
+        # The tagged filter matches only the container created with the tag; busybox (untagged)
+        # matched both: moby's stripTag of "busybox:latest" is "busybox".
+        [only] = take(untagged, 1)
+        assert (only.event, only.image) == ("create", "busybox:latest")
+    finally:
+        stream.cancel()
+        untagged.cancel()
+    both = events(daemon, docker_only=True, images=["busybox"], events=["create"])
+    try:
+        assert [event.container_name for event in take(both, 2)] == ["web", "tagged"]
+    finally:
+        both.cancel()
+
+
 def test_reconnect_after_a_daemon_restart_misses_nothing(daemon_root: pathlib.Path) -> None:
     first = start_daemon(daemon_root)
     client = connect(first.address)  # the client's own connection, not the daemon's

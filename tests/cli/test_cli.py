@@ -189,7 +189,16 @@ def test_pause_unpause_kill_wait_and_events(session: Cli) -> None:
     [line] = session.ok("events", "--since", "0", "--until", "1s", "-f", "container=worker",
                         "-f", "event=kill").splitlines()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}[+-]\d\d:\d\d container kill "
-                        r"[0-9a-f]{64} \(name=worker, seq=\d+\)", line), line
+                        r"[0-9a-f]{64} \(image=busybox, name=worker, seq=\d+, signal=9\)",
+                        line), line
+    # Docker's image filter (the image as given, or without its tag) and the die's exitCode.
+    assert session.ok("events", "--since", "0", "--until", "0s", "-f", "container=worker",
+                      "-f", "image=busybox", "-f", "event=die", "--format",
+                      "{{.Actor.Attributes.exitCode}}") == "137\n"
+    assert session.ok("events", "--since", "0", "--until", "0s", "-f", "container=worker",
+                      "-f", "image=busybox:latest") == ""
+    assert session.ok("events", "--since", "0", "--until", "0s", "-f", "container=worker",
+                      "-f", "label=a=b") == ""
     session.ok("rm", "worker")
 
 

@@ -24,13 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65ngine/api/v1/events.proto\x12\x08\x62\x65rth.v1\"\x8a\x02\n\x0cHistoryEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x03 \x01(\t\x12\x15\n\rcontainer_seq\x18\x04 \x01(\x03\x12\r\n\x05\x65vent\x18\x05 \x01(\t\x12\x12\n\nfrom_state\x18\x06 \x01(\t\x12\x10\n\x08to_state\x18\x07 \x01(\t\x12\x0c\n\x04step\x18\x08 \x01(\t\x12\x0f\n\x07outcome\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x13\n\x0b\x65rror_class\x18\x0b \x01(\t\x12\r\n\x05\x61\x63tor\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\r\n\x05\x61t_ms\x18\x0e \x01(\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65ngine/api/v1/events.proto\x12\x08\x62\x65rth.v1\"\x88\x03\n\x0cHistoryEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x63ontainer_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x03 \x01(\t\x12\x15\n\rcontainer_seq\x18\x04 \x01(\x03\x12\r\n\x05\x65vent\x18\x05 \x01(\t\x12\x12\n\nfrom_state\x18\x06 \x01(\t\x12\x10\n\x08to_state\x18\x07 \x01(\t\x12\x0c\n\x04step\x18\x08 \x01(\t\x12\x0f\n\x07outcome\x18\t \x01(\t\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x13\n\x0b\x65rror_class\x18\x0b \x01(\t\x12\r\n\x05\x61\x63tor\x18\x0c \x01(\t\x12\x12\n\nrequest_id\x18\r \x01(\t\x12\r\n\x05\x61t_ms\x18\x0e \x01(\x03\x12\r\n\x05image\x18\x0f \x01(\t\x12:\n\nattributes\x18\x10 \x03(\x0b\x32&.berth.v1.HistoryEvent.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'engine.api.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_HISTORYEVENT_ATTRIBUTESENTRY']._loaded_options = None
+  _globals['_HISTORYEVENT_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_HISTORYEVENT']._serialized_start=41
-  _globals['_HISTORYEVENT']._serialized_end=307
+  _globals['_HISTORYEVENT']._serialized_end=433
+  _globals['_HISTORYEVENT_ATTRIBUTESENTRY']._serialized_start=384
+  _globals['_HISTORYEVENT_ATTRIBUTESENTRY']._serialized_end=433
 # @@protoc_insertion_point(module_scope)

@@ -76,7 +76,7 @@ class ReloadResponse(_message.Message):
     def __init__(self, generation: _Optional[int] = ...) -> None: ...
 
 class EventsRequest(_message.Message):
-    __slots__ = ("since_seq", "containers", "events", "docker_only", "since_ms", "until_ms", "new_only")
+    __slots__ = ("since_seq", "containers", "events", "docker_only", "since_ms", "until_ms", "new_only", "images")
     SINCE_SEQ_FIELD_NUMBER: _ClassVar[int]
     CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class EventsRequest(_message.Message):
     SINCE_MS_FIELD_NUMBER: _ClassVar[int]
     UNTIL_MS_FIELD_NUMBER: _ClassVar[int]
     NEW_ONLY_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
     since_seq: int
     containers: _containers.RepeatedScalarFieldContainer[str]
     events: _containers.RepeatedScalarFieldContainer[str]
@@ -91,4 +92,5 @@ class EventsRequest(_message.Message):
     since_ms: int
     until_ms: int
     new_only: bool
-    def __init__(self, since_seq: _Optional[int] = ..., containers: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[str]] = ..., docker_only: _Optional[bool] = ..., since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ..., new_only: _Optional[bool] = ...) -> None: ...
+    images: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, since_seq: _Optional[int] = ..., containers: _Optional[_Iterable[str]] = ..., events: _Optional[_Iterable[str]] = ..., docker_only: _Optional[bool] = ..., since_ms: _Optional[int] = ..., until_ms: _Optional[int] = ..., new_only: _Optional[bool] = ..., images: _Optional[_Iterable[str]] = ...) -> None: ...
