@@ -147,26 +147,50 @@ def remove_tree(path: str) -> None:
 
 
 def _remove_deep(root: str) -> None:
-    stack = [root]
-    while stack:
-        path = stack[-1]
-        try:
-            entries = list(os.scandir(path))
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        directories = [entry.path for entry in entries
-                       if entry.is_dir(follow_symlinks=False)]
-        for entry in entries:
-            if not entry.is_dir(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-        if directories:
-            stack.extend(directories)
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            os.rmdir(path)
-        stack.pop()
+    """Free ``root`` level by level through descriptors, holding one at a time: its paths may
+    be longer than PATH_MAX (a container can nest 2000 directories), and no link is followed.
+    Each level's subdirectories are listed once; the way back up is ``..`` (the tree is out of
+    sight, in the trash, and nothing moves in it)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(root, flags)
+    # One frame a level below root: the directory's name in its parent, and its
+    # subdirectories not freed yet (None: not listed yet).
+    frames: list[tuple[str, list[str] | None]] = [("", None)]
+    try:
+        while True:
+            name, pending = frames[-1]
+            if pending is None:
+                pending = []
+                with os.scandir(descriptor) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(entry.name)
+                        else:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(entry.name, dir_fd=descriptor)
+                frames[-1] = (name, pending)
+            if pending:
+                child_name = pending.pop()
+                try:
+                    child = os.open(child_name, flags, dir_fd=descriptor)
+                except FileNotFoundError:
+                    continue
+                os.close(descriptor)
+                descriptor = child
+                frames.append((child_name, None))
+                continue
+            if len(frames) == 1:
+                break
+            parent = os.open("..", flags, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = parent
+            frames.pop()
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(name, dir_fd=descriptor)
+    finally:
+        os.close(descriptor)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(root)
 
 
 def _report(function: object, path: str, error: tuple[type[BaseException], BaseException, object]

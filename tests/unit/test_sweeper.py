@@ -152,21 +152,33 @@ def test_a_failing_task_never_stops_the_next(tmp_path: pathlib.Path,
     assert [path.name.rsplit(".", 1)[-1] for path in sweeper.directory.iterdir()] == ["bad"]
 
 
-def test_a_tree_deeper_than_the_recursion_limit_is_freed(tmp_path: pathlib.Path) -> None:
-    """A container can build one in its upper layer; shutil.rmtree recurses per level."""
+@pytest.mark.parametrize("depth, name", [(1300, "d"), (2100, "abc")])
+def test_a_tree_deeper_than_the_recursion_limit_is_freed(tmp_path: pathlib.Path, depth: int,
+                                                         name: str) -> None:
+    """A container can build one in its upper layer; shutil.rmtree recurses per level. The
+    second one's paths are longer than PATH_MAX (4096): freed by path, it leaked for good."""
     root = tmp_path / "deep"
     root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("host file")
     descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(1300):
-        os.mkdir("d", dir_fd=descriptor)
-        child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=descriptor)
+    for level in range(depth):
+        os.mkdir(name, dir_fd=descriptor)
+        if level % 500 == 0:  # wide here and there: siblings, files and a link out
+            os.mkdir("sibling", dir_fd=descriptor)
+            os.close(os.open("file", os.O_WRONLY | os.O_CREAT, dir_fd=descriptor))
+            os.symlink(str(outside), "link", dir_fd=descriptor)
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=descriptor)
         os.close(descriptor)
         descriptor = child
+    os.close(os.open("bottom", os.O_WRONLY | os.O_CREAT, dir_fd=descriptor))
     os.close(descriptor)
     sweeper = Sweeper(tmp_path / "trash")
     assert sweeper.discard(str(root))
     assert sweeper.drain(timeout=30)
     assert trash_content(tmp_path / "trash") == []
+    assert (outside / "kept").read_text() == "host file"  # links were removed, not followed
 
 
 def test_an_idle_sweeper_starts_no_thread(tmp_path: pathlib.Path) -> None:
