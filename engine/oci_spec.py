@@ -9,6 +9,7 @@ CAP_SYS_RESOURCE here). Validated against the runtime-spec JSON schema in the te
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -33,12 +34,16 @@ DEFAULT_CAPABILITIES = [
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 NOFILE_WANTED = 1048576
 TABLE_MAX = 64 * 1024
 _ID_MAX = 2147483647  # runc's user package: ids are int32
+# moby's defaults for a container with a network namespace of its own: ping (ICMP echo
+# sockets) for every group and any port bound without CAP_NET_BIND_SERVICE.
+NETWORK_SYSCTLS = {"net.ipv4.ping_group_range": "0 2147483647",
+                   "net.ipv4.ip_unprivileged_port_start": "0"}
 _SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 
 
@@ -58,6 +63,17 @@ def _table(path: str) -> list[str]:
         return []
     finally:
         os.close(descriptor)
+
+
+@functools.cache
+def _unified_cgroups() -> bool:
+    """Whether the host runs cgroup v2 alone (its root has ``cgroup.controllers``)."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+@functools.cache
+def _host_has_sysctl(key: str) -> bool:
+    return os.path.exists("/proc/sys/" + key.replace(".", "/"))
 
 
 def _rlimits() -> list[dict[str, Any]]:
@@ -106,7 +122,10 @@ def _user(user: str, rootfs: str) -> dict[str, Any]:
     elif matched:
         supplementary = [_atoi(fields[2]) for fields in groups
                          if matched in fields[3].split(",")]
-    return {"uid": uid, "gid": gid, "additionalGids": [gid, *supplementary]}
+    # Ids read from the image are checked as the typed ones are: moby casts them to uint32,
+    # so a passwd entry's 4294967296 would run as root, and runc refuses a negative one.
+    return {"uid": _in_range(uid), "gid": _in_range(gid),
+            "additionalGids": [_in_range(number) for number in (gid, *supplementary)]}
 
 
 def _number(text: str) -> int | None:
@@ -227,6 +246,8 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
         # A new one, made by the runtime (which brings loopback up) and bound to the network
         # handle's path once the task is created (``Host.attach_network``).
         namespaces.append({"type": "network"})
+    if _unified_cgroups():  # moby's default cgroupns mode: private on cgroup v2, host on v1
+        namespaces.append({"type": "cgroup"})
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
@@ -293,6 +314,9 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
                              "permitted": capabilities},
             "rlimits": _rlimits(),
             "noNewPrivileges": False,
+            # moby always sets it (HostConfig.OomScoreAdj, 0 by default): the container
+            # never inherits the daemon's.
+            "oomScoreAdj": 0,
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": hostname,
@@ -306,6 +330,9 @@ def build_spec(container_id: str, config: Mapping[str, Any], acquired: Mapping[s
             "readonlyPaths": list(READONLY_PATHS),
         },
     }
+    if not host_network:
+        spec["linux"]["sysctl"] = {key: value for key, value in NETWORK_SYSCTLS.items()
+                                   if _host_has_sysctl(key)}  # moby: kernels that have them
     if shared_root:  # runc's default is rslave; the 1.0.2 schema names it "shared"
         spec["linux"]["rootfsPropagation"] = "shared"
     return spec

@@ -186,6 +186,29 @@ def test_a_container_runs_under_the_default_seccomp_filter(engine: Engine) -> No
     assert any("Operation not permitted" in line for line in lines)
 
 
+def test_dockers_network_sysctls_and_oom_score_reach_the_container(engine: Engine) -> None:
+    """moby's defaults (helper-46): a user without capabilities may ping and bind port 80 in
+    the container's own network namespace, and the container's oom score is 0, not the
+    daemon's (raised here for the test, as a unit file could set it)."""
+    script = ("cat /proc/sys/net/ipv4/ping_group_range /proc/sys/net/ipv4/"
+              "ip_unprivileged_port_start /proc/self/oom_score_adj; "
+              "nc -l -p 80 & sleep 0.2; netstat -ltn | grep -c ':80 '; kill $!")
+    # The supervisor runs runc create: the init would inherit its score.
+    supervisor = engine.saga.runtime.supervisor  # type: ignore[attr-defined]
+    score = pathlib.Path(f"/proc/{supervisor.ensure_running()}/oom_score_adj")
+    before = score.read_text()
+    score.write_text("300")
+    try:
+        record = engine.create(config("sh", "-c", script, name="netdefaults", user="1000"))
+        engine.start(record.id)
+        assert engine.wait(record.id, timeout=30).exit_code == 0
+    finally:
+        score.write_text(before)
+    lines = [line["log"].split() for line in log_lines(engine, record.id)]
+    assert lines == [["0", "2147483647"], ["0"], ["0"], ["1"]]
+    engine.remove(record.id)
+
+
 def test_a_new_volume_is_filled_from_the_containers_files(engine: Engine,
                                                           busybox_rootfs: pathlib.Path,
                                                           tmp_path: pathlib.Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from engine import oci_spec
 from engine.errors import InvalidParameter
 from engine.oci_spec import DEFAULT_PATH, build_spec
 from tests.conftest import SHARED
@@ -68,6 +69,22 @@ def test_spec_for_network_none_validates(tmp_path: pathlib.Path) -> None:
     destinations = [mount["destination"] for mount in spec["mounts"]]
     assert {"/proc", "/dev/shm", "/run/secrets", "/data"} <= set(destinations)
     assert spec["hostname"] == "box"
+    # moby's defaults (helper-46): the oom score is never the daemon's, ping and low ports
+    # need no capability in a network namespace of the container's own, powercap is masked.
+    assert spec["process"]["oomScoreAdj"] == 0
+    assert spec["linux"]["sysctl"] == {"net.ipv4.ping_group_range": "0 2147483647",
+                                       "net.ipv4.ip_unprivileged_port_start": "0"}
+    assert "/sys/devices/virtual/powercap" in spec["linux"]["maskedPaths"]
+
+
+@pytest.mark.parametrize("unified", [False, True])
+def test_a_cgroup_namespace_of_its_own_on_cgroup_v2_only(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, unified: bool) -> None:
+    """moby's default cgroupns mode: private on a cgroup v2 host, the host's on v1."""
+    monkeypatch.setattr(oci_spec, "_unified_cgroups", lambda: unified)
+    spec = build_spec("c" * 64, CONFIG, acquired(tmp_path))
+    assert ({"type": "cgroup"} in spec["linux"]["namespaces"]) is unified
+    assert list(validator().iter_errors(spec)) == []
 
 
 def test_spec_for_host_network_validates_and_shares_the_host_network(
@@ -79,6 +96,7 @@ def test_spec_for_host_network_validates_and_shares_the_host_network(
     assert list(validator().iter_errors(spec)) == []
     kinds = {namespace["type"] for namespace in spec["linux"]["namespaces"]}
     assert "network" not in kinds and "uts" in kinds
+    assert "sysctl" not in spec["linux"]  # the host's network: its own settings, as moby's
     assert spec["hostname"] == socket.gethostname()
     named = build_spec("d" * 64, {**config, "hostname": "web1"},
                        acquired(tmp_path / "again", network=False))
@@ -170,6 +188,21 @@ def test_invalid_users_are_invalid_parameters(tmp_path: pathlib.Path, user: str,
                                               message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         build_spec("j" * 64, {**CONFIG, "user": user}, acquired(tmp_path))
+
+
+@pytest.mark.parametrize("user", ["big", "neg", "app:biggrp", "listed"])
+def test_ids_out_of_range_in_the_image_are_invalid_parameters(tmp_path: pathlib.Path,
+                                                              user: str) -> None:
+    """The image's passwd and group are checked as typed ids are (helper-46): moby casts
+    them to uint32 (4294967296 ran as root), and runc refuses the spec's negative ones."""
+    handles = acquired(tmp_path)
+    etc = pathlib.Path(handles["rootfs"]["path"]) / "etc"
+    etc.joinpath("passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/:\n"
+                                      "big:x:4294967296:0::/:\nneg:x:-5:-7::/:\n"
+                                      "listed:x:1001:1001::/:\n")
+    etc.joinpath("group").write_text("biggrp:x:5000000000:\nhuge:x:-1:listed\n")
+    with pytest.raises(InvalidParameter, match="uids and gids must be in range 0-2147483647"):
+        build_spec("m" * 64, {**CONFIG, "user": user}, handles)
 
 
 def test_a_shared_bind_makes_the_container_root_shared(tmp_path: pathlib.Path) -> None:
