@@ -327,13 +327,15 @@ def _copy_sparse(source: int, target: int) -> None:
 
 def _untar(tarball: pathlib.Path, rootfs: pathlib.Path, lock: int) -> None:
     """Unpack ``tarball`` into the empty directory ``rootfs``, chrooted there. The child runs
-    isolated (``-I``): no PYTHON* variable, no user site, no current directory on its path.
-    It inherits ``lock``, the staging's flock, so that a daemon started after this one died
-    never deletes the staging under it; and it stops once this process is gone."""
+    isolated (``-I``): no PYTHON* variable, no user site, no current directory on its path;
+    it runs this daemon's own ``engine/unpack.py`` by its path (it imports nothing of the
+    package), never whatever ``engine`` the interpreter's site has installed. It inherits
+    ``lock``, the staging's flock, so that a daemon started after this one died never deletes
+    the staging under it; and it stops once this process is gone."""
     rootfs.mkdir()
     with open(tarball, "rb") as source:
         done = subprocess.run(
-            [sys.executable, "-I", "-m", "engine.unpack", str(rootfs), str(os.getpid())],
+            [sys.executable, "-I", unpack.__file__, str(rootfs), str(os.getpid())],
             stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False,
             pass_fds=(lock,))
     if done.returncode != 0:

@@ -1,7 +1,8 @@
 """Unpack an image tarball inside a chroot of its new root filesystem.
 
-``python -m engine.unpack ROOTFS [PARENT_PID] < TARBALL`` (run by ``engine.image``; as root;
-it stops once PARENT_PID is no longer its parent).
+``python -I engine/unpack.py ROOTFS [PARENT_PID] < TARBALL`` (run by ``engine.image``, by
+path: it imports nothing of the package; as root; it stops once PARENT_PID is no longer its
+parent).
 
 Like Docker's chrootarchive, the unpacking process first changes its root to the empty
 ``ROOTFS``: no member can reach the host, whatever its name (absolute, ``..``), whatever the
@@ -149,7 +150,7 @@ def _die_with(parent: int) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) not in (1, 2) or not all(arg.isdigit() for arg in argv[1:]):
-        print("usage: python -m engine.unpack ROOTFS [PARENT_PID] < TARBALL", file=sys.stderr)
+        print("usage: python -I engine/unpack.py ROOTFS [PARENT_PID] < TARBALL", file=sys.stderr)
         return 2
     if len(argv) == 2:
         _die_with(int(argv[1]))

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from engine import image as image_module
+from engine import unpack
 from engine.composition import open_engine
 from engine.container_config import ContainerConfig
 from engine.errors import Conflict, InvalidParameter, NotFound, System
@@ -622,11 +623,29 @@ def test_a_forced_rmi_by_id_removes_every_name(store: ImageStore,
     assert store.list_images() == [] and os.listdir(store.root) == []
 
 
+def test_the_unpacker_is_this_checkouts_own(store: ImageStore, tmp_path: pathlib.Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-I`` ignores PYTHONPATH: ``-m engine.unpack`` ran whatever ``engine`` the site had
+    installed, not the daemon's (helper-46), and failed where none is installed."""
+    ran: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recorded(argv: list[str], **options: object) -> object:
+        ran.append(list(argv))
+        return real_run(argv, **options)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", recorded)
+    store.import_image(str(tarball(tmp_path / "one.tar", (member("a"), b"a"))), "one")
+    [argv] = [argv for argv in ran if "-I" in argv]
+    assert argv[:3] == [sys.executable, "-I", str(pathlib.Path(unpack.__file__))]
+    assert pathlib.Path(argv[2]).parent == pathlib.Path(image_module.__file__).parent
+
+
 def test_the_unpacker_stops_once_its_daemon_is_gone(tmp_path: pathlib.Path) -> None:
     source = tarball(tmp_path / "orphaned.tar", (member("a"), b"a"), (member("b"), b"b"))
     (tmp_path / "rootfs").mkdir()
     with open(source, "rb") as stdin:
-        done = subprocess.run([sys.executable, "-I", "-m", "engine.unpack",
+        done = subprocess.run([sys.executable, "-I", unpack.__file__,
                                str(tmp_path / "rootfs"), "1"],  # pid 1 is not its parent
                               stdin=stdin, capture_output=True, text=True, check=False)
     assert done.returncode == 1
@@ -649,7 +668,7 @@ def test_the_unpacker_dies_with_its_daemon(tmp_path: pathlib.Path) -> None:
     (tmp_path / "rootfs").mkdir()
     script = (
         "import subprocess, sys, os, time\n"
-        f"child = subprocess.Popen([sys.executable, '-I', '-m', 'engine.unpack', "
+        f"child = subprocess.Popen([sys.executable, '-I', {unpack.__file__!r}, "
         f"{str(tmp_path / 'rootfs')!r}, str(os.getpid())], stdin=open({str(big)!r}, 'rb'))\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(60)\n")
