@@ -112,6 +112,10 @@ def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
                                      f"{exc.strerror or exc}") from exc
         except (OverflowError, ValueError) as exc:  # an owner or a time out of range, say
             raise ValueError(f"cannot extract {member.name}: {exc}") from exc
+        except KeyError as exc:  # a hardlink to neither a file on disk nor a member before it
+            raise ValueError(f"cannot extract {member.name}: invalid hardlink to "
+                             f"{member.linkname}: no such file in the archive") from exc
+    _check_end(archive)
     last = {path: member for member, path in directories}  # a repeated directory: the last
     directories = [(member, path) for member, path in directories if last[path] is member]
     for member, path in reversed(directories):  # the deepest first, like extractall
@@ -125,6 +129,24 @@ def unpack(archive: tarfile.TarFile, parent: int = 0) -> None:
         archive.utime(member, path)
         archive.chmod(member, path)
         _set_xattrs(member, path)
+
+
+def _check_end(archive: tarfile.TarFile) -> None:
+    """Refuse an archive cut short inside a header, as Go's archive/tar (Docker's) does:
+    tarfile takes a partial header, or a zero block followed by a partial one, for the end.
+    The archive may end right after a member or after its first zero block."""
+    stream = archive.fileobj
+    assert stream is not None
+    read = stream.tell() - archive.offset  # what tarfile read past the last member
+    if read == 0:
+        return
+    if read < tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("unexpected EOF")
+    following = stream.read(tarfile.BLOCKSIZE)  # after the first zero block: a second one
+    if following and len(following) < tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("unexpected EOF")
+    if following.strip(b"\0"):
+        raise tarfile.ReadError("invalid tar header")
 
 
 def _set_xattrs(member: tarfile.TarInfo, path: str) -> None:
@@ -168,8 +190,8 @@ def main(argv: list[str]) -> int:
             os.chdir("/")
             unpack(archive, int(argv[1]) if len(argv) == 2 else 0)
     except (OSError, tarfile.TarError, EOFError, KeyError, ValueError) as exc:
-        # KeyError: a hardlink whose target is neither on disk nor in the archive.
-        print(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else exc,
+        # An OSError's words without Python's "[Errno 17]" before them.
+        print(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc,
               file=sys.stderr)
         return HOST_FAILURE if isinstance(exc, OSError) and exc.errno in HOST_ERRNOS else 1
     return 0

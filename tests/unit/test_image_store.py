@@ -96,8 +96,11 @@ def test_a_lone_hardlink_never_brings_a_host_inode_into_the_image(
     secret = victim(tmp_path)
     source = tarball(tmp_path / "lone.tar", (member("etc", tarfile.DIRTYPE, mode=0o755), None),
                      (member("etc/shadow", tarfile.LNKTYPE, linkname=str(secret)), None))
-    with pytest.raises(InvalidParameter, match="not found"):
+    with pytest.raises(InvalidParameter) as refused:
         store.import_image(source, "evil")
+    # In words, never Python's KeyError (helper-45).
+    assert refused.value.message.endswith(
+        f"cannot extract etc/shadow: invalid hardlink to {secret}: no such file in the archive")
     assert untouched(secret)
 
 
@@ -621,6 +624,25 @@ def test_a_forced_rmi_by_id_removes_every_name(store: ImageStore,
     assert sorted(removal.untagged) == ["one:latest", "two:1"]
     assert removal.deleted == record.digest
     assert store.list_images() == [] and os.listdir(store.root) == []
+
+
+@pytest.mark.parametrize("cut", [1536 + 100, 3072 + 100, 3072 + 512 + 100])
+def test_a_tarball_cut_inside_a_header_is_refused(store: ImageStore, tmp_path: pathlib.Path,
+                                                  cut: int) -> None:
+    """Go's archive/tar (Docker's) fails with "unexpected EOF" on a header cut short;
+    tarfile took it for the end and the image was imported without the rest (helper-45)."""
+    whole = pathlib.Path(tarball(tmp_path / "whole.tar", (member("a"), b"a" * 600),
+                                 (member("b"), b"b" * 600)))
+    # a: header 512 + data 1024 (padded); b: 1536-3072; then the end-of-archive blocks.
+    cut_short = tmp_path / "cut.tar"
+    cut_short.write_bytes(whole.read_bytes()[:cut])
+    with pytest.raises(InvalidParameter, match="unexpected EOF"):
+        store.import_image(str(cut_short), "cut")
+    assert store.list_images() == []
+    # Ending right after a member, or after one zero block, is a whole archive to Go too.
+    for end in (1536, 3072, 3072 + 512):
+        cut_short.write_bytes(whole.read_bytes()[:end])
+        store.import_image(str(cut_short), f"whole{end}")
 
 
 def test_the_unpacker_is_this_checkouts_own(store: ImageStore, tmp_path: pathlib.Path,
