@@ -482,8 +482,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         for container in newest_first:
             print(container.id[:width])
         return 0
-    if form == "json":
-        print_json([docker_inspect(container) for container in containers])
+    if form == "json":  # Docker 23's: one object a line, the row's fields, newest first
+        for container in newest_first:
+            row = ps_fields(container, truncate=not args.no_trunc)
+            print(json_text(dict(sorted(row.items()))))
         return 0
     if template is None:  # Docker's default table
         rows = []

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import shutil
@@ -66,8 +65,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     try:
         cli.ok("import", str(image), "busybox")
         yield cli
-        for container in json.loads(cli.ok("ps", "-a", "--format", "json")):
-            cli("rm", "-f", container["Id"])
+        for container in cli.ok("ps", "-aq", "--no-trunc").split():
+            cli("rm", "-f", container)
         assert daemon.poll() is None, "the daemon died during the tests"
     finally:
         stop_daemon(daemon)

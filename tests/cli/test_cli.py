@@ -522,6 +522,12 @@ def test_inspect_and_ps_take_go_templates(session: Cli) -> None:
     assert session.ok("inspect", "-f", r'{{join .Config.Cmd "\n"}}',
                       "formatted") == "sh\n-c\nexit 3\n"
     assert json.loads(session.ok("inspect", "-f", "json", "formatted"))["Id"] == container
+    # Docker 23's ps --format json: one object a line, the row's fields (helper-45: it was
+    # an array of inspect documents, oldest first).
+    rows = [json.loads(line) for line in session.ok("ps", "-a", "--format", "json").splitlines()]
+    [row] = [row for row in rows if row["Names"] == "formatted"]
+    assert (row["ID"], row["State"], row["Image"]) == (container[:12], "exited", "busybox")
+    assert row["Status"].startswith("Exited (3)") and list(row) == sorted(row)
     session.ok("rm", "formatted")
 
 
