@@ -176,12 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             api.call(api.containers.Start, pb.StartRequest(container=container_id))
         except CliError as error:
-            # moby's start classifier decides 126/127 from the message; the container may be
-            # gone already (--rm), so read the verdict from the message, as the daemon did.
-            from engine.exit_code import classify_start_error
-
-            code, _ = classify_start_error(Exception(str(error)))
-            raise CliError(str(error), code if code in (126, 127) else EXIT_REFUSED) from None
+            raise CliError(str(error), _run_start_status(str(error))) from None
         if args.detach:
             print(container_id)
             return 0
@@ -438,6 +433,20 @@ def cmd_wait(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             status = 1
     return status
+
+
+def _run_start_status(message: str) -> int:
+    """The status of a ``run`` whose start failed, as Docker's CLI reads it from the message
+    (``runStartContainerErr``, not the daemon's classifier: "not a directory", 127 in the
+    container's ExitCode, is 125 here): 127 for a command not found, 126 for permission
+    denied or a directory, else 125."""
+    if any(marker in message for marker in (
+            "executable file not found", "no such file or directory",
+            "system cannot find the file specified")):
+        return 127
+    if "permission denied" in message or "is a directory" in message:
+        return 126
+    return EXIT_REFUSED
 
 
 def cmd_ps(args: argparse.Namespace) -> int:

@@ -107,6 +107,18 @@ def test_run_of_a_missing_command_exits_127_and_is_removed(session: Cli) -> None
     assert session.ok("ps", "-a") == before
 
 
+def test_a_failed_start_of_run_exits_as_dockers_cli_reads_it(session: Cli) -> None:
+    """Docker's runStartContainerErr reads the message: 126 for a directory, 125 for
+    "not a directory", whose container still records the daemon's 127 (helper-45)."""
+    directory = session("run", "--name", "a-directory", "busybox", "/bin")
+    assert directory.returncode == 126 and "permission denied" in directory.stderr
+    under_a_file = session("run", "--name", "under-a-file", "busybox", "/bin/sh/x")
+    assert under_a_file.returncode == 125, under_a_file.stderr
+    assert "not a directory" in under_a_file.stderr
+    assert session.ok("inspect", "-f", "{{.State.ExitCode}}", "under-a-file") == "127\n"
+    session.ok("rm", "a-directory", "under-a-file")
+
+
 def test_run_refused_by_the_daemon_exits_125(session: Cli) -> None:
     session.ok("create", "--name", "taken", "busybox", "true")
     taken = session("run", "--name", "taken", "busybox", "true")
