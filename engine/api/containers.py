@@ -29,7 +29,16 @@ from engine.api.idempotency import RequestLedger
 from engine.api.v1 import containers_pb2 as pb
 from engine.api.v1 import containers_pb2_grpc as rpc
 from engine.container_config import create_warnings
-from engine.errors import Cancelled, Deadline, InvalidParameter, NotFound, NotModified, Unavailable
+from engine.errors import (
+    BerthError,
+    Cancelled,
+    Deadline,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+    Unavailable,
+    wrapped,
+)
 from engine.log_pump import parse_rfc3339_nano, tail_offset
 from engine.service import Engine, check_wait_timeout, still_running
 from engine.state import Actor, ContainerState
@@ -133,10 +142,16 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                                 signal=request.signal or None, context=ctx))
 
     def Kill(self, request: pb.KillRequest, context: grpc.ServicerContext) -> pb.ChangeResponse:
-        return self._change("Kill", request,
-                            lambda ctx: self._engine.kill(request.container,
-                                                          signal=request.signal or 9,
-                                                          context=ctx))
+        def kill(ctx: JournalContext) -> object:
+            try:
+                return self._engine.kill(request.container, signal=request.signal or 9,
+                                         context=ctx)
+            except NotModified:
+                raise
+            except BerthError as exc:  # moby's router wraps every kill failure so
+                raise wrapped(exc, f"Cannot kill container: {request.container}") from exc
+
+        return self._change("Kill", request, kill)
 
     def Pause(self, request: pb.ContainerRequest, context: grpc.ServicerContext
               ) -> pb.ChangeResponse:

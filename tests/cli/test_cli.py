@@ -174,6 +174,14 @@ def test_pause_unpause_kill_wait_and_events(session: Cli) -> None:
     session.ok("unpause", "worker")
     session.ok("kill", "-s", "KILL", "worker")
     assert session.ok("wait", "worker").strip() == "137"
+    # moby's router wraps every kill failure with the name as given (helper-45).
+    stopped = session("kill", "worker")
+    assert stopped.returncode == 1 and one_line(stopped.stderr).startswith(
+        "Error response from daemon: Cannot kill container: worker: Container ")
+    assert one_line(stopped.stderr).endswith(" is not running")
+    missing = session("kill", "nosuch")
+    assert (missing.returncode, one_line(missing.stderr)) == (
+        1, "Error response from daemon: Cannot kill container: nosuch: No such container: nosuch")
     streamed = subprocess.run(["timeout", "3", BERTH, "events", "--since", "0", "--container",
                                "worker"], env=session.environment, capture_output=True,
                               text=True, check=False).stdout.splitlines()
