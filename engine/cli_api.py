@@ -23,10 +23,12 @@ def valid_text(text: str) -> str:
 
 
 class CliError(Exception):
-    def __init__(self, message: str, status: int = 1, *, not_found: bool = False) -> None:
+    def __init__(self, message: str, status: int = 1, *, not_found: bool = False,
+                 unimplemented: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.not_found = not_found  # the daemon's answer was NotFound
+        self.unimplemented = unimplemented  # ... or that it cannot do this (NotImplemented)
 
 
 class Api:
@@ -92,7 +94,8 @@ class Api:
         from engine.api.status import StatusCode
 
         return CliError(f"Error response from daemon: {error.details()}",
-                        not_found=error.code() == StatusCode.NOT_FOUND)
+                        not_found=error.code() == StatusCode.NOT_FOUND,
+                        unimplemented=error.code() == StatusCode.UNIMPLEMENTED)
 
 
 def messages() -> Any:

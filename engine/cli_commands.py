@@ -154,23 +154,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn(created)
     container_id = created.container.id
     batches: Iterator[Any] = iter(())
+    output: Iterator[Any] | None = None
     if not args.detach:
-        # Docker attaches before it starts. Here the log is held open by the daemon before
-        # the start (the handshake's empty entry), so that a fast container removed at its
-        # exit (--rm) has all its output read all the same. A second connection: a channel
-        # carries one call at a time.
-        logs = Api(args)
-        batches = iter(logs.call(logs.containers.Logs, pb.LogsRequest(
-            container=container_id, follow=True, from_start=True)))
+        # Docker attaches before it starts: the output of the run, raw, as it is written
+        # (partial lines, bytes that are no UTF-8). Where the daemon cannot attach, the log
+        # is held open by the daemon before the start instead (the handshake's empty entry),
+        # so that a fast container removed at its exit (--rm) has all its output read all
+        # the same. A second connection: a channel carries one call at a time.
+        stream = Api(args)
         try:
-            next(batches)
-        except (CliError, StopIteration) as error:  # not followed: not started either
-            if args.rm:
-                with contextlib.suppress(CliError):
-                    api.call(api.containers.Remove, pb.RemoveRequest(
-                        container=container_id, force=True, volumes=True))
-            raise CliError(str(error) or "the daemon cannot follow the log",
-                           EXIT_REFUSED) from None
+            output = iter(stream.call(stream.containers.Attach,
+                                      pb.AttachRequest(container=container_id)))
+            next(output)
+        except (CliError, StopIteration) as error:  # not attached: not started either
+            output = None
+            if not (isinstance(error, CliError) and error.unimplemented):
+                _remove_unstarted(api, args, container_id)
+                raise CliError(str(error) or "the daemon cannot attach", EXIT_REFUSED) from None
+            batches = iter(stream.call(stream.containers.Logs, pb.LogsRequest(
+                container=container_id, follow=True, from_start=True)))
+            try:
+                next(batches)
+            except (CliError, StopIteration) as error:
+                _remove_unstarted(api, args, container_id)
+                raise CliError(str(error) or "the daemon cannot follow the log",
+                               EXIT_REFUSED) from None
     proxy = _SignalProxy(args, container_id) if not args.detach and args.sig_proxy else None
     with proxy or contextlib.nullcontext():
         try:
@@ -180,6 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.detach:
             print(container_id)
             return 0
+        if output is not None:
+            _copy_output(output)
         for batch in batches:
             write_entries(batch.entries, timestamps=False)
         result = _wait_for_run(api, container_id, removed=args.rm)
@@ -188,6 +198,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,
                                                              force=True, volumes=True))
     return int(result.exit_code)
+
+
+def _remove_unstarted(api: Api, args: argparse.Namespace, container_id: str) -> None:
+    if args.rm:
+        with contextlib.suppress(CliError):
+            api.call(api.containers.Remove, messages().RemoveRequest(
+                container=container_id, force=True, volumes=True))
+
+
+def _copy_output(output: Iterator[Any]) -> None:
+    """An attached run's output to this command's stdout and stderr, bytes as they come.
+    An attachment cut short says so and the run goes on to its exit (its log has it all)."""
+    targets = {1: sys.stdout, 2: sys.stderr}
+    try:
+        for chunk in output:
+            target = targets.get(chunk.stream)
+            if target is not None:
+                target.flush()
+                target.buffer.write(chunk.data)
+                target.buffer.flush()
+    except CliError as error:
+        print(str(error), file=sys.stderr)
 
 
 class _SignalProxy:

@@ -10,10 +10,16 @@ are always read to their end, whatever happens to the log: a log that cannot be 
 written (a full disk) loses that container's output from then on, is reported once, and never
 blocks the container or stops the pump for the others. ``on_drained`` is called, on the
 pump's thread, when both streams have ended and the log is closed.
+
+Each container's raw output also goes, chunk by chunk as it is read, to whoever attached to it
+(``Fanout``: the supervisor's attach, what ``docker run`` shows): bytes as they are, partial
+lines included, never through the log's JSON. An attachment that falls ``ATTACH_BACKLOG`` bytes
+behind is cut off (its reader learns it): it never blocks the pump or the container.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import logging
@@ -29,6 +35,8 @@ from typing import BinaryIO
 log = logging.getLogger("berth.logs")
 
 CHUNK = 65536
+ATTACH_BACKLOG = 16 << 20  # bytes an attachment may have queued before it is cut off
+STDOUT, STDERR = 1, 2  # Docker's stdcopy stream numbers
 TAIL_BLOCK = 65536  # how much of a log is read back at a time to find its last lines
 MAX_LINE = 16 * 1024  # Docker's copier buffer: a longer line goes out as partial messages
 
@@ -46,9 +54,10 @@ class LogPump:
         threading.Thread(target=self._run, name="log-pump", daemon=True).start()
 
     def add(self, stdout: int, stderr: int, path: pathlib.Path,
-            on_drained: Callable[[], None], name: str) -> None:
-        """Copy the read ends ``stdout`` and ``stderr`` (owned from here on) into ``path``;
-        call ``on_drained`` when both have ended. ``name`` names the container in reports."""
+            on_drained: Callable[[], None], name: str, fanout: Fanout | None = None) -> None:
+        """Copy the read ends ``stdout`` and ``stderr`` (owned from here on) into ``path``,
+        and to ``fanout``'s attachments; call ``on_drained`` when both have ended (``fanout``
+        ends first). ``name`` names the container in reports."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             opened = open(path, "ab")  # noqa: SIM115 - closed at the end
@@ -57,7 +66,7 @@ class LogPump:
         except OSError as exc:
             log.error("%s: cannot open its log %s, its output is lost: %s", name, path, exc)
             target = None
-        shared = _Log(target, on_drained, name)
+        shared = _Log(target, on_drained, name, fanout)
         with self._guard:
             self._additions += [(stdout, _Stream("stdout", shared)),
                                 (stderr, _Stream("stderr", shared))]
@@ -83,6 +92,9 @@ class LogPump:
         except OSError:
             chunk = b""
         if chunk:
+            fanout = stream.shared.fanout
+            if fanout is not None:  # raw, as read: what an attached reader shows at once
+                fanout.publish(STDOUT if stream.name == "stdout" else STDERR, chunk)
             stream.write(chunk)
         else:
             self._finish(descriptor, stream)
@@ -118,14 +130,102 @@ def _end_torn_entry(path: pathlib.Path, target: BinaryIO) -> None:
             target.flush()
 
 
+class Attachment:
+    """What one attached reader has not taken yet: (stream, chunk) items, then the end."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._items: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._queued = 0
+        self.ended = False
+        self.cut_off = False  # fell ATTACH_BACKLOG behind: what followed was not kept
+
+    def put(self, stream: int, chunk: bytes) -> None:
+        with self._ready:
+            if self.ended:
+                return
+            if self._queued + len(chunk) > ATTACH_BACKLOG:
+                self.cut_off = self.ended = True
+            else:
+                self._items.append((stream, chunk))
+                self._queued += len(chunk)
+            self._ready.notify()
+
+    def end(self) -> None:
+        with self._ready:
+            self.ended = True
+            self._ready.notify()
+
+    def take(self, timeout: float) -> tuple[int, bytes] | None:
+        """The next chunk, waiting up to ``timeout``; None if none came (or at the end:
+        ``done`` says which)."""
+        with self._ready:
+            if not self._items and not self.ended:
+                self._ready.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._queued -= len(item[1])
+            return item
+
+    @property
+    def done(self) -> bool:
+        with self._ready:
+            return self.ended and not self._items
+
+
+class Fanout:
+    """One container run's attachments: each gets every chunk read after it attached."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._attachments: list[Attachment] = []
+        self.ended = False
+
+    def attach(self) -> Attachment:
+        attachment = Attachment()
+        with self._guard:
+            if self.ended:
+                attachment.end()
+            else:
+                self._attachments.append(attachment)
+        return attachment
+
+    def detach(self, attachment: Attachment) -> bool:
+        """Drop ``attachment``; return whether none is left."""
+        with self._guard:
+            if attachment in self._attachments:
+                self._attachments.remove(attachment)
+            return not self._attachments
+
+    @property
+    def idle(self) -> bool:
+        with self._guard:
+            return not self._attachments
+
+    def publish(self, stream: int, chunk: bytes) -> None:
+        with self._guard:
+            attachments = list(self._attachments)
+        for attachment in attachments:
+            attachment.put(stream, chunk)
+
+    def end(self) -> None:
+        with self._guard:
+            self.ended = True
+            attachments, self._attachments = self._attachments, []
+        for attachment in attachments:
+            attachment.end()
+
+
 class _Log:
     """One container's log file, shared by its two streams; None once it failed."""
 
     def __init__(self, target: BinaryIO | None, on_drained: Callable[[], None],
-                 name: str) -> None:
+                 name: str, fanout: Fanout | None = None) -> None:
         self.target = target
         self.on_drained = on_drained
         self.name = name
+        self.fanout = fanout
         self.open_streams = 2
 
     def append(self, entries: list[bytes]) -> None:
@@ -143,6 +243,8 @@ class _Log:
         self.open_streams -= 1
         if self.open_streams == 0:
             self._close()
+            if self.fanout is not None:
+                self.fanout.end()
             self.on_drained()
 
     def _close(self) -> None:

@@ -19,7 +19,7 @@ import time
 from engine import spawn
 from engine.errors import Conflict, NotFound, System, Unavailable
 from engine.runtime import TaskState, TaskStatus
-from engine.supervisor import SupervisorClient, exit_path
+from engine.supervisor import Attached, SupervisorClient, exit_path
 
 log = logging.getLogger("berth.runc")
 
@@ -170,6 +170,14 @@ class RuncRuntime:
         return TaskState(state.container_id, TaskStatus.STOPPED, 0, state.bundle,
                          state.exit_code if state.exit_code is not None else 255,
                          state.exited_at, state.started)
+
+    def attach(self, container_id: str) -> Attached | None:
+        """Through the supervisor, which holds the task's pipes. Raises Unavailable if it
+        cannot be reached."""
+        try:
+            return self.supervisor.attach(container_id)
+        except OSError as exc:
+            raise Unavailable(f"the supervisor is unavailable: {exc}") from exc
 
     def list(self, *, binary: str) -> list[TaskState]:
         raw = json.loads(self._run(binary, "list", "--format", "json", output=True) or "null") or []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Iterator
 from typing import Protocol
 
 
@@ -30,6 +31,20 @@ class TaskState:
     # Whether the task's process was started (a stopped task may have been killed while it
     # was only created); None where the runtime cannot tell.
     started: bool | None = None
+
+
+class Output(Protocol):
+    """A task's raw output as it is written, from the moment it was attached."""
+
+    complete: bool  # after chunks(): the output ended (not cut off: a reader that fell behind)
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        """(stream, bytes): 1 is stdout, 2 stderr; ends with the output, or at ``close``."""
+        ...
+
+    def close(self) -> None:
+        """End it early, from any thread."""
+        ...
 
 
 class OCIRuntime(Protocol):
@@ -71,4 +86,9 @@ class OCIRuntime(Protocol):
 
     def list(self, *, binary: str) -> list[TaskState]:
         """Every task the runtime knows."""
+        ...
+
+    def attach(self, container_id: str) -> Output | None:
+        """The output of the task's current run, or of its next one if none runs (docker
+        run attaches before it starts); None if this runtime cannot attach."""
         ...

@@ -24,6 +24,12 @@ line, and a connection carries any number of them (clients keep one open per thr
   ``{"exited": false, "known": false}`` at once for a container this supervisor did not create
   and has no record of (an earlier supervisor's, which is gone: nobody saw its exit)
 * ``{"op": "ping"}`` -> ``{"ok": true, "pid"}``
+* ``{"op": "attach", "id"}`` -> ``{"ok": true}`` once attached, then on that connection the
+  raw output of the container's current run (or, if none runs, of its next one) from then
+  on, in frames as Docker's stdcopy writes them (a header of the stream, 1 or 2, three zero
+  bytes and the length as 4 bytes big-endian, then the bytes), and an empty frame of stream 0
+  at its end; the connection closes without it if the reader fell too far behind. Only this
+  request goes on its connection. A supervisor from before answers ``{"ok": false}``.
 Run: ``python -m engine.supervisor ROOT``.
 """
 
@@ -39,15 +45,16 @@ import select
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine import spawn
-from engine.log_pump import LogPump
+from engine.log_pump import Attachment, Fanout, LogPump
 
 SOCKET = "supervisor.sock"
 PID_FILE = "supervisor.pid"
@@ -112,6 +119,8 @@ class Supervisor:
         self.unclaimed: dict[int, tuple[int, float]] = {}
         self.lock = threading.Condition()
         self.logs = LogPump()
+        # Each container's attachments: of its live run, or waiting for its next one.
+        self.fanouts: dict[str, Fanout] = {}
         # Written to wake the main loop (SIGCHLD does too, through the signal wakeup fd).
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
@@ -146,6 +155,9 @@ class Supervisor:
                 if self.live.get(container_id) is pending:  # failed: no run of it is live
                     del self.live[container_id]
                     self.lock.notify_all()  # its waiters learn it at once, not in a second
+                    fanout = self.fanouts.get(container_id)
+                    if fanout is not None and fanout.idle:  # its attached readers left
+                        del self.fanouts[container_id]
 
     def _create(self, container_id: str, bundle: pathlib.Path, binary: str, runc_root: str,
                 log_path: pathlib.Path, runc_log: pathlib.Path, pid_file: pathlib.Path
@@ -191,6 +203,9 @@ class Supervisor:
         container = _Container(container_id, pid)
         with self.lock:
             self.live[container_id] = container  # this run, not one it replaced
+            fanout = self.fanouts.get(container_id)
+            if fanout is None or fanout.ended:  # nobody attached before it was made
+                fanout = self.fanouts[container_id] = Fanout()
 
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
@@ -201,7 +216,7 @@ class Supervisor:
             if claimed is not None and claimed[1] >= began:
                 self._exited(pid, container, claimed[0])
             self.logs.add(stdout_read, stderr_read, log_path,
-                          lambda: self._drained(container), container_id[:12])
+                          lambda: self._drained(container), container_id[:12], fanout)
 
         return {"ok": True, "pid": pid}, adopt
 
@@ -251,9 +266,29 @@ class Supervisor:
             for pid in [pid for pid, (_, at) in self.unclaimed.items() if at < horizon]:
                 del self.unclaimed[pid]
 
-    def _drained(self, container: _Container) -> None:
-        """Both streams ended (called by the log pump)."""
+    def attach(self, container_id: str) -> Attachment:
+        """Attach to the container's live run, or else to its next one."""
         with self.lock:
+            fanout = self.fanouts.get(container_id)
+            if fanout is None or fanout.ended:
+                fanout = self.fanouts[container_id] = Fanout()
+            return fanout.attach()
+
+    def detach(self, container_id: str, attachment: Attachment) -> None:
+        with self.lock:
+            fanout = self.fanouts.get(container_id)
+            # One waiting for a run that never came (its start failed) goes with its last
+            # attachment; a live run's goes when its output has ended.
+            if (fanout is not None and fanout.detach(attachment)
+                    and container_id not in self.live):
+                del self.fanouts[container_id]
+
+    def _drained(self, container: _Container) -> None:
+        """Both streams ended (called by the log pump; the run's attachments have ended)."""
+        with self.lock:
+            fanout = self.fanouts.get(container.container_id)
+            if fanout is not None and fanout.ended:
+                del self.fanouts[container.container_id]
             container.drained = True
             if container.exit is None:
                 return
@@ -395,6 +430,12 @@ def _last_error(text: str) -> str:
     return message
 
 
+def _operation(line: bytes) -> object:
+    with contextlib.suppress(ValueError, AttributeError):
+        return json.loads(line).get("op")
+    return None
+
+
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
@@ -405,6 +446,9 @@ class _Handler(socketserver.StreamRequestHandler):
             if len(line) > MAX_REQUEST_BYTES:  # no request is this long: not a client of ours
                 log.warning("a request over %d bytes: connection closed", MAX_REQUEST_BYTES)
                 return
+            if b'"attach"' in line and _operation(line) == "attach":
+                self._attach(line)  # the connection is the attachment's from here
+                return
             reply, then = self._reply(line)
             try:
                 self.wfile.write((json.dumps(reply) + "\n").encode())
@@ -414,6 +458,34 @@ class _Handler(socketserver.StreamRequestHandler):
             finally:
                 if then is not None:  # after the reply: off the client's latency
                     then()
+
+    def _attach(self, line: bytes) -> None:
+        """Stream the container's output on this connection (see the protocol above)."""
+        try:
+            container_id = str(json.loads(line)["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.wfile.write((json.dumps({"ok": False, "error": str(exc)}) + "\n").encode())
+            return
+        supervisor = self.server.supervisor
+        attachment = supervisor.attach(container_id)
+        try:
+            self.wfile.write(b'{"ok": true}\n')
+            while True:
+                item = attachment.take(timeout=1.0)
+                if item is None:
+                    if attachment.done:
+                        if not attachment.cut_off:
+                            self.wfile.write(struct.pack(">BxxxI", 0, 0))  # the end
+                        return
+                    if self._hung_up():
+                        return
+                    continue
+                stream, chunk = item
+                self.wfile.write(struct.pack(">BxxxI", stream, len(chunk)) + chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("an attached reader left")
+        finally:
+            supervisor.detach(container_id, attachment)
 
     def _hung_up(self) -> bool:
         """Whether the client closed its end. A client sends nothing while it waits for a
@@ -576,6 +648,61 @@ class SupervisorClient:
     def wait(self, container_id: str, timeout: float) -> dict[str, Any]:
         return self._call({"op": "wait", "id": container_id, "timeout": timeout},
                           timeout + 10.0)
+
+    def attach(self, container_id: str) -> Attached | None:
+        """Attach to the container's output (see the protocol); None if this supervisor
+        cannot (one from before attach). Raises OSError if it cannot be reached."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.settimeout(10.0)
+            connection.connect(str(self.root / SOCKET))
+            connection.sendall((json.dumps({"op": "attach", "id": container_id}) + "\n")
+                               .encode())
+            reader = connection.makefile("rb")
+            reply = json.loads(reader.readline(MAX_REQUEST_BYTES) or b"{}")
+        except BaseException:
+            connection.close()
+            raise
+        if not reply.get("ok"):
+            reader.close()
+            connection.close()
+            return None
+        connection.settimeout(None)
+        return Attached(connection, reader)
+
+
+class Attached:
+    """One attachment's connection: ``chunks()`` yields (stream, bytes) until the run's
+    output ended; ``close()`` (any thread) ends it early. ``complete`` says whether the end
+    came (rather than a cut: the reader fell behind, or the supervisor went away)."""
+
+    def __init__(self, connection: socket.socket, reader: Any) -> None:
+        self._connection = connection
+        self._reader = reader
+        self.complete = False
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        try:
+            while len(header := self._reader.read(8)) == 8:
+                stream, size = struct.unpack(">BxxxI", header)
+                if stream == 0:
+                    self.complete = True
+                    return
+                chunk = self._reader.read(size)
+                if len(chunk) < size:
+                    return
+                yield stream, chunk
+        except (OSError, ValueError):  # closed meanwhile
+            return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._connection.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._reader.close()
+        self._connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,9 +32,12 @@ from engine.container_config import create_warnings
 from engine.errors import (
     BerthError,
     Cancelled,
+    Conflict,
+    DataLoss,
     Deadline,
     InvalidParameter,
     NotFound,
+    NotImplemented_,
     NotModified,
     Unavailable,
     wrapped,
@@ -252,6 +255,30 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         record = self._engine.inspect(request.container)
         rows = self._engine.history(record.id)
         return pb.HistoryResponse(events=[history_message(row, record.name) for row in rows])
+
+    def Attach(self, request: pb.AttachRequest, context: grpc.ServicerContext
+               ) -> Iterator[pb.OutputChunk]:
+        """docker run's attach: the output of the container's run (the next one for a created
+        container), raw, as the supervisor reads it. NotImplemented where the runtime cannot
+        attach (the fake; a supervisor from before): ``run`` then reads the log."""
+        record = self._engine.inspect(request.container)
+        if record.state not in (ContainerState.CREATED, ContainerState.RUNNING,
+                                ContainerState.PAUSED, ContainerState.RESTARTING):
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        output = self._engine.saga.runtime.attach(record.id)
+        if output is None:
+            raise NotImplemented_("this runtime cannot attach; read the container's log")
+        context.add_callback(output.close)  # a caller that goes away ends it at once
+        try:
+            yield pb.OutputChunk()  # attached: the caller may start the container now
+            for stream, chunk in output.chunks():
+                yield pb.OutputChunk(stream=stream, data=chunk)
+            if not output.complete and context.is_active():
+                raise DataLoss("the container's output stopped coming before its end (this "
+                               "attachment fell behind, or the supervisor went away); see "
+                               "its log")
+        finally:
+            output.close()
 
     def Logs(self, request: pb.LogsRequest, context: grpc.ServicerContext
              ) -> Iterator[pb.LogBatch]:

@@ -163,6 +163,10 @@ class FakeRuntime:
                     return None
                 self._lock.wait(remaining)
 
+    def attach(self, container_id: str) -> None:
+        """The fake's tasks write nothing: ``run`` reads their (empty) logs instead."""
+        return None
+
     def list(self, *, binary: str) -> list[TaskState]:
         with self._lock:
             self._enter("list", "", binary)

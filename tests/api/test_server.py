@@ -278,3 +278,25 @@ def test_a_large_log_comes_in_batches_of_many_lines(daemon: ApiDaemon) -> None:
     assert [len(batch.entries) for batch in batches] == [1000, 1000, 500]
     assert [entry.line for batch in batches for entry in batch.entries] == [
         f"{index}\n" for index in range(2500)]
+
+
+def test_attach_answers_what_it_cannot_do_with_its_class(daemon: ApiDaemon) -> None:
+    """The fake runtime cannot attach: NotImplemented (the CLI's run then reads the log); a
+    missing container is NotFound; a stopped one is moby's Conflict."""
+    def attach(name: str) -> list[pb.OutputChunk]:
+        return list(daemon.containers.Attach(pb.AttachRequest(container=name),
+                                             timeout=CALL_TIMEOUT))
+
+    daemon.create("made")
+    cases = [("made", grpc.StatusCode.UNIMPLEMENTED, "NotImplemented", "cannot attach"),
+             ("ghost", grpc.StatusCode.NOT_FOUND, "NotFound", "No such container: ghost")]
+    daemon.run("done")
+    daemon.containers.Kill(pb.KillRequest(container="done", signal=9), timeout=CALL_TIMEOUT)
+    daemon.containers.Wait(pb.WaitRequest(container="done"), timeout=CALL_TIMEOUT)
+    cases.append(("done", grpc.StatusCode.FAILED_PRECONDITION, "Conflict",
+                  "You cannot attach to a stopped container, start it first"))
+    for name, code, error_class, words in cases:
+        error = failure(lambda name=name: attach(name))  # type: ignore[misc]
+        assert error.code() is code
+        assert dict(error.trailing_metadata())["berth-error-class"] == error_class
+        assert words in error.details()

@@ -261,6 +261,36 @@ def test_a_foreground_run_rm_never_loses_output(session: Cli) -> None:
     assert session.ok("ps", "-aq") == ""
 
 
+def test_a_foreground_run_shows_the_output_raw_as_it_is_written(session: Cli,
+                                                                tmp_path: pathlib.Path) -> None:
+    """Docker's run attaches: bytes that are no UTF-8 reach stdout as they are (the log,
+    JSON, has U+FFFD in their place: `tar c > x.tar` was corrupt), and a partial line shows
+    before its newline (a prompt waited for it) (helper-45)."""
+    binary = subprocess.run([BERTH, "run", "--rm", "busybox", "sh", "-c",
+                             r"printf '\000\001\377\376\n\200abc'; printf 'err\377' >&2"],
+                            env=session.environment, capture_output=True, timeout=60,
+                            check=False)
+    assert (binary.returncode, binary.stdout, binary.stderr) == (
+        0, b"\x00\x01\xff\xfe\n\x80abc", b"err\xff")
+    # The container prints a prompt, then waits until the test has read it: with the line
+    # held back until its newline, the first read would only come once the wait gave up.
+    script = ("printf 'prompt> '; i=0; while [ ! -e /shared/go ] && [ $i -lt 300 ]; "
+              "do sleep 0.1; i=$((i+1)); done; echo done")
+    running = subprocess.Popen([BERTH, "run", "--rm", "-v", f"{tmp_path}:/shared", "busybox",
+                                "sh", "-c", script], env=session.environment,
+                               stdout=subprocess.PIPE)
+    try:
+        assert running.stdout is not None
+        first = os.read(running.stdout.fileno(), 100)
+        (tmp_path / "go").touch()
+        rest = running.stdout.read()
+        assert running.wait(timeout=60) == 0
+    finally:
+        running.kill()
+        running.wait()
+    assert (first, rest) == (b"prompt> ", b"done\n")
+
+
 def test_stop_kill_and_rm_act_on_their_containers_at_once(session: Cli) -> None:
     """Docker's parallelOperation: ``stop -t 2 a b`` took 4 s, each stop after the last
     (helper-40). Containers ignoring SIGTERM each take the full 2 s to stop: stopped at

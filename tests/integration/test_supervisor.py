@@ -214,3 +214,46 @@ def test_orphans_are_reaped_while_another_create_runs(
             SupervisorClient(engines.root).wait(name, 10)
             (engines.root / "exits" / f"{name}.json").unlink(missing_ok=True)
     assert replies["slow"]["ok"] and replies["quick"]["ok"]
+
+
+def test_attachments_get_a_runs_raw_output_from_before_its_create(engine: Engine,
+                                                                   engines: RealEngines) -> None:
+    """docker run's attach: attached to a created container, each attachment gets its run's
+    output as written (bytes as they are, in order per stream), then the end; one that hangs
+    up early is dropped, and the supervisor goes on serving."""
+    script = r"printf 'a\377'; printf 'E1' >&2; sleep 0.2; echo b; printf 'E2' >&2"
+    record = engine.create(ContainerConfig(image="busybox", command=("sh", "-c", script)))
+    client = SupervisorClient(engines.root)
+    first, second, quitter = (client.attach(record.id) for _ in range(3))
+    assert first is not None and second is not None and quitter is not None
+    quitter.close()
+    engine.start(record.id)
+    outputs = []
+    for attached in (first, second):
+        streams: dict[int, bytes] = {1: b"", 2: b""}
+        for stream, chunk in attached.chunks():
+            streams[stream] += chunk
+        outputs.append((streams, attached.complete))
+    assert outputs == [({1: b"a\xffb\n", 2: b"E1E2"}, True)] * 2
+    assert engine.wait(record.id, timeout=30).exit_code == 0
+    assert client._call({"op": "ping"}, 2.0)["ok"] is True
+    engine.remove(record.id)
+
+
+def test_an_attachment_to_a_live_run_starts_from_then(engine: Engine,
+                                                      engines: RealEngines) -> None:
+    record = engine.create(ContainerConfig(image="busybox", command=(
+        "sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo after")))
+    engine.start(record.id)
+    log = pathlib.Path(engine.saga.host.log_path(record.id))
+    deadline = time.monotonic() + 10
+    while b"before" not in (log.read_bytes() if log.exists() else b""):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    attached = SupervisorClient(engines.root).attach(record.id)
+    assert attached is not None
+    upper = pathlib.Path(engines.root, "containers", record.id, "rootfs", "tmp")
+    (upper / "go").touch()
+    assert [chunk for _, chunk in attached.chunks()] == [b"after\n"] and attached.complete
+    engine.wait(record.id, timeout=30)
+    engine.remove(record.id)

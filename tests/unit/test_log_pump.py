@@ -222,3 +222,28 @@ def test_a_torn_last_entry_is_ended_before_the_next_run_appends(tmp_path: pathli
     lines = log.read_bytes().split(b"\n")
     assert lines[1] == b'{"log":"cut sh'
     assert json.loads(lines[2])["log"] == "next run\n"
+
+
+def test_an_attachment_that_falls_behind_is_cut_off_never_blocking(tmp_path: pathlib.Path,
+                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """The pump never waits for an attached reader: one that lets ATTACH_BACKLOG bytes pile
+    up is cut off (it learns it: ``cut_off``), the log still gets everything, and another
+    attachment that reads keeps all of it."""
+    monkeypatch.setattr(log_pump, "ATTACH_BACKLOG", 1000)
+    fanout = log_pump.Fanout()
+    idle, reading = fanout.attach(), fanout.attach()
+    read: list[bytes] = []
+    for _ in range(30):
+        fanout.publish(log_pump.STDOUT, b"x" * 100)
+        while (item := reading.take(timeout=0)) is not None:
+            read.append(item[1])
+    fanout.end()
+    assert idle.cut_off and not reading.cut_off
+    assert b"".join(read) == b"x" * 3000 and reading.done
+    taken = []
+    while (item := idle.take(timeout=0)) is not None:
+        taken.append(item)
+    assert len(taken) == 10 and idle.done  # what fitted, then nothing more
+    late = fanout.attach()  # after the end: ended at once
+    assert late.take(timeout=0) is None and late.done

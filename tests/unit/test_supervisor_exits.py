@@ -341,3 +341,43 @@ def test_a_wait_on_a_connection_above_descriptor_1023_still_waits(
         for descriptor in filler:
             os.close(descriptor)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_supervisor_from_before_attach_is_told_apart(tmp_path: pathlib.Path) -> None:
+    """It outlives daemons, upgrades too: one that answers attach as an unknown op gives
+    None (the daemon answers NotImplemented, and run reads the log instead)."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / supervisor.SOCKET))
+    listener.listen(1)
+    asked: list[bytes] = []
+
+    def old_supervisor() -> None:
+        connection, _ = listener.accept()
+        with connection, connection.makefile("rb") as reader:
+            asked.append(reader.readline())
+            connection.sendall(b'{"ok": false, "error": "unknown op \'attach\'"}\n')
+
+    server = threading.Thread(target=old_supervisor)
+    server.start()
+    try:
+        assert supervisor.SupervisorClient(tmp_path).attach("c1") is None
+    finally:
+        server.join(timeout=10)
+        listener.close()
+    assert json.loads(asked[0]) == {"op": "attach", "id": "c1"}
+
+
+def test_an_attachment_waiting_for_a_run_that_never_comes_goes_with_its_reader(
+        tmp_path: pathlib.Path) -> None:
+    """A run whose start failed (its command is missing) never comes: its attachment, gone,
+    leaves nothing in the supervisor; one of a run being created stays for that run."""
+    sup = Supervisor(tmp_path)
+    waiting = sup.attach("never")
+    sup.detach("never", waiting)
+    assert "never" not in sup.fanouts
+    sup.live["coming"] = _Container("coming", 0)  # what a create records before runc runs
+    early = sup.attach("coming")
+    sup.detach("coming", early)
+    assert "coming" in sup.fanouts

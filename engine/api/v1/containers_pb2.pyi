@@ -257,6 +257,20 @@ class LogBatch(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[LogEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[LogEntry, _Mapping]]] = ...) -> None: ...
 
+class AttachRequest(_message.Message):
+    __slots__ = ("container",)
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    def __init__(self, container: _Optional[str] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("stream", "data")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    stream: int
+    data: bytes
+    def __init__(self, stream: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class HistoryRequest(_message.Message):
     __slots__ = ("container",)
     CONTAINER_FIELD_NUMBER: _ClassVar[int]

@@ -94,6 +94,11 @@ class ContainersStub:
                 request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
                 response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.FromString,
                 _registered_method=True)
+        self.Attach = channel.unary_stream(
+                '/berth.v1.Containers/Attach',
+                request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.AttachRequest.SerializeToString,
+                response_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.OutputChunk.FromString,
+                _registered_method=True)
         self.History = channel.unary_unary(
                 '/berth.v1.Containers/History',
                 request_serializer=engine_dot_api_dot_v1_dot_containers__pb2.HistoryRequest.SerializeToString,
@@ -211,6 +216,12 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attach(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def History(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -321,6 +332,11 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.FromString,
                     response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.SerializeToString,
+            ),
+            'Attach': grpc.unary_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=engine_dot_api_dot_v1_dot_containers__pb2.AttachRequest.FromString,
+                    response_serializer=engine_dot_api_dot_v1_dot_containers__pb2.OutputChunk.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
                     servicer.History,
@@ -687,6 +703,33 @@ class Containers:
             '/berth.v1.Containers/Logs',
             engine_dot_api_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
             engine_dot_api_dot_v1_dot_containers__pb2.LogBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/berth.v1.Containers/Attach',
+            engine_dot_api_dot_v1_dot_containers__pb2.AttachRequest.SerializeToString,
+            engine_dot_api_dot_v1_dot_containers__pb2.OutputChunk.FromString,
             options,
             channel_credentials,
             insecure,
