@@ -181,7 +181,10 @@ class Recovery:
                     report.rolled_forward.append(record.id)
                     return
                 failed, recorded = _interrupted_step(forward)
-                error = System(f"start interrupted by a daemon restart at step {failed}")
+                # The last step journaled as begun: its outcome, and any bookkeeping step
+                # after it, ride with the next commit, which never came (helper-44).
+                error = System(f"start interrupted by a daemon restart at step {failed} "
+                               "or just after it")
                 exit_code = record.exit_code if record.exit_code != 0 else EXIT_UNKNOWN
                 compensate(journal, failed, error, exit_code, held, remove,
                            step_recorded=recorded)

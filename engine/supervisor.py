@@ -621,10 +621,13 @@ class SupervisorClient:
             return int(self._call({"op": "ping"}, 2.0)["pid"])
         self.root.mkdir(parents=True, exist_ok=True)
         log = open(self.root / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
-        subprocess.Popen([sys.executable, "-m", "engine.supervisor", str(self.root)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, close_fds=True)
+        started = subprocess.Popen([sys.executable, "-m", "engine.supervisor", str(self.root)],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, close_fds=True)
         log.close()
+        # This process's child while it runs: reaped when it ends, so that one killed never
+        # stays a zombie until the next one is started. It outlives this process as it is.
+        threading.Thread(target=started.wait, name="supervisor-reaper", daemon=True).start()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):

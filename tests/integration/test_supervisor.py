@@ -257,3 +257,18 @@ def test_an_attachment_to_a_live_run_starts_from_then(engine: Engine,
     assert [chunk for _, chunk in attached.chunks()] == [b"after\n"] and attached.complete
     engine.wait(record.id, timeout=30)
     engine.remove(record.id)
+
+
+def test_a_supervisor_that_dies_is_reaped_by_its_daemon(engines: RealEngines) -> None:
+    """The daemon's child while both run: killed, it is reaped at once, never a zombie
+    until the next supervisor starts (helper-44)."""
+    client = SupervisorClient(engines.root)
+    pid = client.ensure_running()
+    if not os.path.exists(f"/proc/{pid}"):
+        pytest.fail("the supervisor is not running")
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGKILL)  # whichever comes first
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid}")  # gone, not a zombie
