@@ -651,7 +651,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return 0
+        # Docker's Go CLI dies of SIGPIPE when its reader goes (`berth run img yes | head`):
+        # its status, 128 + 13. Stdout goes to /dev/null first, so the last flush is quiet.
+        import contextlib
+        import os
+        import signal
+
+        with contextlib.suppress(OSError, ValueError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+        return 128 + signal.SIGPIPE
     except Exception as error:  # the one place that turns any error into one line
         print(f"Error: {error}", file=sys.stderr)
         return 1

@@ -291,6 +291,25 @@ def test_a_foreground_run_shows_the_output_raw_as_it_is_written(session: Cli,
     assert (first, rest) == (b"prompt> ", b"done\n")
 
 
+def test_a_run_whose_reader_goes_exits_as_killed_by_sigpipe(session: Cli) -> None:
+    """Docker's Go CLI dies of SIGPIPE (`docker run img yes | head -1`); berth exited 0 as
+    if all went well (helper-45). The container runs on, as Docker's."""
+    running = subprocess.Popen([BERTH, "run", "--name", "yes", "busybox", "yes"],
+                               env=session.environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert running.stdout is not None and running.stderr is not None
+        assert running.stdout.readline() == b"y\n"
+        running.stdout.close()
+        assert running.wait(timeout=60) == 141
+        assert running.stderr.read() == b""
+    finally:
+        running.kill()
+        running.wait()
+    assert session.ok("inspect", "-f", "{{.State.Status}}", "yes") == "running\n"
+    session.ok("rm", "-f", "yes")
+
+
 def test_stop_kill_and_rm_act_on_their_containers_at_once(session: Cli) -> None:
     """Docker's parallelOperation: ``stop -t 2 a b`` took 4 s, each stop after the last
     (helper-40). Containers ignoring SIGTERM each take the full 2 s to stop: stopped at
