@@ -28,7 +28,7 @@ from engine.cli_output import (
     ps_fields,
     table,
 )
-from engine.cli_template import HEADER_FUNCTIONS, Template, TemplateError, json_text
+from engine.cli_template import HEADER_FUNCTIONS, NilMap, Template, TemplateError, json_text
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 from engine.log_pump import padded_rfc3339_nano
@@ -1097,11 +1097,14 @@ def _volume_document(volume: Any) -> dict[str, Any]:
     """``docker volume inspect``'s object of one volume."""
     import datetime
 
-    return {"CreatedAt": datetime.datetime.fromtimestamp(volume.created_ms / 1000, datetime.UTC)
-            .astimezone().isoformat(timespec="seconds"),
+    created = datetime.datetime.fromtimestamp(volume.created_ms / 1000, datetime.UTC)
+    local = created.astimezone().isoformat(timespec="seconds")
+    # Go's RFC 3339, as Docker formats it in the daemon's zone: "Z" for UTC, not "+00:00".
+    return {"CreatedAt": local.removesuffix("+00:00") + "Z" if local.endswith("+00:00")
+            else local,
             "Driver": "local",
-            "Labels": {"com.docker.volume.anonymous": ""} if volume.anonymous else None,
-            "Mountpoint": volume.mountpoint, "Name": volume.name, "Options": None,
+            "Labels": {"com.docker.volume.anonymous": ""} if volume.anonymous else NilMap(),
+            "Mountpoint": volume.mountpoint, "Name": volume.name, "Options": NilMap(),
             "Scope": "local"}
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.cli_template import go_quote
+from engine.cli_template import NilMap, NilSlice, go_quote
 from engine.log_pump import nanoseconds_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -162,7 +162,7 @@ def docker_inspect(container: Any) -> dict[str, Any]:
         "Driver": "overlay",
         "Platform": "linux",
         "HostConfig": {
-            "Binds": [spec for spec in config.mounts if not _anonymous(spec)] or None,
+            "Binds": [spec for spec in config.mounts if not _anonymous(spec)] or NilSlice(),
             "Runtime": container.runtime, "AutoRemove": config.auto_remove,
             "RestartPolicy": {"Name": config.restart_policy or "no",
                               "MaximumRetryCount": config.restart_max_retries},
@@ -177,7 +177,8 @@ def docker_inspect(container: Any) -> dict[str, Any]:
         "Config": {"Hostname": container.hostname, "Cmd": cmd, "Env": list(config.env),
                    "Image": container.image, "Volumes": {
                        mount.destination: {} for mount in container.mounts
-                       if mount.type == "volume" and _ANONYMOUS.fullmatch(mount.name)} or None,
+                       if mount.type == "volume" and _ANONYMOUS.fullmatch(mount.name)}
+                       or NilMap(),
                    "WorkingDir": config.working_dir, "User": config.user, "Labels": {}},
         "NetworkSettings": {"Networks": {config.network_mode or "none": {}}},
     }
@@ -243,4 +244,6 @@ def table(rows: Iterable[Sequence[str]], header: Sequence[str], *, header_row: b
 def print_json(value: Any) -> None:
     import json
 
-    print(json.dumps(value, indent=4))
+    from engine.cli_template import json_plain
+
+    print(json.dumps(json_plain(value), indent=4))

@@ -1128,10 +1128,30 @@ def _print(*values: Any) -> str:
     return out
 
 
+class NilSlice(list):  # type: ignore[type-arg]
+    """A nil slice of Docker's structs (``HostConfig.Binds`` with none): empty, so a
+    template prints it ``[]`` as Go does, and JSON ``null`` as Go writes it."""
+
+
+class NilMap(dict):  # type: ignore[type-arg]
+    """A nil map (a volume's ``Labels`` with none): ``map[]`` in a template, JSON ``null``."""
+
+
+def json_plain(value: Any) -> Any:
+    """``value`` for the json module: each typed nil as None."""
+    if isinstance(value, (NilSlice, NilMap)):
+        return None
+    if isinstance(value, dict):
+        return {key: json_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_plain(item) for item in value]
+    return value
+
+
 def json_text(value: Any) -> str:
     """encoding/json's text of ``value``, with SetEscapeHTML(false), keys in their order:
     what Docker's ``json`` template function writes."""
-    if value is None or value is _MISSING:
+    if value is None or value is _MISSING or isinstance(value, (NilSlice, NilMap)):
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -45,7 +45,10 @@ def test_docker_style_session(session: Cli) -> None:
     assert inspected["HostConfig"] == {"Binds": None, "Runtime": "runc", "AutoRemove": False,
                                        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
                                        "NetworkMode": "none"}
-    assert inspected["Config"]["Image"] == "busybox"
+    assert inspected["Config"]["Image"] == "busybox" and inspected["Config"]["Volumes"] is None
+    # Go prints the nil slice and map of Docker's structs as [] and map[] (not <no value>).
+    assert session.ok("inspect", "-f", "{{.HostConfig.Binds}}|{{.Config.Volumes}}",
+                      "web") == "[]|map[]\n"
     deadline = time.monotonic() + 10
     while "hello" not in session.ok("logs", "web") and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -413,6 +416,12 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     assert {"cli-made", "cli-used"} <= {line.split()[1] for line in listed[1:]}
     [inspected] = json.loads(session.ok("volume", "inspect", "cli-used"))
     assert inspected["Name"] == "cli-used" and inspected["Driver"] == "local"
+    assert (inspected["Labels"], inspected["Options"]) == (None, None)  # Docker's nil maps
+    assert session.ok("volume", "inspect", "-f", "{{.Labels}}|{{.Options}}",
+                      "cli-used") == "map[]|map[]\n"  # ... as Go prints them (<no value>)
+    # Go's RFC 3339 in the daemon's zone: "Z" for UTC (it was "+00:00").
+    zone = "Z" if time.localtime().tm_gmtoff == 0 else r"[+-]\d\d:\d\d"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d" + zone, inspected["CreatedAt"])
     assert pathlib.Path(inspected["Mountpoint"], "f").read_text() == "kept\n"
     # Each command's own flags (one set for all made -f mean --force everywhere).
     assert session.ok("volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "cli-used",

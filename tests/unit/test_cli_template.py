@@ -866,3 +866,17 @@ def test_extreme_input_is_a_template_error_or_output_not_a_crash(source: str) ->
     except TemplateError:
         return
     assert isinstance(printed, str)
+
+
+def test_a_typed_nil_prints_as_go_prints_it_and_is_null_in_json() -> None:
+    """Docker renders its typed structs: a nil slice prints ``[]``, a nil map ``map[]``, and
+    both are empty and ``null`` in JSON (a JSON null printed ``<no value>``: helper-45)."""
+    from engine.cli_output import print_json  # noqa: F401 - the json module's side
+    from engine.cli_template import NilMap, NilSlice, json_plain
+
+    document = {"Binds": NilSlice(), "Labels": NilMap(), "Gone": None}
+    rendered = parse("{{.Binds}}|{{.Labels}}|{{.Gone}}|{{len .Binds}}|{{if .Labels}}x{{end}}"
+                     "|{{range .Binds}}y{{else}}none{{end}}|{{json .Binds}}|{{json .Labels}}"
+                     ).execute(document)
+    assert rendered == "[]|map[]|<no value>|0||none|null|null"
+    assert json_plain({"a": [NilMap()], "b": NilSlice()}) == {"a": [None], "b": None}
