@@ -300,11 +300,12 @@ PARALLEL_CALLS = 50  # Docker's CLI: how many containers its verbs act on at onc
 
 
 def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
-          parallel: bool = False, missing_ok: bool = False) -> int:
+          parallel: bool = False, missing_ok: bool = False, failed_verb: str = "") -> int:
     """``action`` on each container named, printing its name or its error, in the order
     given. ``parallel``: as Docker's parallelOperation (stop, kill, rm, pause, unpause), up to
     ``PARALLEL_CALLS`` at once, each on a connection of its own (start and restart go one
-    by one). ``missing_ok``: a container not found is only reported (``rm -f``)."""
+    by one). ``missing_ok``: a container not found is only reported (``rm -f``).
+    ``failed_verb``: a last line naming the failed ones, as Docker's start ends."""
     containers: list[str] = args.containers
     outcomes: Iterator[CliError | None]
     if parallel and len(containers) > 1:
@@ -323,6 +324,7 @@ def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
 
         outcomes = one_by_one()
     status = 0
+    failed: list[str] = []
     for container, error in zip(containers, outcomes, strict=True):
         if error is None:
             print(container, flush=True)
@@ -330,6 +332,10 @@ def _each(args: argparse.Namespace, action: Callable[[Api, str], None], *,
         print(error, file=sys.stderr, flush=True)
         if not (missing_ok and error.not_found):
             status = error.status
+            failed.append(container)
+    if failed and failed_verb:
+        print(f"Error: failed to {failed_verb} containers: {', '.join(failed)}",
+              file=sys.stderr)
     return status
 
 
@@ -375,7 +381,8 @@ def _at_once(args: argparse.Namespace, action: Callable[[Api, str], None],
 
 def cmd_start(args: argparse.Namespace) -> int:
     return _each(args, lambda api, c: api.call(api.containers.Start,
-                                               messages().StartRequest(container=c)))
+                                               messages().StartRequest(container=c)),
+                 failed_verb="start")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

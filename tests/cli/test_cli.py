@@ -59,6 +59,11 @@ def test_docker_style_session(session: Cli) -> None:
     assert "Exited (137)" in session.ok("ps", "-a")
     session.ok("start", "web")
     assert session("start", "web").returncode == 0  # already started: not an error
+    # Docker's start of several: each one in turn, then the failed ones named.
+    several = session("start", "web", "nosuch", "web")
+    assert (several.returncode, several.stdout) == (1, "web\nweb\n")
+    assert several.stderr == ("Error response from daemon: No such container: nosuch\n"
+                              "Error: failed to start containers: nosuch\n")
     session.ok("rm", "-f", "web")
     assert "web" not in session.ok("ps", "-a")
 
