@@ -72,6 +72,14 @@ class Parser(argparse.ArgumentParser):
             where = "berth" if command is None else command.prog
             print(f"{flag_error}\nSee '{where} --help'.", file=sys.stderr)
             raise SystemExit(EXIT_REFUSED)
+        parsed = re.fullmatch(r'argument (\S+): (strconv\.\w+: parsing "(.*)": .*)', message,
+                              re.DOTALL)
+        if parsed:  # pflag's words for a value its flag cannot parse
+            flags = ", ".join(parsed.group(1).split("/"))
+            where = "berth" if command is None else command.prog
+            print(f'invalid argument "{parsed.group(3)}" for "{flags}" flag: '
+                  f"{parsed.group(2)}\nSee '{where} --help'.", file=sys.stderr)
+            raise SystemExit(EXIT_REFUSED)
         if command is not None and message.startswith(("unrecognized arguments: ",
                                                         "the following arguments are required")):
             command.arity_error()
@@ -276,17 +284,24 @@ def _run_flags(sub: argparse.ArgumentParser) -> None:
     _container_flags(sub)
 
 
-def _integer(bits: int) -> Callable[[str], int]:
-    """An argparse type: a signed integer of ``bits`` bits (the API field's), else the flag's
-    parse error (Docker: ``invalid argument ... value out of range``, status 125)."""
+def _integer(bits: int, *, clamp_to: int = 0) -> Callable[[str], int]:
+    """An argparse type: Go's ``strconv.ParseInt(text, 0, bits)`` (pflag's int flags), else
+    pflag's parse error (status 125); ``clamp_to`` bits: a value beyond the API field's range
+    is its bound (``stop -t 99999999999999`` waits as long as Docker's would: for good)."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            if not text.isascii() or text.strip() != text:  # Python's int takes both
+                raise ValueError(text)
+            # Go's base 0: 0x, 0o, 0b, underscores; a leading 0 alone is octal.
+            value = int(text, 8) if re.fullmatch(r"[+-]?0[0-7_]+", text) else int(text, 0)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid argument {text!r}: invalid syntax"
-                                             ) from None
+            raise argparse.ArgumentTypeError(
+                f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
         if not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
-            raise argparse.ArgumentTypeError(f"invalid argument {text!r}: value out of range")
+            raise argparse.ArgumentTypeError(
+                f'strconv.ParseInt: parsing "{text}": value out of range')
+        if clamp_to:
+            value = max(-(1 << (clamp_to - 1)), min(value, (1 << (clamp_to - 1)) - 1))
         return value
     return parse
 
@@ -294,7 +309,8 @@ def _integer(bits: int) -> Callable[[str], int]:
 def _stop_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-s", "--signal", default="", help="the signal to stop with (default: "
                      "the container's stop signal)")
-    sub.add_argument("-t", "--time", type=_integer(32), help="seconds to wait before SIGKILL")
+    sub.add_argument("-t", "--time", type=_integer(64, clamp_to=32),
+                     help="seconds to wait before SIGKILL")
     _containers(sub)
 
 
