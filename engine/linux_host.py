@@ -312,8 +312,9 @@ class LinuxHost:
         netns.unlink(missing_ok=True)
         try:
             self.sweeper.discard(str(directory))  # gone from its path when this returns
-        except OSError as exc:
-            raise System(f"unable to remove {directory}: {exc}") from exc
+        except OSError as exc:  # in Go's words, as moby's: "remove <path>: <errno text>"
+            why = exc.strerror or str(exc)
+            raise System(f"remove {directory}: {why[:1].lower()}{why[1:]}") from exc
 
 
 def _within(path: str, top: str) -> bool:
