@@ -573,7 +573,8 @@ def _print_formatted(template: Template, is_table: bool, rows: Sequence[Mapping[
                      headers: Mapping[str, str]) -> None:
     """Each row through ``template``; as a table, under a header of each field's name as
     ``headers`` words it (whatever its cell does to it; errors ignored)."""
-    lines = [_render(template, row) for row in rows]
+    # A row is a map to Go's templates: {{json .}} writes its keys sorted.
+    lines = [_render(template, dict(sorted(row.items()))) for row in rows]
     if not is_table:
         for line in lines:
             print(line)

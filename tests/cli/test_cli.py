@@ -241,6 +241,10 @@ def test_info_version_and_json_formats(session: Cli) -> None:
         "images", "--format", "json", "busybox").splitlines()]
     assert (busybox["Repository"], busybox["Tag"]) == ("busybox", "latest")
     assert session.ok("images", "--format", "json", "-f", "reference=nothing*") == ""
+    # {{json .}} of a listing's row: a map to Go, its keys sorted (helper-43).
+    [row] = session.ok("images", "--format", "{{json .}}", "busybox").splitlines()
+    assert list(json.loads(row)) == sorted(json.loads(row)) and row == json.dumps(
+        json.loads(row), separators=(",", ":"), ensure_ascii=False)
 
 
 def test_a_daemon_that_is_not_running_gets_a_one_line_hint(tmp_path: object) -> None:
