@@ -47,13 +47,35 @@ from engine.cli_commands import (
 )
 
 
+class _DeferredHelp(argparse.Action):
+    """``--help`` as cobra reads it: the flags are parsed first, so an unknown one is still
+    refused (argparse printed the help at once); the help comes once parsing is done."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if isinstance(parser, Parser):
+            parser.help_wanted = True
+        namespace.help_of = parser
+
+
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)  # Docker's flags have no abbreviations
+        add_help = kwargs.pop("add_help", True)
+        kwargs["add_help"] = False  # its own --help: deferred (see _DeferredHelp)
         super().__init__(*args, **kwargs)
+        self.register("action", "help", _DeferredHelp)
+        if add_help:
+            self.add_argument("-h", "--help", action="help",
+                              help="show this help message and exit")
         # A command of a command's (volume ls): the name it was called by, and its parent's.
         self.invoked_as = ""
         self.parent: argparse.ArgumentParser | None = None
+        self.help_wanted = False
 
     def error(self, message: str) -> NoReturn:
         """Docker's CLI errors, in pflag's and cobra's order: a flag it does not know or one
@@ -72,6 +94,11 @@ class Parser(argparse.ArgumentParser):
             where = "berth" if command is None else command.prog
             print(f"{flag_error}\nSee '{where} --help'.", file=sys.stderr)
             raise SystemExit(EXIT_REFUSED)
+        helped = next((parser for parser in (command, self)
+                       if isinstance(parser, Parser) and parser.help_wanted), None)
+        if helped is not None:  # asked for: the help, whatever argument is missing or extra
+            helped.print_help()
+            raise SystemExit(0)
         parsed = re.fullmatch(r'argument (\S+): (strconv\.\w+: parsing "(.*)": .*)', message,
                               re.DOTALL)
         if parsed:  # pflag's words for a value its flag cannot parse
@@ -655,6 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.status
     _ARGUMENTS[:] = arguments
     args = build_parser(verb_of(arguments)).parse_args(arguments)
+    helped = getattr(args, "help_of", None)
+    if helped is not None:
+        helped.print_help()
+        return 0
     _for_the_daemon(args)
     if args.verb == "daemon":
         args.host = args.listen or None

@@ -374,7 +374,11 @@ def _connected(socket_path: pathlib.Path) -> int:
                                  'strconv.ParseBool: parsing "maybe": invalid syntax'),
     (["stop", "-t"], 125, "flag needs an argument: 't' in -t"),
     (["ps", "--format"], 125, "flag needs an argument: --format"),
-    (["ps", "--", "--zz"], 1, '"berth ps" accepts no arguments.')])
+    (["ps", "--", "--zz"], 1, '"berth ps" accepts no arguments.'),
+    # cobra parses the flags before it looks at --help (argparse printed the help at once)
+    (["stop", "--bogus", "--help"], 125, "unknown flag: --bogus"),
+    (["stop", "--help", "--bogus"], 125, "unknown flag: --bogus"),
+    (["run", "--help", "-z"], 125, "unknown shorthand flag: 'z' in -z")])
 def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], status: int,
                                                              first_line: str) -> None:
     """cobra's argument checks exit 1 with the command's usage; a flag it does not know is a
@@ -388,6 +392,17 @@ def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], st
     assert lines[1] == f"See 'berth {verb} --help'."
     if status == 1:
         assert lines[3].startswith(f"Usage:  berth {verb} [OPTIONS]")
+
+
+@pytest.mark.parametrize("argv", [["stop", "--help"], ["stop", "--help", "a", "b"],
+                                  ["logs", "--help"], ["volume", "ls", "--help"],
+                                  ["run", "--help"], ["--help"]])
+def test_help_wins_over_a_missing_or_extra_argument(argv: list[str]) -> None:
+    """cobra: --help prints the help (stdout, 0) whatever the arguments."""
+    result = subprocess.run([BERTH, *argv], capture_output=True, text=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("usage: berth")
 
 
 def test_berth_alone_shows_its_help_and_an_unknown_global_flag_is_a_flag_error() -> None:
