@@ -13,8 +13,9 @@ pump's thread, when both streams have ended and the log is closed.
 
 Each container's raw output also goes, chunk by chunk as it is read, to whoever attached to it
 (``Fanout``: the supervisor's attach, what ``docker run`` shows): bytes as they are, partial
-lines included, never through the log's JSON. An attachment that falls ``ATTACH_BACKLOG`` bytes
-behind is cut off (its reader learns it): it never blocks the pump or the container.
+lines included, never through the log's JSON. A reader that falls behind never blocks the pump
+or the container: past ``ATTACH_BACKLOG`` bytes in memory, what it has not taken waits in a
+spool file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import os
 import pathlib
 import re
 import selectors
+import struct
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +38,8 @@ from typing import BinaryIO
 log = logging.getLogger("berth.logs")
 
 CHUNK = 65536
-ATTACH_BACKLOG = 16 << 20  # bytes an attachment may have queued before it is cut off
+ATTACH_BACKLOG = 16 << 20  # bytes an attachment keeps in memory; beyond, in a spool file
+_SPOOLED = struct.Struct(">BI")  # a spooled chunk's header: its stream, its length
 STDOUT, STDERR = 1, 2  # Docker's stdcopy stream numbers
 TAIL_BLOCK = 65536  # how much of a log is read back at a time to find its last lines
 MAX_LINE = 16 * 1024  # Docker's copier buffer: a longer line goes out as partial messages
@@ -131,24 +135,42 @@ def _end_torn_entry(path: pathlib.Path, target: BinaryIO) -> None:
 
 
 class Attachment:
-    """What one attached reader has not taken yet: (stream, chunk) items, then the end."""
+    """What one attached reader has not taken yet: (stream, chunk) items, in order, then the
+    end. Up to ``ATTACH_BACKLOG`` bytes wait in memory; beyond, they wait in a spool file
+    (unlinked, in ``spool_dir``) until the reader has caught up: the pump never waits for a
+    reader, and a slow one loses nothing. Only a spool that cannot be written (a full disk)
+    cuts the reader off (``cut_off``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool_dir: str | None = None) -> None:
         self._ready = threading.Condition()
         self._items: collections.deque[tuple[int, bytes]] = collections.deque()
         self._queued = 0
+        self._spool_dir = spool_dir
+        self._spool: BinaryIO | None = None  # once in use, every later chunk goes there
+        self._spool_read = 0
+        self._spool_written = 0
         self.ended = False
-        self.cut_off = False  # fell ATTACH_BACKLOG behind: what followed was not kept
+        self.cut_off = False
 
     def put(self, stream: int, chunk: bytes) -> None:
         with self._ready:
             if self.ended:
                 return
-            if self._queued + len(chunk) > ATTACH_BACKLOG:
-                self.cut_off = self.ended = True
-            else:
+            if self._spool is None and self._queued + len(chunk) <= ATTACH_BACKLOG:
                 self._items.append((stream, chunk))
                 self._queued += len(chunk)
+            else:
+                try:
+                    if self._spool is None:
+                        self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed once read
+                            dir=self._spool_dir)
+                    self._spool.seek(self._spool_written)
+                    self._spool.write(_SPOOLED.pack(stream, len(chunk)) + chunk)
+                    self._spool_written += _SPOOLED.size + len(chunk)
+                except OSError as exc:
+                    log.error("an attachment cannot keep what its reader has not taken: %s",
+                              exc)
+                    self.cut_off = self.ended = True
             self._ready.notify()
 
     def end(self) -> None:
@@ -160,30 +182,66 @@ class Attachment:
         """The next chunk, waiting up to ``timeout``; None if none came (or at the end:
         ``done`` says which)."""
         with self._ready:
-            if not self._items and not self.ended:
+            if not self._items and not self._spooled() and not self.ended:
                 self._ready.wait(timeout)
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            self._queued -= len(item[1])
-            return item
+            if self._items:
+                item = self._items.popleft()
+                self._queued -= len(item[1])
+                return item
+            if self._spooled():
+                return self._unspool()
+            return None
+
+    def _spooled(self) -> bool:
+        return self._spool is not None and self._spool_read < self._spool_written
+
+    def _unspool(self) -> tuple[int, bytes] | None:
+        spool = self._spool
+        assert spool is not None
+        try:
+            spool.seek(self._spool_read)
+            stream, size = _SPOOLED.unpack(spool.read(_SPOOLED.size))
+            chunk = spool.read(size)
+        except (OSError, struct.error) as exc:
+            log.error("an attachment's spool cannot be read: %s", exc)
+            self.cut_off = self.ended = True
+            self._close_spool()
+            return None
+        self._spool_read += _SPOOLED.size + size
+        if self._spool_read == self._spool_written:  # caught up: memory again
+            self._close_spool()
+        return stream, chunk
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        self._spool, self._spool_read, self._spool_written = None, 0, 0
+
+    def close(self) -> None:
+        """The reader left: what it did not take goes."""
+        with self._ready:
+            self.ended = True
+            self._items.clear()
+            self._queued = 0
+            self._close_spool()
 
     @property
     def done(self) -> bool:
         with self._ready:
-            return self.ended and not self._items
+            return self.ended and not self._items and not self._spooled()
 
 
 class Fanout:
     """One container run's attachments: each gets every chunk read after it attached."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool_dir: str | None = None) -> None:
         self._guard = threading.Lock()
         self._attachments: list[Attachment] = []
+        self._spool_dir = spool_dir
         self.ended = False
 
     def attach(self) -> Attachment:
-        attachment = Attachment()
+        attachment = Attachment(self._spool_dir)
         with self._guard:
             if self.ended:
                 attachment.end()

@@ -38,8 +38,9 @@ class Output(Protocol):
 
     complete: bool  # after chunks(): the output ended (not cut off: a reader that fell behind)
 
-    def chunks(self) -> Iterator[tuple[int, bytes]]:
-        """(stream, bytes): 1 is stdout, 2 stderr; ends with the output, or at ``close``."""
+    def chunks(self) -> Iterator[tuple[int, bytes] | None]:
+        """(stream, bytes): 1 is stdout, 2 stderr; None now and then while nothing comes (the
+        caller may look around); ends with the output, or at ``close``."""
         ...
 
     def close(self) -> None:

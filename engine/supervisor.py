@@ -64,6 +64,7 @@ LOG_DRAIN_SECONDS = 10.0  # moby's loggerCloseTimeout
 EXITS_KEPT = 4096  # exits answered from memory; older ones from their files
 MAX_REQUEST_BYTES = 1 << 20  # a request line longer than this closes its connection
 SAID_BYTES = 65536  # how much of what runc create printed on stderr is kept for its error
+HEARTBEAT_SECONDS = 1.0  # an attachment with nothing to say says so this often
 UNCLAIMED_SECONDS = 60.0  # how long the status of a reaped child nobody knew is kept
 # wait(2)'s __WNOTHREAD: only the calling thread's children. The main loop reaps its own (every
 # init and orphan is re-parented to the main thread), never a create's runc, which is the
@@ -205,7 +206,7 @@ class Supervisor:
             self.live[container_id] = container  # this run, not one it replaced
             fanout = self.fanouts.get(container_id)
             if fanout is None or fanout.ended:  # nobody attached before it was made
-                fanout = self.fanouts[container_id] = Fanout()
+                fanout = self.fanouts[container_id] = Fanout(str(self.root))
 
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
@@ -271,7 +272,7 @@ class Supervisor:
         with self.lock:
             fanout = self.fanouts.get(container_id)
             if fanout is None or fanout.ended:
-                fanout = self.fanouts[container_id] = Fanout()
+                fanout = self.fanouts[container_id] = Fanout(str(self.root))
             return fanout.attach()
 
     def detach(self, container_id: str, attachment: Attachment) -> None:
@@ -486,6 +487,7 @@ class _Handler(socketserver.StreamRequestHandler):
             log.debug("an attached reader left")
         finally:
             supervisor.detach(container_id, attachment)
+            attachment.close()  # what it did not take (a spool file) goes
 
     def _hung_up(self) -> bool:
         """Whether the client closed its end. A client sends nothing while it waits for a
@@ -516,6 +518,9 @@ class _Handler(socketserver.StreamRequestHandler):
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # Connections a burst may queue before they are accepted (socketserver's default is 5:
+    # 50 `run`s at once had some attach connections refused with EAGAIN).
+    request_queue_size = 128
 
     def __init__(self, path: str, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
@@ -654,47 +659,78 @@ class SupervisorClient:
 
     def attach(self, container_id: str) -> Attached | None:
         """Attach to the container's output (see the protocol); None if this supervisor
-        cannot (one from before attach). Raises OSError if it cannot be reached."""
+        cannot (one from before attach). A supervisor that is gone is started again, as a
+        create would. Raises OSError if it cannot be reached."""
+        try:
+            return self._attach(container_id)
+        except (ConnectionRefusedError, FileNotFoundError, ConnectionResetError):
+            # Nobody listens, or the one that took the connection died before it answered.
+            with self._restart:  # the others find it running when they get the lock
+                log.warning("the supervisor of %s is gone: starting another one", self.root)
+                self.ensure_running()
+            return self._attach(container_id)
+
+    def _attach(self, container_id: str) -> Attached | None:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            connection.settimeout(10.0)
+            # Blocking: with a timeout, a unix connect fails at once (EAGAIN) when the
+            # supervisor's backlog is full, instead of waiting its turn.
             connection.connect(str(self.root / SOCKET))
+            connection.settimeout(10.0)
             connection.sendall((json.dumps({"op": "attach", "id": container_id}) + "\n")
                                .encode())
-            reader = connection.makefile("rb")
-            reply = json.loads(reader.readline(MAX_REQUEST_BYTES) or b"{}")
+            said = b""
+            while not said.endswith(b"\n") and len(said) <= MAX_REQUEST_BYTES:
+                chunk = connection.recv(1)  # the reply alone: the frames after it are raw
+                if not chunk:
+                    break
+                said += chunk
+            if not said:
+                raise ConnectionResetError("the supervisor closed the connection")
+            reply = json.loads(said)
         except BaseException:
             connection.close()
             raise
         if not reply.get("ok"):
-            reader.close()
             connection.close()
             return None
-        connection.settimeout(None)
-        return Attached(connection, reader)
+        return Attached(connection)
 
 
 class Attached:
     """One attachment's connection: ``chunks()`` yields (stream, bytes) until the run's
-    output ended; ``close()`` (any thread) ends it early. ``complete`` says whether the end
-    came (rather than a cut: the reader fell behind, or the supervisor went away)."""
+    output ended, and None each ``HEARTBEAT_SECONDS`` nothing came (the caller may look
+    around: a server shutting down, a client gone); ``close()`` (any thread) ends it early.
+    ``complete`` says whether the end came (rather than a cut: the supervisor went away, or
+    could not keep what the reader had not taken)."""
 
-    def __init__(self, connection: socket.socket, reader: Any) -> None:
+    def __init__(self, connection: socket.socket) -> None:
         self._connection = connection
-        self._reader = reader
         self.complete = False
 
-    def chunks(self) -> Iterator[tuple[int, bytes]]:
+    def chunks(self) -> Iterator[tuple[int, bytes] | None]:
+        buffered = bytearray()
         try:
-            while len(header := self._reader.read(8)) == 8:
-                stream, size = struct.unpack(">BxxxI", header)
-                if stream == 0:
-                    self.complete = True
+            self._connection.settimeout(HEARTBEAT_SECONDS)
+            while True:
+                while len(buffered) >= 8:
+                    stream, size = struct.unpack(">BxxxI", buffered[:8])
+                    if stream == 0:
+                        self.complete = True
+                        return
+                    if len(buffered) < 8 + size:
+                        break
+                    chunk = bytes(buffered[8:8 + size])
+                    del buffered[:8 + size]
+                    yield stream, chunk
+                try:
+                    received = self._connection.recv(1 << 20)
+                except TimeoutError:
+                    yield None
+                    continue
+                if not received:
                     return
-                chunk = self._reader.read(size)
-                if len(chunk) < size:
-                    return
-                yield stream, chunk
+                buffered += received
         except (OSError, ValueError):  # closed meanwhile
             return
         finally:
@@ -703,8 +739,6 @@ class Attached:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._connection.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._reader.close()
         self._connection.close()
 
 

@@ -271,12 +271,16 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
         context.add_callback(output.close)  # a caller that goes away ends it at once
         try:
             yield pb.OutputChunk()  # attached: the caller may start the container now
-            for stream, chunk in output.chunks():
-                yield pb.OutputChunk(stream=stream, data=chunk)
+            for item in output.chunks():
+                self._check_shutdown()  # at least once a second (a heartbeat's None)
+                if item is not None:
+                    yield pb.OutputChunk(stream=item[0], data=item[1])
+            if self._shutdown.is_set():
+                raise Unavailable(SHUTTING_DOWN)
             if not output.complete and context.is_active():
-                raise DataLoss("the container's output stopped coming before its end (this "
-                               "attachment fell behind, or the supervisor went away); see "
-                               "its log")
+                raise DataLoss("the container's output stopped coming before its end (the "
+                               "supervisor went away, or could not keep what was not read "
+                               "yet); see its log")
         finally:
             output.close()
 

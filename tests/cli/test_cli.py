@@ -303,6 +303,27 @@ def test_a_foreground_run_shows_the_output_raw_as_it_is_written(session: Cli,
     assert (first, rest) == (b"prompt> ", b"done\n")
 
 
+def test_a_run_whose_reader_lags_loses_none_of_the_output(session: Cli) -> None:
+    """The reader takes nothing until the container has exited, 24 MB later: what did not
+    fit the supervisor's memory waited on disk. It was cut off at 16 MiB (helper-47)."""
+    size = 24_000_000
+    running = subprocess.Popen([BERTH, "run", "--name", "lagged", "busybox", "sh", "-c",
+                                f"head -c {size} /dev/zero | tr '\\0' a"],
+                               env=session.environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while session("inspect", "-f", "{{.State.Status}}", "lagged").stdout != "exited\n":
+            assert time.monotonic() < deadline, "the container did not exit"
+            time.sleep(0.2)
+        output, errors = running.communicate(timeout=120)
+    finally:
+        running.kill()
+        running.wait()
+    assert (running.returncode, len(output), set(output), errors) == (0, size, {ord("a")}, b"")
+    session.ok("rm", "lagged")
+
+
 def test_a_run_whose_reader_goes_exits_as_killed_by_sigpipe(session: Cli) -> None:
     """Docker's Go CLI dies of SIGPIPE (`docker run img yes | head -1`); berth exited 0 as
     if all went well (helper-45). The container runs on, as Docker's."""
@@ -855,3 +876,33 @@ def test_a_foreground_run_whose_container_is_removed_gives_its_exit(session: Cli
     session.ok("rm", "-f", "victim")
     _, stderr = running.communicate(timeout=30)
     assert (running.returncode, stderr) == (137, "")
+
+
+def test_a_daemon_that_stops_ends_an_attached_run_at_once(tmp_path: pathlib.Path) -> None:
+    """Attach watches the daemon's shutdown, as Logs and Wait do: the run is told the daemon
+    is shutting down (it kept streaming through the grace period, then was cancelled)."""
+    from tests.cli.conftest import start_daemon, stop_daemon
+    from tests.integration.conftest import build_busybox_rootfs, leaks, stop_supervisor
+
+    root = tmp_path / "root"
+    daemon = start_daemon(root)
+    cli = Cli(root)
+    try:
+        cli.ok("import", str(build_busybox_rootfs(tmp_path / "rootfs")), "busybox")
+        running = subprocess.Popen(
+            [BERTH, "run", "--name", "chatty", "busybox", "sh", "-c",
+             "while true; do echo line; sleep 0.2; done"], env=cli.environment,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert running.stdout is not None
+        assert running.stdout.readline() == "line\n"
+        stop_daemon(daemon)
+        _, errors = running.communicate(timeout=60)
+        assert "the berth daemon is shutting down" in errors, errors
+    finally:
+        if daemon.poll() is None:
+            stop_daemon(daemon)
+        daemon = start_daemon(root)
+        cli("rm", "-f", "chatty")
+        stop_daemon(daemon)
+        stop_supervisor(root)
+    assert leaks(root) == {}

@@ -231,8 +231,9 @@ def test_attachments_get_a_runs_raw_output_from_before_its_create(engine: Engine
     outputs = []
     for attached in (first, second):
         streams: dict[int, bytes] = {1: b"", 2: b""}
-        for stream, chunk in attached.chunks():
-            streams[stream] += chunk
+        for item in attached.chunks():
+            if item is not None:  # None: a heartbeat
+                streams[item[0]] += item[1]
         outputs.append((streams, attached.complete))
     assert outputs == [({1: b"a\xffb\n", 2: b"E1E2"}, True)] * 2
     assert engine.wait(record.id, timeout=30).exit_code == 0
@@ -254,7 +255,8 @@ def test_an_attachment_to_a_live_run_starts_from_then(engine: Engine,
     assert attached is not None
     upper = pathlib.Path(engines.root, "containers", record.id, "rootfs", "tmp")
     (upper / "go").touch()
-    assert [chunk for _, chunk in attached.chunks()] == [b"after\n"] and attached.complete
+    assert [item[1] for item in attached.chunks() if item] == [b"after\n"]
+    assert attached.complete
     engine.wait(record.id, timeout=30)
     engine.remove(record.id)
 
@@ -272,3 +274,39 @@ def test_a_supervisor_that_dies_is_reaped_by_its_daemon(engines: RealEngines) ->
     while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not os.path.exists(f"/proc/{pid}")  # gone, not a zombie
+
+
+def test_attachments_in_a_burst_all_connect_and_a_dead_supervisor_is_started_again(
+        engine: Engine, engines: RealEngines) -> None:
+    """50 at once were refused in part with EAGAIN (a connect with a timeout does not wait
+    for a full backlog); after the supervisor died, no run could attach until a create
+    started another one (helper-47)."""
+    client = SupervisorClient(engines.root)
+    barrier = threading.Barrier(50)
+    outcomes: list[object] = []
+
+    def attach(index: int) -> None:
+        barrier.wait()
+        try:
+            attached = client.attach(f"burst-{index}")
+            outcomes.append(attached is not None)
+            if attached is not None:
+                attached.close()
+        except OSError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attach, args=(index,)) for index in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes == [True] * 50
+    old_pid = client.ensure_running()
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(old_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    again = client.attach("after-death")
+    assert again is not None
+    again.close()
+    assert client.ensure_running() != old_pid

@@ -224,26 +224,43 @@ def test_a_torn_last_entry_is_ended_before_the_next_run_appends(tmp_path: pathli
     assert json.loads(lines[2])["log"] == "next run\n"
 
 
-def test_an_attachment_that_falls_behind_is_cut_off_never_blocking(tmp_path: pathlib.Path,
-                                                                   monkeypatch: pytest.MonkeyPatch
-                                                                   ) -> None:
-    """The pump never waits for an attached reader: one that lets ATTACH_BACKLOG bytes pile
-    up is cut off (it learns it: ``cut_off``), the log still gets everything, and another
-    attachment that reads keeps all of it."""
+def test_an_attachment_that_falls_behind_loses_nothing_and_blocks_nothing(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pump never waits for an attached reader: past ATTACH_BACKLOG bytes in memory, what
+    a slow reader has not taken waits in a spool file, in order, stdout and stderr mixed;
+    once it caught up, memory again. It was cut off at 16 MiB, and `run ... | slow` lost the
+    rest (helper-47)."""
     monkeypatch.setattr(log_pump, "ATTACH_BACKLOG", 1000)
-    fanout = log_pump.Fanout()
+    fanout = log_pump.Fanout(str(tmp_path))
     idle, reading = fanout.attach(), fanout.attach()
-    read: list[bytes] = []
-    for _ in range(30):
-        fanout.publish(log_pump.STDOUT, b"x" * 100)
-        while (item := reading.take(timeout=0)) is not None:
-            read.append(item[1])
+    sent: list[tuple[int, bytes]] = []
+    read: list[tuple[int, bytes]] = []
+    for index in range(30):
+        item = (log_pump.STDOUT if index % 3 else log_pump.STDERR, bytes([65 + index]) * 100)
+        sent.append(item)
+        fanout.publish(*item)
+        while (taken := reading.take(timeout=0)) is not None:
+            read.append(taken)
+    assert read == sent and not reading.cut_off
+    assert len(list(tmp_path.iterdir())) == 0  # the spool is unlinked from the start
+    first = [idle.take(timeout=0) for _ in range(5)]  # caught up a little, then more comes
+    fanout.publish(log_pump.STDOUT, b"late")
     fanout.end()
-    assert idle.cut_off and not reading.cut_off
-    assert b"".join(read) == b"x" * 3000 and reading.done
-    taken = []
-    while (item := idle.take(timeout=0)) is not None:
-        taken.append(item)
-    assert len(taken) == 10 and idle.done  # what fitted, then nothing more
+    rest = []
+    while (taken := idle.take(timeout=0)) is not None:
+        rest.append(taken)
+    assert first + rest == [*sent, (log_pump.STDOUT, b"late")]
+    assert idle.done and not idle.cut_off and idle._spool is None  # read: closed
     late = fanout.attach()  # after the end: ended at once
     assert late.take(timeout=0) is None and late.done
+
+
+def test_an_attachment_whose_spool_cannot_be_written_is_cut_off(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(log_pump, "ATTACH_BACKLOG", 100)
+    attachment = log_pump.Attachment(str(tmp_path / "missing"))  # no such directory
+    attachment.put(log_pump.STDOUT, b"a" * 100)
+    attachment.put(log_pump.STDOUT, b"b")  # past memory: the spool cannot be made
+    assert attachment.cut_off
+    assert attachment.take(timeout=0) == (log_pump.STDOUT, b"a" * 100)
+    assert attachment.take(timeout=0) is None and attachment.done
