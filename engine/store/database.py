@@ -160,7 +160,7 @@ class Database:
         self._writer = Writer(self._write_connection)
         self._transaction = _WriteTransaction(self)
         self._local = threading.local()
-        self._readers: list[Any] = []
+        self._readers: list[tuple[threading.Thread, Any]] = []  # (its thread, connection)
         self._readers_guard = threading.Lock()
         self._read_engine: Engine | None = None
         if not self.memory:
@@ -209,16 +209,23 @@ class Database:
     def _open_reader(self, engine: Engine) -> sqlite3.Connection:
         # Opened through SQLAlchemy's engine (its connect hook sets the pragmas) and kept per
         # thread: checking a connection out of a pool for every read cost more than the read.
+        # The connections of threads that have ended (an exit monitor's, a request's) are
+        # closed here: kept, they cost two descriptors a container for the daemon's life.
         proxy = engine.raw_connection()
         connection = cast(sqlite3.Connection, proxy.driver_connection)
         self._local.connection = connection
         with self._readers_guard:
-            self._readers.append(proxy)
+            ended = [entry for entry in self._readers if not entry[0].is_alive()]
+            self._readers = [entry for entry in self._readers if entry[0].is_alive()]
+            self._readers.append((threading.current_thread(), proxy))
+        for _thread, stale in ended:
+            with contextlib.suppress(Exception):
+                stale.close()
         return connection
 
     def close(self) -> None:
         with self._readers_guard:
-            for proxy in self._readers:
+            for _thread, proxy in self._readers:
                 with contextlib.suppress(Exception):
                     proxy.close()
             self._readers.clear()
