@@ -212,7 +212,8 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
         "Command": command,
         "CreatedAt": created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "RunningFor": f"{ago(container.created_ms)} ago", "Ports": "",
-        "State": container.status, "Status": status_text(container), "Size": "",
+        "State": container.status, "Status": status_text(container),
+        "Size": "0B",  # Docker's without --size: units.HumanSize of SizeRw, 0
         "Names": container.name, "Labels": "", "Mounts": ",".join(volumes),
         "Networks": container.config.network_mode or "none",
         "LocalVolumes": str(len(volumes)),

@@ -636,6 +636,7 @@ def test_inspect_and_ps_take_go_templates(session: Cli) -> None:
     [row] = [row for row in rows if row["Names"] == "formatted"]
     assert (row["ID"], row["State"], row["Image"]) == (container[:12], "exited", "busybox")
     assert row["Status"].startswith("Exited (3)") and list(row) == sorted(row)
+    assert row["Size"] == "0B"  # Docker's without --size (helper-47)
     session.ok("rm", "formatted")
 
 
