@@ -94,11 +94,6 @@ class Parser(argparse.ArgumentParser):
             where = "berth" if command is None else command.prog
             print(f"{flag_error}\nSee '{where} --help'.", file=sys.stderr)
             raise SystemExit(EXIT_REFUSED)
-        helped = next((parser for parser in (command, self)
-                       if isinstance(parser, Parser) and parser.help_wanted), None)
-        if helped is not None:  # asked for: the help, whatever argument is missing or extra
-            helped.print_help()
-            raise SystemExit(0)
         parsed = re.fullmatch(r'argument (\S+): (strconv\.\w+: parsing "(.*)": .*)', message,
                               re.DOTALL)
         if parsed:  # pflag's words for a value its flag cannot parse
@@ -107,6 +102,11 @@ class Parser(argparse.ArgumentParser):
             print(f'invalid argument "{parsed.group(3)}" for "{flags}" flag: '
                   f"{parsed.group(2)}\nSee '{where} --help'.", file=sys.stderr)
             raise SystemExit(EXIT_REFUSED)
+        helped = next((parser for parser in (command, self)
+                       if isinstance(parser, Parser) and parser.help_wanted), None)
+        if helped is not None:  # asked for: the help, whatever argument is missing or extra
+            helped.print_help()
+            raise SystemExit(0)
         if command is not None and message.startswith(("unrecognized arguments: ",
                                                         "the following arguments are required")):
             command.arity_error()

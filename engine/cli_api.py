@@ -24,11 +24,12 @@ def valid_text(text: str) -> str:
 
 class CliError(Exception):
     def __init__(self, message: str, status: int = 1, *, not_found: bool = False,
-                 unimplemented: bool = False) -> None:
+                 unimplemented: bool = False, data_loss: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.not_found = not_found  # the daemon's answer was NotFound
         self.unimplemented = unimplemented  # ... or that it cannot do this (NotImplemented)
+        self.data_loss = data_loss  # ... or that what it streamed was cut short (DataLoss)
 
 
 class Api:
@@ -95,7 +96,8 @@ class Api:
 
         return CliError(f"Error response from daemon: {error.details()}",
                         not_found=error.code() == StatusCode.NOT_FOUND,
-                        unimplemented=error.code() == StatusCode.UNIMPLEMENTED)
+                        unimplemented=error.code() == StatusCode.UNIMPLEMENTED,
+                        data_loss=error.code() == StatusCode.DATA_LOSS)
 
 
 def messages() -> Any:

@@ -188,8 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.detach:
             print(container_id)
             return 0
-        if output is not None:
-            _copy_output(output)
+        complete = _copy_output(output) if output is not None else True
         for batch in batches:
             write_entries(batch.entries, timestamps=False)
         result = _wait_for_run(api, container_id, removed=args.rm)
@@ -197,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         with contextlib.suppress(CliError):  # auto-removed already
             api.call(api.containers.Remove, pb.RemoveRequest(container=container_id,
                                                              force=True, volumes=True))
-    return int(result.exit_code)
+    # Output lost on the way is a failure, whatever the container says (its log has it).
+    return int(result.exit_code) if complete else int(result.exit_code) or 1
 
 
 def _remove_unstarted(api: Api, args: argparse.Namespace, container_id: str) -> None:
@@ -207,9 +207,10 @@ def _remove_unstarted(api: Api, args: argparse.Namespace, container_id: str) -> 
                 container=container_id, force=True, volumes=True))
 
 
-def _copy_output(output: Iterator[Any]) -> None:
-    """An attached run's output to this command's stdout and stderr, bytes as they come.
-    An attachment cut short says so and the run goes on to its exit (its log has it all)."""
+def _copy_output(output: Iterator[Any]) -> bool:
+    """An attached run's output to this command's stdout and stderr, bytes as they come;
+    whether all of it came. An attachment cut short says so and the run goes on to its exit
+    (its log has it all); any other failure (the daemon shutting down) ends the run."""
     targets = {1: sys.stdout, 2: sys.stderr}
     try:
         for chunk in output:
@@ -219,7 +220,11 @@ def _copy_output(output: Iterator[Any]) -> None:
                 target.buffer.write(chunk.data)
                 target.buffer.flush()
     except CliError as error:
+        if not error.data_loss:
+            raise
         print(str(error), file=sys.stderr)
+        return False
+    return True
 
 
 class _SignalProxy:

@@ -14,8 +14,8 @@ pump's thread, when both streams have ended and the log is closed.
 Each container's raw output also goes, chunk by chunk as it is read, to whoever attached to it
 (``Fanout``: the supervisor's attach, what ``docker run`` shows): bytes as they are, partial
 lines included, never through the log's JSON. A reader that falls behind never blocks the pump
-or the container: past ``ATTACH_BACKLOG`` bytes in memory, what it has not taken waits in a
-spool file.
+or the container: past ``ATTACH_BACKLOG`` bytes in memory, what it has not taken waits on
+disk, bounded (see ``Attachment``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ from typing import BinaryIO
 log = logging.getLogger("berth.logs")
 
 CHUNK = 65536
-ATTACH_BACKLOG = 16 << 20  # bytes an attachment keeps in memory; beyond, in a spool file
+ATTACH_BACKLOG = 16 << 20  # bytes an attachment keeps in memory; beyond, on disk
+SPOOL_SEGMENT = 8 << 20  # a spool file's size, freed once read
+SPOOL_MAX = 1 << 30  # unread bytes an attachment may keep on disk
+SPOOL_RESERVE = 256 << 20  # free space never spooled into ...
+SPOOL_RESERVE_SHARE = 10  # ... or this share of the disk (a tenth), if more
 _SPOOLED = struct.Struct(">BI")  # a spooled chunk's header: its stream, its length
 STDOUT, STDERR = 1, 2  # Docker's stdcopy stream numbers
 TAIL_BLOCK = 65536  # how much of a log is read back at a time to find its last lines
@@ -136,19 +140,24 @@ def _end_torn_entry(path: pathlib.Path, target: BinaryIO) -> None:
 
 class Attachment:
     """What one attached reader has not taken yet: (stream, chunk) items, in order, then the
-    end. Up to ``ATTACH_BACKLOG`` bytes wait in memory; beyond, they wait in a spool file
-    (unlinked, in ``spool_dir``) until the reader has caught up: the pump never waits for a
-    reader, and a slow one loses nothing. Only a spool that cannot be written (a full disk)
-    cuts the reader off (``cut_off``)."""
+    end. Up to ``ATTACH_BACKLOG`` bytes wait in memory; beyond, they wait on disk, in spool
+    segments of ``SPOOL_SEGMENT`` bytes (unlinked files in ``spool_dir``), each freed once
+    read: the pump never waits for a reader, and a slow one loses nothing. What waits on disk
+    is bounded: at most ``SPOOL_MAX`` bytes unread, and a new segment only while the
+    filesystem keeps ``SPOOL_RESERVE`` of its space free (the logs and the journal live
+    there). A reader further behind is cut off (``cut_off``): it learns it, the log has it
+    all."""
 
     def __init__(self, spool_dir: str | None = None) -> None:
         self._ready = threading.Condition()
         self._items: collections.deque[tuple[int, bytes]] = collections.deque()
         self._queued = 0
         self._spool_dir = spool_dir
-        self._spool: BinaryIO | None = None  # once in use, every later chunk goes there
-        self._spool_read = 0
-        self._spool_written = 0
+        # Once any is in use, every later chunk goes to the last one, until all are read.
+        self._segments: collections.deque[BinaryIO] = collections.deque()
+        self._sizes: collections.deque[int] = collections.deque()  # each one's, as written
+        self._read_at = 0  # in the first segment
+        self._spooled_unread = 0
         self.ended = False
         self.cut_off = False
 
@@ -156,22 +165,38 @@ class Attachment:
         with self._ready:
             if self.ended:
                 return
-            if self._spool is None and self._queued + len(chunk) <= ATTACH_BACKLOG:
+            if not self._segments and self._queued + len(chunk) <= ATTACH_BACKLOG:
                 self._items.append((stream, chunk))
                 self._queued += len(chunk)
             else:
-                try:
-                    if self._spool is None:
-                        self._spool = tempfile.TemporaryFile(  # noqa: SIM115 - closed once read
-                            dir=self._spool_dir)
-                    self._spool.seek(self._spool_written)
-                    self._spool.write(_SPOOLED.pack(stream, len(chunk)) + chunk)
-                    self._spool_written += _SPOOLED.size + len(chunk)
-                except OSError as exc:
-                    log.error("an attachment cannot keep what its reader has not taken: %s",
-                              exc)
-                    self.cut_off = self.ended = True
+                self._spool_one(stream, chunk)
             self._ready.notify()
+
+    def _spool_one(self, stream: int, chunk: bytes) -> None:
+        frame = _SPOOLED.pack(stream, len(chunk)) + chunk
+        try:
+            if self._spooled_unread + len(frame) > SPOOL_MAX:
+                raise OSError(f"its reader is more than {SPOOL_MAX} bytes behind")
+            if not self._segments or self._sizes[-1] >= SPOOL_SEGMENT:
+                self._segments.append(self._new_segment())
+                self._sizes.append(0)
+            segment = self._segments[-1]
+            segment.seek(self._sizes[-1])
+            segment.write(frame)
+            self._sizes[-1] += len(frame)
+            self._spooled_unread += len(frame)
+        except OSError as exc:
+            log.error("an attachment cannot keep what its reader has not taken: %s", exc)
+            self.cut_off = self.ended = True
+
+    def _new_segment(self) -> BinaryIO:
+        directory = self._spool_dir or tempfile.gettempdir()
+        space = os.statvfs(directory)
+        free = space.f_bavail * space.f_frsize
+        reserve = max(SPOOL_RESERVE, space.f_blocks * space.f_frsize // SPOOL_RESERVE_SHARE)
+        if free - SPOOL_SEGMENT < reserve:
+            raise OSError(f"{directory} has too little space left to spool to")
+        return tempfile.TemporaryFile(dir=directory)
 
     def end(self) -> None:
         with self._ready:
@@ -182,40 +207,41 @@ class Attachment:
         """The next chunk, waiting up to ``timeout``; None if none came (or at the end:
         ``done`` says which)."""
         with self._ready:
-            if not self._items and not self._spooled() and not self.ended:
+            if not self._items and not self._spooled_unread and not self.ended:
                 self._ready.wait(timeout)
             if self._items:
                 item = self._items.popleft()
                 self._queued -= len(item[1])
                 return item
-            if self._spooled():
+            if self._spooled_unread:
                 return self._unspool()
             return None
 
-    def _spooled(self) -> bool:
-        return self._spool is not None and self._spool_read < self._spool_written
-
     def _unspool(self) -> tuple[int, bytes] | None:
-        spool = self._spool
-        assert spool is not None
+        segment = self._segments[0]
         try:
-            spool.seek(self._spool_read)
-            stream, size = _SPOOLED.unpack(spool.read(_SPOOLED.size))
-            chunk = spool.read(size)
+            segment.seek(self._read_at)
+            stream, size = _SPOOLED.unpack(segment.read(_SPOOLED.size))
+            chunk = segment.read(size)
         except (OSError, struct.error) as exc:
             log.error("an attachment's spool cannot be read: %s", exc)
             self.cut_off = self.ended = True
             self._close_spool()
             return None
-        self._spool_read += _SPOOLED.size + size
-        if self._spool_read == self._spool_written:  # caught up: memory again
-            self._close_spool()
+        self._read_at += _SPOOLED.size + size
+        self._spooled_unread -= _SPOOLED.size + size
+        if self._read_at == self._sizes[0]:  # read to its end: its space goes now (the
+            segment.close()  # last one too: caught up, memory again)
+            self._segments.popleft()
+            self._sizes.popleft()
+            self._read_at = 0
         return stream, chunk
 
     def _close_spool(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-        self._spool, self._spool_read, self._spool_written = None, 0, 0
+        while self._segments:
+            self._segments.popleft().close()
+        self._sizes.clear()
+        self._read_at = self._spooled_unread = 0
 
     def close(self) -> None:
         """The reader left: what it did not take goes."""
@@ -228,7 +254,7 @@ class Attachment:
     @property
     def done(self) -> bool:
         with self._ready:
-            return self.ended and not self._items and not self._spooled()
+            return self.ended and not self._items and not self._spooled_unread
 
 
 class Fanout:

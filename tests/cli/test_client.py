@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -378,7 +379,9 @@ def _connected(socket_path: pathlib.Path) -> int:
     # cobra parses the flags before it looks at --help (argparse printed the help at once)
     (["stop", "--bogus", "--help"], 125, "unknown flag: --bogus"),
     (["stop", "--help", "--bogus"], 125, "unknown flag: --bogus"),
-    (["run", "--help", "-z"], 125, "unknown shorthand flag: 'z' in -z")])
+    (["run", "--help", "-z"], 125, "unknown shorthand flag: 'z' in -z"),
+    (["ps", "--help", "-n", "x"], 125, 'invalid argument "x" for "-n, --last" flag: '
+                                       'strconv.ParseInt: parsing "x": invalid syntax')])
 def test_usage_errors_are_worded_and_numbered_as_docker_does(argv: list[str], status: int,
                                                              first_line: str) -> None:
     """cobra's argument checks exit 1 with the command's usage; a flag it does not know is a
@@ -503,3 +506,20 @@ def test_a_double_dash_after_the_image_is_the_containers(words: list[str],
     argparse dropped it."""
     got = parsed(words)
     assert (got["image"], got["command"]) == ("busybox", command)
+
+
+def test_an_attached_run_cut_short_fails_and_any_other_stream_error_ends_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """DataLoss (the supervisor could not keep what was not read): said, and run exits
+    non-zero once the container has; the daemon shutting down: the run's one error."""
+    from engine.cli_commands import _copy_output
+
+    def stream(error: CliError) -> Iterator[Any]:
+        yield from ()
+        raise error
+
+    assert _copy_output(stream(CliError("Error response from daemon: cut", data_loss=True))
+                        ) is False
+    assert capsys.readouterr().err == "Error response from daemon: cut\n"
+    with pytest.raises(CliError, match="shutting down"):
+        _copy_output(stream(CliError("Error response from daemon: shutting down")))

@@ -224,13 +224,22 @@ def test_a_torn_last_entry_is_ended_before_the_next_run_appends(tmp_path: pathli
     assert json.loads(lines[2])["log"] == "next run\n"
 
 
-def test_an_attachment_that_falls_behind_loses_nothing_and_blocks_nothing(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pump never waits for an attached reader: past ATTACH_BACKLOG bytes in memory, what
-    a slow reader has not taken waits in a spool file, in order, stdout and stderr mixed;
-    once it caught up, memory again. It was cut off at 16 MiB, and `run ... | slow` lost the
-    rest (helper-47)."""
+@pytest.fixture
+def small_spool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1000 bytes in memory, segments of 300, no reserve: the spool's rules at a small scale."""
     monkeypatch.setattr(log_pump, "ATTACH_BACKLOG", 1000)
+    monkeypatch.setattr(log_pump, "SPOOL_SEGMENT", 300)
+    monkeypatch.setattr(log_pump, "SPOOL_RESERVE", 0)
+    monkeypatch.setattr(log_pump, "SPOOL_RESERVE_SHARE", 1 << 62)
+
+
+@pytest.mark.usefixtures("small_spool")
+def test_an_attachment_that_falls_behind_loses_nothing_and_blocks_nothing(
+        tmp_path: pathlib.Path) -> None:
+    """The pump never waits for an attached reader: past ATTACH_BACKLOG bytes in memory, what
+    a slow reader has not taken waits on disk, in order, stdout and stderr mixed; once it
+    caught up, memory again. It was cut off at 16 MiB, and `run ... | slow` lost the rest
+    (helper-47)."""
     fanout = log_pump.Fanout(str(tmp_path))
     idle, reading = fanout.attach(), fanout.attach()
     sent: list[tuple[int, bytes]] = []
@@ -242,7 +251,7 @@ def test_an_attachment_that_falls_behind_loses_nothing_and_blocks_nothing(
         while (taken := reading.take(timeout=0)) is not None:
             read.append(taken)
     assert read == sent and not reading.cut_off
-    assert len(list(tmp_path.iterdir())) == 0  # the spool is unlinked from the start
+    assert len(list(tmp_path.iterdir())) == 0  # each segment is unlinked from the start
     first = [idle.take(timeout=0) for _ in range(5)]  # caught up a little, then more comes
     fanout.publish(log_pump.STDOUT, b"late")
     fanout.end()
@@ -250,20 +259,49 @@ def test_an_attachment_that_falls_behind_loses_nothing_and_blocks_nothing(
     while (taken := idle.take(timeout=0)) is not None:
         rest.append(taken)
     assert first + rest == [*sent, (log_pump.STDOUT, b"late")]
-    assert idle.done and not idle.cut_off and idle._spool is None  # read: closed
+    assert idle.done and not idle.cut_off and not idle._segments  # all read: all freed
     late = fanout.attach()  # after the end: ended at once
     assert late.take(timeout=0) is None and late.done
 
 
-def test_an_attachment_whose_spool_cannot_be_written_is_cut_off(
-        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("small_spool")
+def test_the_spool_holds_only_what_is_unread(tmp_path: pathlib.Path) -> None:
+    """A reader that keeps a little behind for good: each segment goes once read, so the
+    disk holds the backlog, not all the output since it first fell behind (helper-48)."""
+    attachment = log_pump.Attachment(str(tmp_path))
+    for _ in range(10):  # memory full: the rest goes to disk
+        attachment.put(log_pump.STDOUT, b"m" * 100)
+    for round_ in range(200):  # then, for good: two chunks in, two out
+        attachment.put(log_pump.STDOUT, bytes([round_ % 200 + 32]) * 100)
+        attachment.put(log_pump.STDOUT, bytes([round_ % 200 + 32]) * 100)
+        assert attachment.take(timeout=0) is not None
+        assert attachment.take(timeout=0) is not None
+        assert len(attachment._segments) <= 6  # ~1000 bytes behind: 4 segments of 300
+    assert not attachment.cut_off
+
+
+def test_an_attachment_past_its_spool_bounds_is_cut_off(tmp_path: pathlib.Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most SPOOL_MAX unread bytes on disk, and never into the data root's reserve: a
+    reader that never reads filled the disk, and the container's log lost its end and the
+    journal its commits (helper-48). Cut off, the reader learns it."""
     monkeypatch.setattr(log_pump, "ATTACH_BACKLOG", 100)
-    attachment = log_pump.Attachment(str(tmp_path / "missing"))  # no such directory
-    attachment.put(log_pump.STDOUT, b"a" * 100)
-    attachment.put(log_pump.STDOUT, b"b")  # past memory: the spool cannot be made
-    assert attachment.cut_off
-    assert attachment.take(timeout=0) == (log_pump.STDOUT, b"a" * 100)
-    assert attachment.take(timeout=0) is None and attachment.done
+    monkeypatch.setattr(log_pump, "SPOOL_MAX", 250)
+    monkeypatch.setattr(log_pump, "SPOOL_RESERVE", 0)
+    monkeypatch.setattr(log_pump, "SPOOL_RESERVE_SHARE", 1 << 62)
+    bounded = log_pump.Attachment(str(tmp_path))
+    for index in range(4):  # 100 in memory, 2 x (100 + 5) spooled, then past SPOOL_MAX
+        bounded.put(log_pump.STDOUT, bytes([65 + index]) * 100)
+    assert bounded.cut_off
+    taken = []
+    while (item := bounded.take(timeout=0)) is not None:
+        taken.append(item[1][:1])
+    assert taken == [b"A", b"B", b"C"] and bounded.done
+    monkeypatch.setattr(log_pump, "SPOOL_RESERVE", 1 << 62)  # no disk has that much free
+    reserved = log_pump.Attachment(str(tmp_path))
+    reserved.put(log_pump.STDOUT, b"a" * 100)
+    reserved.put(log_pump.STDOUT, b"b")
+    assert reserved.cut_off and not list(tmp_path.iterdir())
 
 
 def test_runs_of_escaped_characters_are_escaped_one_by_one() -> None:
