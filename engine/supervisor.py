@@ -713,16 +713,18 @@ class Attached:
         try:
             self._connection.settimeout(HEARTBEAT_SECONDS)
             while True:
-                while len(buffered) >= 8:
-                    stream, size = struct.unpack(">BxxxI", buffered[:8])
+                start = 0  # the frames are cut out of what came, then it is dropped once
+                while len(buffered) - start >= 8:
+                    stream, size = struct.unpack_from(">BxxxI", buffered, start)
                     if stream == 0:
                         self.complete = True
                         return
-                    if len(buffered) < 8 + size:
+                    if len(buffered) - start < 8 + size:
                         break
-                    chunk = bytes(buffered[8:8 + size])
-                    del buffered[:8 + size]
+                    chunk = bytes(buffered[start + 8:start + 8 + size])
+                    start += 8 + size
                     yield stream, chunk
+                del buffered[:start]
                 try:
                     received = self._connection.recv(1 << 20)
                 except TimeoutError:
