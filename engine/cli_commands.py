@@ -536,9 +536,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(container.id[:width])
         return 0
     if form == "json":  # Docker 23's: one object a line, the row's fields, newest first
-        for container in newest_first:
-            row = ps_fields(container, truncate=not args.no_trunc)
-            print(json_text(dict(sorted(row.items()))))
+        _print_json_rows([ps_fields(container, truncate=not args.no_trunc)
+                          for container in newest_first])
         return 0
     if template is None:  # Docker's default table
         rows = []
@@ -574,12 +573,23 @@ def _list_format(form: str, empty_row: Mapping[str, Any]) -> tuple[Template | No
     return template, is_table
 
 
+def _as_go_map(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A listing's row as Docker's formatter hands it over, a Go map: written as JSON (its
+    ``--format json``, ``{{json .}}``), its keys come sorted."""
+    return dict(sorted(row.items()))
+
+
+def _print_json_rows(rows: Sequence[Mapping[str, Any]]) -> None:
+    """``--format json`` of a listing (Docker 23's): one object a line."""
+    for row in rows:
+        print(json_text(_as_go_map(row)))
+
+
 def _print_formatted(template: Template, is_table: bool, rows: Sequence[Mapping[str, Any]],
                      headers: Mapping[str, str]) -> None:
     """Each row through ``template``; as a table, under a header of each field's name as
     ``headers`` words it (whatever its cell does to it; errors ignored)."""
-    # A row is a map to Go's templates: {{json .}} writes its keys sorted.
-    lines = [_render(template, dict(sorted(row.items()))) for row in rows]
+    lines = [_render(template, _as_go_map(row)) for row in rows]
     if not is_table:
         for line in lines:
             print(line)
@@ -816,8 +826,7 @@ def cmd_images(args: argparse.Namespace) -> int:
             print(row["ID"])
         return 0
     if form == "json":  # Docker 23's: one object a line, its fields'
-        for row in rows:
-            print(json_text(dict(sorted(row.items()))))
+        _print_json_rows(rows)
         return 0
     if template is not None:
         _print_formatted(template, is_table, rows, IMAGE_HEADERS)
@@ -1166,8 +1175,7 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
              "Labels": "com.docker.volume.anonymous=" if volume.anonymous else "",
              "Size": "N/A"} for volume in volumes]
     if args.format.strip() == "json":
-        for row in rows:
-            print(json_text(row))
+        _print_json_rows(rows)
         return 0
     if template is not None:
         _print_formatted(template, is_table, rows, VOLUME_HEADERS)

@@ -204,9 +204,7 @@ class Supervisor:
         container = _Container(container_id, pid)
         with self.lock:
             self.live[container_id] = container  # this run, not one it replaced
-            fanout = self.fanouts.get(container_id)
-            if fanout is None or fanout.ended:  # nobody attached before it was made
-                fanout = self.fanouts[container_id] = Fanout(str(self.root))
+            fanout = self._fanout(container_id)  # attached before it was made, or new
 
         def adopt() -> None:
             with self.lock:  # first: whatever happens next, it is reaped and its exit told
@@ -270,10 +268,15 @@ class Supervisor:
     def attach(self, container_id: str) -> Attachment:
         """Attach to the container's live run, or else to its next one."""
         with self.lock:
-            fanout = self.fanouts.get(container_id)
-            if fanout is None or fanout.ended:
-                fanout = self.fanouts[container_id] = Fanout(str(self.root))
-            return fanout.attach()
+            return self._fanout(container_id).attach()
+
+    def _fanout(self, container_id: str) -> Fanout:
+        """The container's attachments (under ``lock``): of its live run or its next one;
+        a new one when the last run's output has ended."""
+        fanout = self.fanouts.get(container_id)
+        if fanout is None or fanout.ended:
+            fanout = self.fanouts[container_id] = Fanout(str(self.root))
+        return fanout
 
     def detach(self, container_id: str, attachment: Attachment) -> None:
         with self.lock:

@@ -275,8 +275,7 @@ class ContainersService(rpc.ContainersServicer):  # type: ignore[misc]
                 self._check_shutdown()  # at least once a second (a heartbeat's None)
                 if item is not None:
                     yield pb.OutputChunk(stream=item[0], data=item[1])
-            if self._shutdown.is_set():
-                raise Unavailable(SHUTTING_DOWN)
+            self._check_shutdown()  # the stream ended because the daemon stops
             if not output.complete and context.is_active():
                 raise DataLoss("the container's output stopped coming before its end (the "
                                "supervisor went away, or could not keep what was not read "

@@ -444,6 +444,11 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
     listed = session.ok("volume", "ls").splitlines()
     assert listed[0].split() == ["DRIVER", "VOLUME", "NAME"]
     assert {"cli-made", "cli-used"} <= {line.split()[1] for line in listed[1:]}
+    # --format json: one object a line, keys sorted as Go writes a map (as ps and images)
+    rows = [json.loads(line) for line in session.ok("volume", "ls", "--format",
+                                                    "json").splitlines()]
+    assert {"cli-made", "cli-used"} <= {row["Name"] for row in rows}
+    assert all(list(row) == sorted(row) for row in rows)
     [inspected] = json.loads(session.ok("volume", "inspect", "cli-used"))
     assert inspected["Name"] == "cli-used" and inspected["Driver"] == "local"
     assert (inspected["Labels"], inspected["Options"]) == (None, None)  # Docker's nil maps
