@@ -18,7 +18,6 @@ container's tree); tearing down the filesystem or freeing the blocks is deferred
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import pathlib
@@ -32,7 +31,7 @@ from engine.container_config import parse_mount
 from engine.errors import InvalidParameter, System
 from engine.host import Handle, Resource
 from engine.image import ImageStore, copy_tree
-from engine.oci_spec import build_spec, container_hostname, in_root
+from engine.oci_spec import build_spec, container_hostname, in_root, spec_json
 from engine.store import ContainerRecord
 from engine.sweeper import Sweeper
 from engine.volume import ANONYMOUS, data_path
@@ -266,16 +265,15 @@ class LinuxHost:
 
     def _write_bundle(self, container: ContainerRecord, handle: Handle,
                       acquired: Mapping[Resource, Handle]) -> None:
-        bundle = pathlib.Path(str(handle["bundle"]))
-        bundle.mkdir(parents=True, exist_ok=True)
-        files = resolution_files(str(bundle), container.id, container.config)
+        bundle = str(handle["bundle"])
+        _make_directories(bundle)
+        files = resolution_files(bundle, container.id, container.config)
         spec = build_spec(container.id, container.config,
                           {resource.value: value for resource, value in acquired.items()},
                           files)
-        temporary = bundle / ".config.json.tmp"
-        # No indent: with one, json falls back to its pure-Python encoder (~5 ms a spec).
-        temporary.write_text(json.dumps(spec, separators=(",", ":")))
-        os.replace(temporary, bundle / "config.json")
+        # Written in place, not through a rename: nothing reads the bundle before this step
+        # is done, and a step a crash interrupted is compensated, its bundle discarded.
+        _write_file(f"{bundle}/config.json", spec_json(spec))
 
     # -- release -------------------------------------------------------------------------
     def release(self, resource: Resource, container_id: str, handle: Handle) -> None:
@@ -348,15 +346,20 @@ def resolution_files(bundle: str, container_id: str, config: Mapping[str, Any]
     files = {}
     for destination, content in contents.items():
         path = f"{bundle}/{os.path.basename(destination)}"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            data = content.encode()
-            while data:
-                data = data[os.write(descriptor, data):]
-        finally:
-            os.close(descriptor)
+        _write_file(path, content)
         files[destination] = path
     return files
+
+
+def _write_file(path: str, content: str) -> None:
+    """Write ``content`` to ``path`` (created 0644, or truncated)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        data = content.encode()
+        while data:
+            data = data[os.write(descriptor, data):]
+    finally:
+        os.close(descriptor)
 
 
 def _host_file(path: str) -> str:

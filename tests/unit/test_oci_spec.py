@@ -20,7 +20,7 @@ from referencing.jsonschema import DRAFT4
 
 from engine import oci_spec
 from engine.errors import InvalidParameter
-from engine.oci_spec import DEFAULT_PATH, build_spec
+from engine.oci_spec import DEFAULT_PATH, build_spec, spec_json
 from tests.conftest import SHARED
 
 SCHEMA_DIR = SHARED / "oci-runtime-spec-v1.0.2" / "schema"
@@ -272,3 +272,27 @@ def test_a_users_dev_takes_every_default_mount_under_it(tmp_path: pathlib.Path) 
                     build_spec("k" * 64, CONFIG, handles)["mounts"]]
     assert "/dev/pts" not in destinations and "/dev/mqueue" not in destinations
     assert destinations.count("/dev") == 1 and "/dev/shm" in destinations  # its own IPC
+
+
+@pytest.mark.parametrize("network", [True, False])
+def test_spec_json_is_the_spec_with_its_filter_spliced_in(tmp_path: pathlib.Path,
+                                                          network: bool) -> None:
+    config = {**CONFIG, "network_mode": "none" if network else "host"}
+    spec = build_spec("c" * 64, config, acquired(tmp_path, network=network))
+    text = spec_json(spec)
+    assert json.loads(text) == spec
+    assert text.count('"seccomp":') == 1
+    validator().validate(json.loads(text))
+
+
+def test_spec_json_encodes_a_changed_or_missing_filter_as_it_is(tmp_path: pathlib.Path) -> None:
+    spec = build_spec("c" * 64, CONFIG, acquired(tmp_path))
+    spec["linux"]["seccomp"]["defaultAction"] = "SCMP_ACT_LOG"  # not the default any more
+    assert json.loads(spec_json(spec)) == spec
+    del spec["linux"]["seccomp"]
+    assert json.loads(spec_json(spec)) == spec
+    assert json.loads(spec_json({"linux": {"seccomp": build_spec(
+        "c" * 64, CONFIG, acquired(tmp_path / "again"))["linux"]["seccomp"]}})) == {
+        "linux": {"seccomp": oci_spec.default_profile()}}
+    assert json.loads(spec_json({})) == {}
+
