@@ -35,11 +35,15 @@ _RELEASES: Mapping[str, Resource] = {
     steps.UNMOUNT_VOLUMES: Resource.VOLUMES,
 }
 _MOUNT_KEYS = frozenset({Resource.ROOTFS, Resource.IPC, Resource.SECRETS, Resource.VOLUMES})
-_HOLDING = frozenset({StepStatus.DONE, StepStatus.RUNNING, StepStatus.FAILED})
+# Pending: a host step planned with an earlier one's intent; once that one was done it may
+# have begun without its beginning being committed (a crash): what it plans is released too.
+_HOLDING = frozenset({StepStatus.DONE, StepStatus.RUNNING, StepStatus.FAILED,
+                      StepStatus.PENDING})
 
 
 def held_handles(forward_steps: Sequence[StepRecord]) -> dict[str, Handle]:
-    """What a start may hold: the handles of its steps that began (done, running or failed).
+    """What a start may hold: the handles of its steps that began (done, running or failed)
+    or may have begun (pending with a planned handle).
 
     Keys are resource names, plus ``task`` for the runtime container.
     """

@@ -3,7 +3,8 @@
 Contract (spec sections 2 and 3):
 * steps run in ``engine.steps.START_STEPS`` order; each is a history row;
 * an acquiring step's intent, with the handle it plans to acquire, is committed before its side
-  effect; the outcome rides with the next commit;
+  effect; the outcome rides with the next commit. The host steps (rootfs, network, spec)
+  commit their intents together, the later ones ``pending`` until they begin;
 * any failure records the error and exit code (the 126/127/128 classifier for the runtime steps,
   else 128 only if the exit code was 0), persists, then runs Cleanup and auto-remove, each
   journaled and best-effort; the caller gets the original error;
@@ -38,6 +39,10 @@ _RESOURCES: dict[str, tuple[Resource, ...]] = {
     steps.SETUP_NETWORK: (Resource.NETWORK,),
     steps.CREATE_SPEC: (Resource.IPC, Resource.SECRETS, Resource.VOLUMES, Resource.SPEC),
 }
+# The host steps acquire only what lives on this host, each released idempotently: their
+# intents are committed together, with the first one's. A later one's row is ``pending`` with
+# its planned handle until the step begins, which rides with the next commit.
+_HOST_STEPS = (steps.MOUNT_ROOTFS, steps.SETUP_NETWORK, steps.CREATE_SPEC)
 _CLASSIFIED_STEPS = frozenset(
     {steps.RESOLVE_RUNTIME, steps.CREATE_RUNTIME_CONTAINER, steps.START_TASK}
 )
@@ -95,6 +100,7 @@ class StartSaga:
         self._journal_context = journal
         self._remove = remove
         self._held: dict[str, Handle] = {}
+        self._planned: dict[str, dict[str, Handle]] = {}  # host steps whose intent is durable
         self._task_pid = 0
         self._binary = ""
         self._current = steps.MOUNT_ROOTFS
@@ -115,6 +121,9 @@ class StartSaga:
             record = self._finish(journal)
         except Exception as exc:
             error, exit_code = self._classify(self._current, exc, journal.record)
+            # Planned with an earlier step's intent, never begun: nothing of theirs is held.
+            journal.record_steps(*(StepDraft(STEP_INDEX[name], StepKind.FORWARD, name,
+                                             StepStatus.SKIPPED) for name in self._planned))
             compensate(journal, self._current, error, exit_code, self._held, self._remove)
             raise error from exc
         self._after_persist(record)
@@ -124,11 +133,19 @@ class StartSaga:
     def _acquiring_step(self, journal: OperationJournal, name: str) -> None:
         record = journal.record
         index = STEP_INDEX[name]
-        planned = self._plan(name, record)
-        journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.RUNNING,
-                                       handle=planned, started_at=self._saga.clock()))
-        journal.transition(Event.START_STEP, step=name)
-        journal.commit()  # the intent is durable before the side effect
+        ahead = self._planned.pop(name, None)
+        if ahead is not None:  # its intent was committed with an earlier host step's
+            planned = ahead
+            journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.RUNNING,
+                                           started_at=self._saga.clock()))
+            journal.transition(Event.START_STEP, step=name)
+        else:
+            planned = self._plan(name, record)
+            journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.RUNNING,
+                                           handle=planned, started_at=self._saga.clock()),
+                                 *self._plan_ahead(name, record))
+            journal.transition(Event.START_STEP, step=name)
+            journal.commit()  # the intent is durable before the side effect
         self._held.update(planned)
         self._saga.failpoints.hit(f"start.{name}")
         actual = self._act(name, journal.record, planned)
@@ -138,6 +155,23 @@ class StartSaga:
         done_handle = None if actual == planned else dict(actual)
         journal.record_steps(StepDraft(index, StepKind.FORWARD, name, StepStatus.DONE,
                                        handle=done_handle, finished_at=self._saga.clock()))
+
+    def _plan_ahead(self, name: str, record: ContainerRecord) -> list[StepDraft]:
+        """The pending rows of the host steps after ``name``, if it is the first: each with
+        the handle it plans, so that a crash before the next commit finds them to release.
+        A step whose plan fails is left to plan (and fail) at its turn, with its own intent."""
+        if name != _HOST_STEPS[0]:
+            return []
+        drafts = []
+        for later in _HOST_STEPS[1:]:
+            try:
+                planned = self._plan(later, record)
+            except Exception:
+                break
+            self._planned[later] = planned
+            drafts.append(StepDraft(STEP_INDEX[later], StepKind.FORWARD, later,
+                                    StepStatus.PENDING, handle=planned))
+        return drafts
 
     def _plan(self, name: str, record: ContainerRecord) -> dict[str, Handle]:
         if name in _RESOURCES:

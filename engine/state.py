@@ -32,7 +32,9 @@ class StepStatus(enum.StrEnum):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
-    SKIPPED = "skipped"  # a compensation with nothing to release
+    # A compensation with nothing to release, or a step planned with an earlier one's intent
+    # that never began (its start failed first).
+    SKIPPED = "skipped"
 
 
 class StepKind(enum.StrEnum):

@@ -20,6 +20,7 @@ from engine.errors import (
 )
 from engine.event import ContainerEvent
 from engine.failpoint import Failpoints
+from engine.host import Resource
 from engine.service import Engine
 from engine.state import ContainerState, StepKind, StepStatus, docker_status
 from engine.store import ContainerRecord
@@ -289,8 +290,48 @@ def test_failure_at_every_phase_c_step_compensates_in_docker_order(
     assert forward[failing_step] == StepStatus.FAILED
     index = steps.START_STEPS.index(failing_step)
     assert all(forward[name] == StepStatus.DONE for name in steps.START_STEPS[:index])
-    assert not any(name in forward for name in steps.START_STEPS[index + 1:])
+    # The host steps' intents are committed together: one planned with an earlier one's
+    # intent that never began is skipped; no other step after the failing one has a row.
+    host_steps = (steps.MOUNT_ROOTFS, steps.SETUP_NETWORK, steps.CREATE_SPEC)
+    later = {name: forward[name] for name in steps.START_STEPS[index + 1:] if name in forward}
+    assert later == {name: StepStatus.SKIPPED for name in host_steps[index + 1:]}
     assert_nothing_held(host, runtime, record.id)
+    engine.saga.db.close()
+
+
+def test_the_host_steps_commit_their_intents_together(tmp_path) -> None:
+    """One commit holds the three host steps' intents, each with its planned handle: the
+    rootfs running, the network and the spec pending. A start commits four times."""
+    from engine.composition import open_engine
+
+    runtime, host = FakeRuntime(), FakeHost(str(tmp_path))
+    seen: list[dict[str, tuple[str, object]]] = []
+    engine, _ = open_engine(tmp_path, runtime=runtime, host=host)
+    original = host.acquire
+
+    def acquire(resource, container, handle, acquired):
+        with engine.saga.db.read() as reader:
+            operation = [op for op in reader.operations(container.id) if op.kind == "start"][-1]
+            seen.append({row.name: (row.status, row.handle)
+                         for row in reader.steps(operation.id)})
+        return original(resource, container, handle, acquired)
+
+    host.acquire = acquire  # type: ignore[method-assign]
+    record = engine.create(make_config("web"))
+    commits = engine.saga.db.commits
+    engine.start("web")
+    assert engine.saga.db.commits - commits == 4
+    first = seen[0]  # as the rootfs is mounted
+    assert first[steps.MOUNT_ROOTFS][0] == StepStatus.RUNNING
+    assert first[steps.SETUP_NETWORK] == (
+        StepStatus.PENDING, {"network": host.plan(Resource.NETWORK, engine.inspect("web"))})
+    assert first[steps.CREATE_SPEC][0] == StepStatus.PENDING
+    assert set(first[steps.CREATE_SPEC][1]) == {"ipc", "spec"}
+    assert steps.CREATE_RUNTIME_CONTAINER not in first
+    assert all(view == first for view in seen)  # nothing committed until the runtime step
+    done = {name: status for kind, name, status in last_start_steps(engine, record.id)
+            if kind == StepKind.FORWARD}
+    assert all(status == StepStatus.DONE for status in done.values())
     engine.saga.db.close()
 
 
