@@ -539,6 +539,25 @@ def verb_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _help_of_verb(argv: list[str]) -> list[str]:
+    """cobra's ``docker --help ps``: a ``--help`` among the global flags, before a command,
+    is that command's (``berth ps --help``; ``berth --help volume ls``, the subcommand's)."""
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 2 if argv[index] in _VALUE_FLAGS else 1
+    globals_ = argv[:index]
+    if index >= len(argv) or "--help" not in globals_ or argv[index] not in COMMANDS:
+        return argv
+    rest = [word for word in globals_ if word != "--help"]
+    after = index + 1
+    if argv[index] in _GROUPS and after < len(argv) and not argv[after].startswith("-"):
+        after += 1  # the group's command: its own help
+    return [*rest, *argv[index:after], "--help", *argv[after:]]
+
+
+_GROUPS = frozenset({"volume"})  # commands of commands
+
+
 _KEPT_DASHES = "\0--"  # no argument can hold a NUL: a "--" argparse would drop (3.11 does)
 # The argparse spelling of ``--FLAG=false`` for a flag on by default: no one can type it.
 _NEGATED = "--\0no-"
@@ -675,6 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not arguments:  # Docker's: the help (on stderr), and success
         build_parser().print_help(sys.stderr)
         return 0
+    arguments = _help_of_verb(arguments)
     try:
         arguments = _as_pflag_reads(arguments)
     except CliError as error:

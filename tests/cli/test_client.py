@@ -408,6 +408,21 @@ def test_help_wins_over_a_missing_or_extra_argument(argv: list[str]) -> None:
     assert result.stdout.startswith("usage: berth")
 
 
+@pytest.mark.parametrize(("argv", "usage"), [
+    (["--help", "ps"], "usage: berth ps "),
+    (["--help", "volume", "ls"], "usage: berth volume ls "),
+    (["-H", "unix:///nonexistent.sock", "--help", "stop", "a"], "usage: berth stop "),
+    (["--help", "run", "busybox", "sh"], "usage: berth run "),
+    (["--help", "bogus"], "usage: berth [-h]"),
+])
+def test_a_global_help_before_a_command_is_the_commands(argv: list[str], usage: str) -> None:
+    """cobra's ``docker --help ps`` prints ps's help; an unknown word, the main help."""
+    result = subprocess.run([BERTH, *argv], capture_output=True, text=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith(usage)
+
+
 def test_berth_alone_shows_its_help_and_an_unknown_global_flag_is_a_flag_error() -> None:
     """Docker's: ``docker`` alone prints the help (on stderr) and succeeds."""
     alone = subprocess.run([BERTH], capture_output=True, text=True, check=False)
