@@ -4,7 +4,8 @@ Used by a failed start's compensation, by exit handling and by recovery. Contrac
 * sub-steps run in moby's order (``engine.steps.CLEANUP_STEPS``);
 * each is best-effort: a failure is recorded as ``compensation_failed`` with its error and
   never stops the later ones;
-* only what the start actually acquired (its done, running or failed forward steps) is released;
+* only what the start may have acquired (its done, running or failed forward steps, and the
+  pending ones planned with an earlier step's intent) is released;
   a sub-step with nothing to release is recorded as ``skipped``;
 * every release is idempotent, so a crash in the middle is resumed by running the sub-steps not
   yet recorded as finished again.
@@ -145,7 +146,7 @@ def _commit_best_effort(journal: OperationJournal) -> None:
     try:
         journal.commit()
     except Exception:
-        # The journal could not be written (the database is failing). The releases go on; the
-        # sub-steps stay recorded as pending and recovery runs them again (they are idempotent).
+        # The journal could not be written (the database is failing). The releases go on and
+        # the batch is kept for the next commit; if none succeeds, the sub-steps stay recorded
+        # as pending and recovery runs them again (they are idempotent).
         log.exception("cannot journal a cleanup step of %s", journal.record.id[:12])
-        journal.discard()

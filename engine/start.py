@@ -363,8 +363,10 @@ def compensate(journal: OperationJournal, failed_step: str, error: BerthError, e
         journal.commit()
         saga.failpoints.hit(f"cleanup.{steps.PERSIST_ERROR}.after")
     except Exception:
+        # moby logs it and cleans up all the same. The batch is kept: it rides with the next
+        # commit (discarded, the error and the rollback's first transition would be lost,
+        # and every later transition refused from the state the store still holds).
         log.exception("%s: failed saving state on start failure", journal.record.id[:12])
-        journal.discard()
     resume_compensation(journal, held, remove, set(steps.CLEANUP_STEPS))
 
 

@@ -60,3 +60,19 @@ def test_readonly_shell_cannot_write(journal: str) -> None:
     result = sqlite3_shell(journal, "DELETE FROM history;")
     assert result.returncode != 0
     assert "readonly" in result.stderr
+
+
+def test_the_in_flight_query_names_the_step_a_crashed_start_reached(tmp_path: pathlib.Path
+                                                                    ) -> None:
+    """A crash while the rootfs mounts leaves the network and spec rows pending (planned with
+    its intent): the query names the step the start reached, not a planned one (helper-49)."""
+    from engine.composition import DB_FILE
+    from tests.crash.test_crash_recovery import drive
+
+    in_flight = next(query for query in QUERIES if "last_step" in query)
+    assert drive(tmp_path, "create") == 0
+    assert drive(tmp_path, "start", "start.mount_rootfs=crash") == 137
+    result = sqlite3_shell(str(tmp_path / DB_FILE), in_flight)  # as the crash left it
+    assert result.returncode == 0, result.stderr
+    (row,) = result.stdout.splitlines()
+    assert row.split("|")[-1] == "mount_rootfs (running)", row

@@ -10,6 +10,7 @@ import pytest
 from engine import steps
 from engine.config import ConfigSnapshot, RuntimeDefinition
 from engine.errors import (
+    BerthError,
     Conflict,
     Forbidden,
     InvalidParameter,
@@ -332,6 +333,34 @@ def test_the_host_steps_commit_their_intents_together(tmp_path) -> None:
     done = {name: status for kind, name, status in last_start_steps(engine, record.id)
             if kind == StepKind.FORWARD}
     assert all(status == StepStatus.DONE for status in done.values())
+    engine.saga.db.close()
+
+
+@pytest.mark.parametrize("failing_step", [steps.MOUNT_ROOTFS, steps.CREATE_SPEC,
+                                          steps.START_TASK])
+def test_a_failed_save_of_the_error_still_rolls_back(tmp_path, failing_step: str) -> None:
+    """moby logs a failed checkpoint of the start error and cleans up all the same. The error
+    rides with the next commit: it used to be dropped, and the rollback's first transition then
+    refused ("cannot start.compensate ... in state starting"), leaving everything held until
+    the next daemon start (helper-49)."""
+    from engine.composition import open_engine
+
+    runtime, host = FakeRuntime(), FakeHost(str(tmp_path))
+    failpoints = Failpoints({f"start.{failing_step}": "error",
+                             f"cleanup.{steps.PERSIST_ERROR}": "error"})
+    engine, _ = open_engine(tmp_path, runtime=runtime, host=host, failpoints=failpoints)
+    record = engine.create(make_config("web"))
+    with pytest.raises(BerthError, match=f"^failpoint start.{failing_step}: injected error$"):
+        engine.start("web")
+    after = engine.inspect("web")
+    assert after.state is ContainerState.CREATED and after.exit_code == 128
+    assert f"start.{failing_step}" in after.error
+    assert compensation_order(engine, record.id) == DOCKER_ORDER
+    rows = last_start_steps(engine, record.id)
+    assert not [row for row in rows if row[2] in (StepStatus.PENDING, StepStatus.RUNNING)]
+    with engine.saga.db.read() as reader:
+        assert reader.unfinished_operations() == []
+    assert_nothing_held(host, runtime, record.id)
     engine.saga.db.close()
 
 
