@@ -281,6 +281,9 @@ def _container_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-e", "--env", action="append", default=[])
     parser.add_argument("--env-file", action="append", default=[],
                         help="read environment variables from a file")
+    parser.add_argument("-l", "--label", action="append", default=[], help="KEY[=VALUE]")
+    parser.add_argument("--label-file", action="append", default=[],
+                        help="read labels from a file")
     parser.add_argument("-v", "--volume", action="append", default=[])
     parser.add_argument("--secret", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--network", default="none", choices=["none", "host"])
@@ -671,7 +674,8 @@ def _as_pflag_reads(arguments: list[str]) -> list[str]:
 
 
 # The values of these name files this process opens: their bytes are kept as they are.
-_LOCAL_PATHS = frozenset({"env_file", "tls_ca", "tls_cert", "tls_key", "host", "root"})
+_LOCAL_PATHS = frozenset({"env_file", "label_file", "tls_ca", "tls_cert", "tls_key", "host",
+                          "root"})
 
 
 def _for_the_daemon(args: argparse.Namespace) -> None:

@@ -28,7 +28,14 @@ from engine.cli_output import (
     ps_fields,
     table,
 )
-from engine.cli_template import HEADER_FUNCTIONS, NilMap, Template, TemplateError, json_text
+from engine.cli_template import (
+    HEADER_FUNCTIONS,
+    NilMap,
+    Template,
+    TemplateError,
+    WithMethods,
+    json_text,
+)
 from engine.cli_template import parse as parse_template
 from engine.cli_version import VERSION
 from engine.log_pump import padded_rfc3339_nano
@@ -56,8 +63,17 @@ def _config(args: argparse.Namespace) -> Any:
             # not have stays bare, and the daemon unsets it.
             variable = f"{variable}={os.environ[variable]}"
         env.append(valid_text(variable))
+    for label in args.label:  # Docker's ValidateLabel, on the flag's values only
+        if not label.partition("=")[0].strip():
+            raise CliError(f'invalid argument "{label}" for "-l, --label" flag: invalid label '
+                           f"'{label}': empty name\nSee 'berth {args.verb} --help'.",
+                           EXIT_REFUSED)
+    labels: dict[str, str] = {}
+    for label in [*_kv_files(args.label_file, bare=True), *args.label]:  # files first
+        key, _, value = valid_text(label).partition("=")
+        labels[key] = value
     return pb.ContainerConfig(
-        image=args.image, cmd=args.command, name=args.name or "", env=env,
+        image=args.image, cmd=args.command, name=args.name or "", env=env, labels=labels,
         working_dir=args.workdir or "", user=args.user or "", hostname=args.hostname or "",
         network_mode=args.network, mounts=[_absolute_source(spec) for spec in args.volume],
         restart_policy=name, restart_max_retries=max_retries,
@@ -78,6 +94,12 @@ def _env_files(paths: list[str]) -> list[str]:
     """Docker's --env-file (its kvfile): a VAR=VALUE a line, the value kept as written; blank
     lines and lines starting with # skipped; a bare VAR takes the client's value, and is left
     out when the client has none (unlike -e VAR, which then unsets it)."""
+    return _kv_files(paths, bare=False)
+
+
+def _kv_files(paths: list[str], *, bare: bool) -> list[str]:
+    """Docker's kvfile, for ``--env-file`` and (with ``bare``: a bare KEY stays as it is, a
+    label with an empty value) ``--label-file``; the errors are the same for both."""
     variables = []
     for path in paths:
         try:
@@ -105,6 +127,8 @@ def _env_files(paths: list[str]) -> list[str]:
                                f"'{line}'", EXIT_REFUSED)
             if equals:
                 variables.append(f"{variable}={value}")
+            elif bare:
+                variables.append(variable)
             elif variable in os.environ:
                 variables.append(f"{variable}={os.environ[variable]}")
     return variables
@@ -576,7 +600,8 @@ def _list_format(form: str, empty_row: Mapping[str, Any]) -> tuple[Template | No
 def _as_go_map(row: Mapping[str, Any]) -> dict[str, Any]:
     """A listing's row as Docker's formatter hands it over, a Go map: written as JSON (its
     ``--format json``, ``{{json .}}``), its keys come sorted."""
-    return dict(sorted(row.items()))
+    ordered = dict(sorted(row.items()))
+    return WithMethods(ordered, row.methods) if isinstance(row, WithMethods) else ordered
 
 
 def _print_json_rows(rows: Sequence[Mapping[str, Any]]) -> None:
@@ -744,6 +769,16 @@ def _event_line(event: Any) -> str:
 _EVENT_FILTERS = ("container", "event", "image", "label", "type")
 
 
+def _labelled(attributes: Mapping[str, str], wanted: Sequence[str]) -> bool:
+    """moby's MatchKVList over an event's attributes (the container's labels among them):
+    every one of ``wanted``, each ``KEY`` or ``KEY=VALUE``."""
+    for value in wanted:
+        key, equals, text = value.partition("=")
+        if key not in attributes or (equals and attributes[key] != text):
+            return False
+    return True
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     """Docker's ``events``: new events only, unless ``--since`` (a time) or ``--since-seq``
     (berth's: the journal's seq) replays; ``--until`` ends it."""
@@ -753,9 +788,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     filters = _listing_filters(args.filter, _EVENT_FILTERS, "events")
     containers = [*args.container, *filters.get("container", [])]
     events = [*args.event, *filters.get("event", [])]
-    if ("type" in filters and "container" not in filters["type"]) or "label" in filters:
-        # Only containers have events here, and none has a label: a quiet stream.
-        events = [""]
+    if "type" in filters and "container" not in filters["type"]:
+        events = [""]  # only containers have events here: a quiet stream
+    labels = filters.get("label", [])
     since_ns, until_ns = _moment("since", args.since), _moment("until", args.until)
     if since_ns and until_ns and since_ns > until_ns:
         raise CliError(f"Error response from daemon: `since` time ({args.since}) cannot be "
@@ -771,6 +806,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     api = Api(args)
     try:
         for event in api.call(api.system.Events, request):
+            if labels and not _labelled(event.attributes, labels):
+                continue
             if args.format == "json":
                 print(json_text(_docker_event(event)), flush=True)
             elif template is not None:

@@ -6,9 +6,10 @@ compile matches nothing, as Docker's; Python's engine, not Go's RE2), ``status``
 exit code, of exited containers), ``ancestor`` (the image a name names now, an ID or an ID
 prefix), ``before`` / ``since`` (created before / after a container: its full ID, its name, or
 an ID prefix that names one container), ``volume`` (a named volume or a mount's source or
-destination), ``network`` (its mode), ``label``, ``publish`` and ``expose`` (berth has no labels
-or ports: they match nothing), ``health`` (``none`` without a health check), ``isolation``
-(``default``) and ``is-task`` (``false``).
+destination), ``network`` (its mode), ``label`` (``KEY`` or ``KEY=VALUE``; all of them must
+match, as moby's MatchKVList), ``publish`` and
+``expose`` (berth has no ports: they match nothing), ``health`` (``none`` without a health
+check), ``isolation`` (``default``) and ``is-task`` (``false``).
 """
 
 from __future__ import annotations
@@ -117,10 +118,17 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any],
             return value == "default"
         if key == "is-task":
             return value == "false"
-        return False  # label, publish, expose: berth has no labels or ports
+        if key == "label":  # moby's MatchKVList: KEY, or KEY=VALUE
+            label, equals, text = value.partition("=")
+            labels = container.config.labels
+            return label in labels and (not equals or labels[label] == text)
+        return False  # publish, expose: berth has no ports
 
     def test(container: Any) -> bool:
-        return all(any(one(key, value, container) for value in values)
+        # moby's MatchKVList: every label given must match; another key's values are
+        # alternatives.
+        return all((all if key == "label" else any)(one(key, value, container)
+                                                    for value in values)
                    for key, values in filters.items())
 
     return test

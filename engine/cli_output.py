@@ -6,10 +6,10 @@ import datetime
 import decimal
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from engine.cli_template import NilMap, NilSlice, go_quote
+from engine.cli_template import Method, NilMap, NilSlice, WithMethods, go_quote
 from engine.log_pump import nanoseconds_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -179,7 +179,8 @@ def docker_inspect(container: Any) -> dict[str, Any]:
                        mount.destination: {} for mount in container.mounts
                        if mount.type == "volume" and _ANONYMOUS.fullmatch(mount.name)}
                        or NilMap(),
-                   "WorkingDir": config.working_dir, "User": config.user, "Labels": {}},
+                   "WorkingDir": config.working_dir, "User": config.user,
+                   "Labels": dict(sorted(config.labels.items()))},
         "NetworkSettings": {"Networks": {config.network_mode or "none": {}}},
     }
 
@@ -197,7 +198,7 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     every field empty for None (the row a template is tried on first). ``truncate``: the
     ID's 12 characters and the command's 20, as Docker's (not with ``--no-trunc``)."""
     if container is None:
-        return dict.fromkeys(PS_HEADERS, "")
+        return WithMethods(dict.fromkeys(PS_HEADERS, ""), {"Label": _label_method({})})
     command = " ".join(container.config.cmd)
     if truncate and len(command) > 20:  # Docker's Ellipsis(command, 20), then Go's quoting
         command = command[:19] + "…"
@@ -205,7 +206,8 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     created = datetime.datetime.fromtimestamp(container.created_ms / 1000, datetime.UTC)
     volumes = [spec.split(":", 1)[0] for spec in container.config.mounts
                if not spec.startswith("/")]
-    return {
+    labels = dict(container.config.labels)
+    return WithMethods({
         "ID": container.id[:12] if truncate else container.id,
         "Image": (container.image.removeprefix("sha256:")[:12]  # an ID, as Docker truncates it
                   if truncate and container.image.startswith("sha256:") else container.image),
@@ -214,10 +216,16 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
         "RunningFor": f"{ago(container.created_ms)} ago", "Ports": "",
         "State": container.status, "Status": status_text(container),
         "Size": "0B",  # Docker's without --size: units.HumanSize of SizeRw, 0
-        "Names": container.name, "Labels": "", "Mounts": ",".join(volumes),
-        "Networks": container.config.network_mode or "none",
+        "Names": container.name,
+        "Labels": ",".join(f"{key}={value}" for key, value in sorted(labels.items())),
+        "Mounts": ",".join(volumes), "Networks": container.config.network_mode or "none",
         "LocalVolumes": str(len(volumes)),
-    }
+    }, {"Label": _label_method(labels)})
+
+
+def _label_method(labels: Mapping[str, str]) -> Method:
+    """Docker's ``{{.Label "key"}}``: the label's value, empty without it."""
+    return Method("Label", lambda key: labels.get(key, ""), 1)
 
 
 def status_text(container: Any) -> str:

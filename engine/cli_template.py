@@ -677,9 +677,29 @@ class _Run:
             raise self.fail(first, "nil is not a command")
         if rest or piped is not _MISSING:
             if first.kind == "field" and first.value:
+                receiver = self.fields(dot, first.value[:-1], first)
+                method = (receiver.methods.get(first.value[-1])
+                          if isinstance(receiver, WithMethods) else None)
+                if method is not None:
+                    return self.invoke(method, command, dot, scopes, piped)
                 raise self.fail(first, f"{first.value[-1]} is not a method but has arguments")
             raise self.fail(first, f"can't give argument to non-function {first.text}")
         return self.operand(first, dot, scopes)
+
+    def invoke(self, method: Method, command: _Command, dot: Any,
+               scopes: list[dict[str, Any]], piped: Any) -> Any:
+        """A method of the context (``{{.Label "key"}}``): string arguments, as many as it
+        takes."""
+        first, *rest = command.operands
+        given = len(rest) + (piped is not _MISSING)
+        if given != method.arity:
+            raise self.fail(first, f"wrong number of args for {method.name}: want "
+                                   f"{method.arity} got {given}")
+        arguments = [self.checked(operand, self.argument(operand, dot, scopes), "string")
+                     for operand in rest]
+        if piped is not _MISSING:
+            arguments.append(self.checked(command, piped, "string", piped=True))
+        return method.function(*arguments)
 
     def call(self, command: _Command, dot: Any, scopes: list[dict[str, Any]],
              piped: Any) -> Any:
@@ -751,6 +771,14 @@ class _Run:
         return self.operand(operand, dot, scopes)
 
     def operand(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]) -> Any:
+        value = self._operand_value(operand, dot, scopes)
+        if isinstance(value, Method):  # a method named without its arguments
+            raise self.fail(operand, f"wrong number of args for {value.name}: want "
+                                     f"{value.arity} got 0")
+        return value
+
+    def _operand_value(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]
+                       ) -> Any:
         if operand.kind == "literal":
             return operand.value
         if operand.kind == "group":
@@ -772,7 +800,10 @@ class _Run:
     def fields(self, value: Any, names: list[str], operand: _Operand) -> Any:
         looked_up = False  # a map's value is an interface {} to Go; others have their type
         for name in names:
-            if isinstance(value, dict):
+            if isinstance(value, WithMethods) and name in value.methods:
+                value = value.methods[name]  # Go looks for a method before the map's key
+                looked_up = True
+            elif isinstance(value, dict):
                 if name not in value:
                     raise self.fail(operand, f'map has no entry for key "{name}"')
                 value = value[name]
@@ -787,6 +818,24 @@ class _Run:
 
 
 # -- values ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A method of a formatting context, as Docker's ps context has ``Label(name)``."""
+
+    name: str
+    function: Callable[..., Any]
+    arity: int
+
+
+class WithMethods(dict[str, Any]):
+    """A formatting context: its fields are a Go map's (``{{.Names}}``, ``{{json .}}``), and
+    it has ``methods`` too (``{{.Label "key"}}``), which JSON never shows."""
+
+    def __init__(self, fields: Mapping[str, Any], methods: Mapping[str, Method]) -> None:
+        super().__init__(fields)
+        self.methods = dict(methods)
+
+
 def go_type(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"

@@ -93,6 +93,7 @@ class ContainerConfig:
     stop_signal: int | None = None
     stop_timeout: int | None = None
     healthcheck: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # (key, value), Docker's Config.Labels
 
     def stored(self) -> dict[str, Any]:
         """The JSON form kept in ``containers.config``."""
@@ -108,6 +109,7 @@ class ContainerConfig:
             "stop_signal": self.stop_signal,
             "stop_timeout": self.stop_timeout,
             "healthcheck": list(self.healthcheck),
+            "labels": dict(self.labels),
         }
 
 
@@ -149,7 +151,8 @@ def validate(config: ContainerConfig) -> None:
     for field, values in (("image", (config.image,)), ("command", config.command),
                           ("environment variable", config.env), ("mount", config.mounts),
                           ("user", (config.user,)), ("working directory", (config.working_dir,)),
-                          ("hostname", (config.hostname,)), ("secret", config.secrets)):
+                          ("hostname", (config.hostname,)), ("secret", config.secrets),
+                          ("label", [text for pair in config.labels for text in pair])):
         for value in values:
             if "\0" in value:  # no path, argument or variable of the kernel's can hold one
                 raise InvalidParameter(f"invalid {field} {value!r}: it contains a NUL byte")

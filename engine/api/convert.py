@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from engine.api.v1 import containers_pb2 as pb
@@ -20,6 +21,7 @@ def config_from(message: pb.ContainerConfig) -> ContainerConfig:
         restart_policy=RestartPolicy(message.restart_policy or "no",
                                      message.restart_max_retries),
         auto_remove=message.auto_remove, runtime=message.runtime,
+        labels=tuple(sorted(message.labels.items())),
     )
 
 
@@ -44,9 +46,14 @@ def container_message(record: ContainerRecord) -> pb.Container:
             network_mode=config.get("network_mode", "none"),
             mounts=list(config.get("mounts", [])), restart_policy=record.restart_policy,
             restart_max_retries=record.restart_max_retries, auto_remove=record.auto_remove,
-            runtime=record.runtime,
+            runtime=record.runtime, labels=labels_of(config),
         ),
     )
+
+
+def labels_of(config: Mapping[str, Any]) -> dict[str, str]:
+    """A stored configuration's labels (none before labels were kept)."""
+    return {str(key): str(value) for key, value in (config.get("labels") or {}).items()}
 
 
 def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path: str,
@@ -79,16 +86,19 @@ def inspect_details(message: pb.Container, record: ContainerRecord, *, log_path:
     return message
 
 
-def history_message(row: HistoryRecord, name: str, image: str = ""
-                    ) -> events_pb2.HistoryEvent:
+def history_message(row: HistoryRecord, name: str, image: str = "",
+                    labels: Mapping[str, str] | None = None) -> events_pb2.HistoryEvent:
+    """An event of ``row``; its attributes are the row's, then the container's ``labels``
+    over them (moby's copyAttributes)."""
+    attributes = {key: _attribute(key, value)
+                  for key, value in (row.attributes or {}).items() if value is not None}
+    attributes.update(labels or {})
     return events_pb2.HistoryEvent(
         seq=row.event_seq, container_id=row.container_id, container_name=name,
         container_seq=row.seq, event=row.event, from_state=row.from_state or "",
         to_state=row.to_state, step=row.step or "", outcome=row.outcome,
         error=row.error_message or "", error_class=row.error_class or "", actor=row.actor,
-        request_id=row.request_id or "", at_ms=row.at, image=image,
-        attributes={key: _attribute(key, value)
-                    for key, value in (row.attributes or {}).items() if value is not None},
+        request_id=row.request_id or "", at_ms=row.at, image=image, attributes=attributes,
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from engine.api.containers import SHUTTING_DOWN
-from engine.api.convert import history_message
+from engine.api.convert import history_message, labels_of
 from engine.api.idempotency import RequestLedger
 from engine.api.v1 import events_pb2
 from engine.api.v1 import system_pb2 as spb
@@ -87,7 +87,8 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
         wanted_containers = set(request.containers)
         wanted_events = set(request.events)
         wanted_images = set(request.images)
-        names: dict[str, tuple[str, str]] = {}  # container id -> (name, image)
+        # container id -> (name, image, labels)
+        names: dict[str, tuple[str, str, dict[str, str]]] = {}
         try:
             while context.is_active():
                 wake.clear()
@@ -96,15 +97,16 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                     for row in rows:
                         if row.container_id not in names:
                             record = reader.container(row.container_id)
-                            names[row.container_id] = ((record.name, record.image) if record
-                                                       else ("", ""))
+                            names[row.container_id] = (
+                                (record.name, record.image, labels_of(record.config))
+                                if record else ("", "", {}))
                 for row in rows:
                     last = row.event_seq
                     if request.until_ms and row.at > request.until_ms:
                         return
                     if row.at < request.since_ms:
                         continue
-                    name, image = names[row.container_id]
+                    name, image, labels = names[row.container_id]
                     if wanted_containers and not wanted_containers & {row.container_id, name}:
                         continue
                     # moby's matchImage: the image as given, or without its tag.
@@ -114,7 +116,7 @@ class SystemService(rpc.SystemServicer):  # type: ignore[misc]
                         continue
                     if request.docker_only and row.event not in DOCKER_EVENTS:
                         continue
-                    yield history_message(row, name, image)
+                    yield history_message(row, name, image, labels)
                 wait = EVENT_POLL_SECONDS
                 if request.until_ms:  # Docker's --until: the stream ends at that time
                     left = request.until_ms / 1000 - time.time()

@@ -730,6 +730,52 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
                       "hostname") == f"{socket.gethostname()}\n"
 
 
+def test_labels_as_docker_keeps_shows_and_filters_them(session: Cli,
+                                                       tmp_path: pathlib.Path) -> None:
+    """-l/--label and --label-file (its lines first, the flags over them; a bare KEY is an
+    empty value), shown by inspect's Config.Labels, ps's LABELS and {{.Label "key"}},
+    filtered by ps -f label= (every one given must match) and events -f label=."""
+    labels = tmp_path / "labels"
+    labels.write_text("# a comment\ntier=back\nowner\n\n")
+    since = str(time.time())
+    session.ok("create", "--name", "lab-a", "--label-file", str(labels), "-l", "tier=front",
+               "-l", "app=shop=1", "busybox", "true")
+    session.ok("create", "--name", "lab-b", "--label", "tier", "busybox", "true")
+    try:
+        inspected = json.loads(session.ok("inspect", "lab-a", "lab-b"))
+        assert inspected[0]["Config"]["Labels"] == {"app": "shop=1", "owner": "",
+                                                    "tier": "front"}
+        assert inspected[1]["Config"]["Labels"] == {"tier": ""}
+
+        def listed(*arguments: str, form: str = "{{.Names}}") -> list[str]:
+            return session.ok("ps", "-a", *arguments, "--format", form).splitlines()
+
+        assert listed("-f", "name=lab-a", form="{{.Labels}}") == ["app=shop=1,owner=,tier=front"]
+        assert listed("-f", "name=lab-",
+                      form='{{.Names}}:{{.Label "tier"}}:{{.Label "x"}}:') == [
+            "lab-b:::", "lab-a:front::"]  # newest first
+        assert sorted(listed("-f", "label=tier")) == ["lab-a", "lab-b"]
+        assert listed("-f", "label=tier=front") == ["lab-a"]
+        assert listed("-f", "label=tier", "-f", "label=owner") == ["lab-a"]
+        assert listed("-f", "label=nope") == []
+        row = json.loads(session.ok("ps", "-a", "-f", "name=lab-a", "--format", "json"))
+        assert row["Labels"] == "app=shop=1,owner=,tier=front" and "Label" not in row
+        wrong = session("ps", "-a", "--format", "{{.Label}}")
+        assert wrong.returncode != 0 and "wrong number of args for Label: want 1 got 0" \
+            in wrong.stderr
+        refused = session("create", "-l", "=x", "busybox", "true")
+        assert (refused.returncode, refused.stderr) == (
+            125, "invalid argument \"=x\" for \"-l, --label\" flag: invalid label '=x': "
+                 "empty name\nSee 'berth create --help'.\n")
+        events = session.ok("events", "--since", since, "--until", str(time.time() + 1),
+                            "-f", "label=tier=front", "--format",
+                            '{{.Actor.Attributes.name}} {{.Action}} '
+                            '{{index .Actor.Attributes "tier"}}').splitlines()
+        assert events == ["lab-a create front"]
+    finally:
+        session.ok("rm", "lab-a", "lab-b")
+
+
 def test_ps_filters_last_and_no_trunc(session: Cli) -> None:
     sleeper = session.ok("run", "-d", "--name", "flt-up", "busybox", "sleep", "1000").strip()
     assert session("run", "--name", "flt-a", "busybox", "sh", "-c", "exit 3").returncode == 3

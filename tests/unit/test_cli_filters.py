@@ -11,16 +11,19 @@ from engine.cli_filters import FilterError, matcher, parse_filter_flag, parse_fi
 
 def container(name: str, status: str, created: int, *, exit_code: int = 0,
               image: str = "busybox", mounts: tuple[str, ...] = (),
-              network: str = "none") -> SimpleNamespace:
+              network: str = "none", labels: dict[str, str] | None = None
+              ) -> SimpleNamespace:
     digest = "sha256:" + ("ab12" if image == "busybox" else "cd34") + "0" * 60
     return SimpleNamespace(
         id=f"{name:0<8}".encode().hex()[:64].ljust(64, "0"), name=name, status=status,
         created_ms=created, exit_code=exit_code, image=image, image_digest=digest,
-        config=SimpleNamespace(mounts=list(mounts), network_mode=network))
+        config=SimpleNamespace(mounts=list(mounts), network_mode=network,
+                               labels=dict(labels or {})))
 
 
-WEB = container("web", "running", 1, mounts=("data:/data",))
-JOB = container("job", "exited", 2, exit_code=3, image="alpine:3")
+WEB = container("web", "running", 1, mounts=("data:/data",),
+                labels={"tier": "front", "a": "c"})
+JOB = container("job", "exited", 2, exit_code=3, image="alpine:3", labels={"tier": ""})
 OLD = container("webold", "exited", 3, network="host")
 ALL = [WEB, JOB, OLD]
 
@@ -53,6 +56,12 @@ def names(*specs: str) -> list[str]:
     (("volume=/data",), ["web"]),
     (("network=host",), ["webold"]),
     (("label=a=b",), []),
+    (("label=tier",), ["web", "job"]),  # moby's MatchKVList: the key alone, or KEY=VALUE
+    (("label=tier=front",), ["web"]),
+    (("label=tier=",), ["job"]),
+    (("label=tier=front", "label=a=c"), ["web"]),
+    (("label=tier", "status=exited"), ["job"]),
+    (("label=tier", "label=a"), ["web"]),  # every label given, unlike other keys' values
     (("publish=80",), []),
     (("health=none",), ["web", "job", "webold"]),
     (("isolation=default", "is-task=false"), ["web", "job", "webold"]),

@@ -339,12 +339,12 @@ def test_the_mount_of_a_path_is_found_with_its_escaped_names(tmp_path: pathlib.P
 
 
 @pytest.mark.parametrize("field", ["image", "command", "env", "mounts", "user", "working_dir",
-                                   "hostname", "secrets"])
+                                   "hostname", "secrets", "labels"])
 def test_a_nul_byte_is_refused_at_create(field: str) -> None:
     """No path, argument or variable can hold one: it used to fail at start, unclassified."""
     value = {"image": "busy\0box", "command": ("echo", "a\0b"), "env": ("A=\0",),
              "mounts": ("/tmp\0:/x",), "user": "ro\0ot", "working_dir": "/w\0",
-             "hostname": "h\0", "secrets": ("s=\0",)}[field]
+             "hostname": "h\0", "secrets": ("s=\0",), "labels": (("k", "v\0"),)}[field]
     with pytest.raises(InvalidParameter, match="it contains a NUL byte"):
         validate(make_config(**{field: value}))
 

@@ -8,7 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ContainerConfig(_message.Message):
-    __slots__ = ("image", "cmd", "name", "env", "working_dir", "user", "hostname", "network_mode", "mounts", "restart_policy", "restart_max_retries", "auto_remove", "runtime", "secrets")
+    __slots__ = ("image", "cmd", "name", "env", "working_dir", "user", "hostname", "network_mode", "mounts", "restart_policy", "restart_max_retries", "auto_remove", "runtime", "secrets", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CMD_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +30,7 @@ class ContainerConfig(_message.Message):
     AUTO_REMOVE_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     image: str
     cmd: _containers.RepeatedScalarFieldContainer[str]
     name: str
@@ -37,7 +45,8 @@ class ContainerConfig(_message.Message):
     auto_remove: bool
     runtime: str
     secrets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., network_mode: _Optional[str] = ..., mounts: _Optional[_Iterable[str]] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., auto_remove: _Optional[bool] = ..., runtime: _Optional[str] = ..., secrets: _Optional[_Iterable[str]] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, image: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., network_mode: _Optional[str] = ..., mounts: _Optional[_Iterable[str]] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., auto_remove: _Optional[bool] = ..., runtime: _Optional[str] = ..., secrets: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Container(_message.Message):
     __slots__ = ("id", "name", "image", "created_ms", "state", "status", "running", "paused", "restarting", "oom_killed", "dead", "removal_in_progress", "pid", "exit_code", "error", "started_ms", "finished_ms", "restart_count", "runtime", "runtime_binary", "config", "image_digest", "mounts", "log_path", "hostname")
