@@ -676,15 +676,29 @@ class _Run:
         if first.kind == "nil":
             raise self.fail(first, "nil is not a command")
         if rest or piped is not _MISSING:
+            method = self.method_of(first, dot, scopes)
+            if method is not None:
+                return self.invoke(method, command, dot, scopes, piped)
             if first.kind == "field" and first.value:
-                receiver = self.fields(dot, first.value[:-1], first)
-                method = (receiver.methods.get(first.value[-1])
-                          if isinstance(receiver, WithMethods) else None)
-                if method is not None:
-                    return self.invoke(method, command, dot, scopes, piped)
                 raise self.fail(first, f"{first.value[-1]} is not a method but has arguments")
             raise self.fail(first, f"can't give argument to non-function {first.text}")
         return self.operand(first, dot, scopes)
+
+    def method_of(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]
+                  ) -> Method | None:
+        """The context method ``operand`` names (``.Label``, ``$.Label``, ``$row.Label``),
+        if it names one: Go looks a method up before a map's key."""
+        if operand.kind == "field" and operand.value:
+            receiver, name = self.fields(dot, operand.value[:-1], operand), operand.value[-1]
+        elif operand.kind == "variable" and operand.value[1]:
+            variable, names = operand.value
+            scope = next((scope for scope in reversed(scopes) if variable in scope), None)
+            if scope is None:
+                return None  # the operand's own evaluation says it is undefined
+            receiver, name = self.fields(scope[variable], names[:-1], operand), names[-1]
+        else:
+            return None
+        return receiver.methods.get(name) if isinstance(receiver, WithMethods) else None
 
     def invoke(self, method: Method, command: _Command, dot: Any,
                scopes: list[dict[str, Any]], piped: Any) -> Any:

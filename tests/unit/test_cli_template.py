@@ -8,6 +8,8 @@ with a small Go program; Go is not needed to run these tests.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.cli_template import HEADER_FUNCTIONS, TemplateError, parse
@@ -880,3 +882,24 @@ def test_a_typed_nil_prints_as_go_prints_it_and_is_null_in_json() -> None:
                      ).execute(document)
     assert rendered == "[]|map[]|<no value>|0||none|null|null"
     assert json_plain({"a": [NilMap()], "b": NilSlice()}) == {"a": [None], "b": None}
+
+
+def test_a_context_method_is_called_as_go_calls_one() -> None:
+    """ps's ``{{.Label "key"}}``: a method of the context, called with its string arguments
+    (piped too); named alone, or with other arguments, it is Go's error; JSON never shows it."""
+    from engine.cli_template import Method, WithMethods
+
+    labels = {"tier": "front"}
+    row = WithMethods({"Names": "web"}, {"Label": Method("Label", lambda key: labels.get(key, ""),
+                                                         1)})
+    assert parse('{{.Label "tier"}}|{{.Label "none"}}|{{"tier" | .Label}}').execute(row) == (
+        "front||front")
+    assert parse('{{$.Label "tier"}} {{with .}}{{.Label "tier"}}{{end}}').execute(row) == (
+        "front front")
+    assert parse("{{json .}}").execute(row) == '{"Names":"web"}'
+    for source, error in (("{{.Label}}", "wrong number of args for Label: want 1 got 0"),
+                          ('{{.Label "a" "b"}}', "wrong number of args for Label: want 1 got 2"),
+                          ("{{.Label 1}}", "expected string; found 1"),
+                          ('{{.Names "x"}}', "Names is not a method but has arguments")):
+        with pytest.raises(TemplateError, match=re.escape(error)):
+            parse(source).execute(row)
