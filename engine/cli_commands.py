@@ -23,6 +23,7 @@ from engine.cli_output import (
     ago,
     docker_inspect,
     iso,
+    label_method,
     parse_moment,
     print_json,
     ps_fields,
@@ -30,10 +31,12 @@ from engine.cli_output import (
 )
 from engine.cli_template import (
     HEADER_FUNCTIONS,
+    Method,
     NilMap,
     Template,
     TemplateError,
     WithMethods,
+    go_quote,
     json_text,
 )
 from engine.cli_template import parse as parse_template
@@ -54,6 +57,8 @@ def _config(args: argparse.Namespace) -> Any:
     except ValueError:  # Docker's flag error (opts.ParseRestartPolicy)
         raise CliError(f'invalid argument "{args.restart}" for "--restart" flag: maximum retry '
                        "count must be an integer", EXIT_REFUSED) from None
+    for label in args.label:  # Docker's ValidateLabel, as the flag is parsed: before all else
+        _validate_label(label, args.verb)
     env = []
     for variable in [*_env_files(args.env_file), *args.env]:  # Docker's order: files first
         if not variable or variable.startswith("="):
@@ -63,13 +68,8 @@ def _config(args: argparse.Namespace) -> Any:
             # not have stays bare, and the daemon unsets it.
             variable = f"{variable}={os.environ[variable]}"
         env.append(valid_text(variable))
-    for label in args.label:  # Docker's ValidateLabel, on the flag's values only
-        if not label.partition("=")[0].strip():
-            raise CliError(f'invalid argument "{label}" for "-l, --label" flag: invalid label '
-                           f"'{label}': empty name\nSee 'berth {args.verb} --help'.",
-                           EXIT_REFUSED)
     labels: dict[str, str] = {}
-    for label in [*_kv_files(args.label_file, bare=True), *args.label]:  # files first
+    for label in [*_kv_files(args.label_file, lookup=False), *args.label]:  # files first
         key, _, value = valid_text(label).partition("=")
         labels[key] = value
     return pb.ContainerConfig(
@@ -79,6 +79,20 @@ def _config(args: argparse.Namespace) -> Any:
         restart_policy=name, restart_max_retries=max_retries,
         auto_remove=args.rm, runtime=args.runtime or "", secrets=args.secret,
     )
+
+
+def _validate_label(label: str, verb: str) -> None:
+    """docker/cli's ValidateLabel (a flag validator, so pflag's words around it): the key,
+    spaces and tabs on its left trimmed, must be there and hold neither."""
+    key = label.partition("=")[0].lstrip(" \t")
+    if not key:
+        why = f"invalid label '{label}': empty name"
+    elif " " in key or "\t" in key:
+        why = f"label '{key}' contains whitespaces"
+    else:
+        return
+    raise CliError(f'invalid argument {go_quote(label)} for "-l, --label" flag: {why}\n'
+                   f"See 'berth {verb} --help'.", EXIT_REFUSED)
 
 
 def _absolute_source(spec: str) -> str:
@@ -94,12 +108,13 @@ def _env_files(paths: list[str]) -> list[str]:
     """Docker's --env-file (its kvfile): a VAR=VALUE a line, the value kept as written; blank
     lines and lines starting with # skipped; a bare VAR takes the client's value, and is left
     out when the client has none (unlike -e VAR, which then unsets it)."""
-    return _kv_files(paths, bare=False)
+    return _kv_files(paths, lookup=True)
 
 
-def _kv_files(paths: list[str], *, bare: bool) -> list[str]:
-    """Docker's kvfile, for ``--env-file`` and (with ``bare``: a bare KEY stays as it is, a
-    label with an empty value) ``--label-file``; the errors are the same for both."""
+def _kv_files(paths: list[str], *, lookup: bool) -> list[str]:
+    """Docker's kvfile, for ``--env-file`` and (without ``lookup``) ``--label-file``, with the
+    same errors for both. A bare KEY takes the client's variable with ``lookup`` and is left
+    out without it (Docker's ReadKVStrings reads label files with no lookup)."""
     variables = []
     for path in paths:
         try:
@@ -113,8 +128,8 @@ def _kv_files(paths: list[str], *, bare: bool) -> list[str]:
             try:
                 line = raw.decode().lstrip(_GO_SPACES)
             except UnicodeDecodeError:
-                raise CliError(f"env file {path} contains invalid utf8 bytes at line {number}",
-                               EXIT_REFUSED) from None
+                raise CliError(f"env file {path} contains invalid utf8 bytes at line {number}: "
+                               f"[{' '.join(str(byte) for byte in raw)}]", EXIT_REFUSED) from None
             if not line or line.startswith("#"):
                 continue
             variable, equals, value = line.partition("=")
@@ -127,9 +142,7 @@ def _kv_files(paths: list[str], *, bare: bool) -> list[str]:
                                f"'{line}'", EXIT_REFUSED)
             if equals:
                 variables.append(f"{variable}={value}")
-            elif bare:
-                variables.append(variable)
-            elif variable in os.environ:
+            elif lookup and variable in os.environ:
                 variables.append(f"{variable}={os.environ[variable]}")
     return variables
 
@@ -619,6 +632,8 @@ def _print_formatted(template: Template, is_table: bool, rows: Sequence[Mapping[
         for line in lines:
             print(line)
         return
+    if rows and isinstance(rows[0], WithMethods) and "Label" in rows[0].methods:
+        headers = WithMethods(headers, {"Label": Method("Label", _label_header, 1)})
     try:
         header = template.execute(headers, HEADER_FUNCTIONS)
     except TemplateError:
@@ -631,6 +646,12 @@ def _print_formatted(template: Template, is_table: bool, rows: Sequence[Mapping[
         table(padded[1:], padded[0])
     else:
         table(padded, [""] * width, header_row=False)
+
+
+def _label_header(name: str) -> str:
+    """docker/cli's SubHeaderContext.Label: a ``{{.Label "com.example.app-name"}}`` column's
+    header is the key's last dotted part, ``-`` and ``_`` as spaces (``app name``)."""
+    return name.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ")
 
 
 def _render(template: Template, data: Any) -> str:
@@ -806,7 +827,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     api = Api(args)
     try:
         for event in api.call(api.system.Events, request):
-            if labels and not _labelled(event.attributes, labels):
+            if labels and not _labelled(_docker_event(event)["Actor"]["Attributes"], labels):
                 continue
             if args.format == "json":
                 print(json_text(_docker_event(event)), flush=True)
@@ -1202,15 +1223,19 @@ def _list_volumes(api: Api, args: argparse.Namespace) -> int:
     volumes = [volume for volume in api.call(api.containers.Volumes,
                                              messages().VolumesRequest()).volumes
                if _volume_matches(volume, filters)]
-    template, is_table = _list_format(args.format.strip(), dict.fromkeys(VOLUME_HEADERS, ""))
+    template, is_table = _list_format(args.format.strip(), WithMethods(
+        dict.fromkeys(VOLUME_HEADERS, ""), {"Label": label_method({})}))
     if args.quiet:
         for volume in volumes:
             print(volume.name)
         return 0
-    rows = [{"Name": volume.name, "Driver": "local", "Scope": "local",
-             "Mountpoint": volume.mountpoint, "Links": str(len(volume.users)),
-             "Labels": "com.docker.volume.anonymous=" if volume.anonymous else "",
-             "Size": "N/A"} for volume in volumes]
+    rows = [WithMethods({"Name": volume.name, "Driver": "local", "Scope": "local",
+                         "Mountpoint": volume.mountpoint, "Links": str(len(volume.users)),
+                         "Labels": "com.docker.volume.anonymous=" if volume.anonymous else "",
+                         "Size": "N/A"},
+                        {"Label": label_method({"com.docker.volume.anonymous": ""}
+                                               if volume.anonymous else {})})
+            for volume in volumes]
     if args.format.strip() == "json":
         _print_json_rows(rows)
         return 0

@@ -198,7 +198,7 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
     every field empty for None (the row a template is tried on first). ``truncate``: the
     ID's 12 characters and the command's 20, as Docker's (not with ``--no-trunc``)."""
     if container is None:
-        return WithMethods(dict.fromkeys(PS_HEADERS, ""), {"Label": _label_method({})})
+        return WithMethods(dict.fromkeys(PS_HEADERS, ""), {"Label": label_method({})})
     command = " ".join(container.config.cmd)
     if truncate and len(command) > 20:  # Docker's Ellipsis(command, 20), then Go's quoting
         command = command[:19] + "…"
@@ -220,11 +220,12 @@ def ps_fields(container: Any, *, truncate: bool = True) -> dict[str, Any]:
         "Labels": ",".join(f"{key}={value}" for key, value in sorted(labels.items())),
         "Mounts": ",".join(volumes), "Networks": container.config.network_mode or "none",
         "LocalVolumes": str(len(volumes)),
-    }, {"Label": _label_method(labels)})
+    }, {"Label": label_method(labels)})
 
 
-def _label_method(labels: Mapping[str, str]) -> Method:
-    """Docker's ``{{.Label "key"}}``: the label's value, empty without it."""
+def label_method(labels: Mapping[str, str]) -> Method:
+    """Docker's ``{{.Label "key"}}`` (ps and volume ls rows): the label's value, empty
+    without it."""
     return Method("Label", lambda key: labels.get(key, ""), 1)
 
 

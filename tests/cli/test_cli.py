@@ -449,6 +449,9 @@ def test_volumes_are_listed_inspected_and_removed_unless_in_use(session: Cli) ->
                                                     "json").splitlines()]
     assert {"cli-made", "cli-used"} <= {row["Name"] for row in rows}
     assert all(list(row) == sorted(row) for row in rows)
+    # Docker's volume context has Label(name) too (helper-50).
+    assert session.ok("volume", "ls", "-f", "name=cli-made", "--format",
+                      '{{.Name}}:{{.Label "com.docker.volume.anonymous"}}:') == "cli-made::\n"
     [inspected] = json.loads(session.ok("volume", "inspect", "cli-used"))
     assert inspected["Name"] == "cli-used" and inspected["Driver"] == "local"
     assert (inspected["Labels"], inspected["Options"]) == (None, None)  # Docker's nil maps
@@ -732,25 +735,32 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
 
 def test_labels_as_docker_keeps_shows_and_filters_them(session: Cli,
                                                        tmp_path: pathlib.Path) -> None:
-    """-l/--label and --label-file (its lines first, the flags over them; a bare KEY is an
-    empty value), shown by inspect's Config.Labels, ps's LABELS and {{.Label "key"}},
-    filtered by ps -f label= (every one given must match) and events -f label=."""
+    """-l/--label and --label-file (its lines first, the flags over them; a file's bare KEY
+    is left out, as Docker reads label files without a lookup), shown by inspect's
+    Config.Labels, ps's LABELS and {{.Label "key"}} (a table's header: the key's last part),
+    filtered by ps -f label= (every one given must match) and events -f label= (over the
+    event's attributes, name and image included)."""
     labels = tmp_path / "labels"
-    labels.write_text("# a comment\ntier=back\nowner\n\n")
+    labels.write_text("# a comment\ntier=back\nbare\nowner=\n\n")
     since = str(time.time())
     session.ok("create", "--name", "lab-a", "--label-file", str(labels), "-l", "tier=front",
-               "-l", "app=shop=1", "busybox", "true")
+               "-l", "app=shop=1", "-l", "com.example.app-name=cart", "busybox", "true")
     session.ok("create", "--name", "lab-b", "--label", "tier", "busybox", "true")
     try:
         inspected = json.loads(session.ok("inspect", "lab-a", "lab-b"))
         assert inspected[0]["Config"]["Labels"] == {"app": "shop=1", "owner": "",
-                                                    "tier": "front"}
+                                                    "tier": "front",
+                                                    "com.example.app-name": "cart"}
         assert inspected[1]["Config"]["Labels"] == {"tier": ""}
 
         def listed(*arguments: str, form: str = "{{.Names}}") -> list[str]:
             return session.ok("ps", "-a", *arguments, "--format", form).splitlines()
 
-        assert listed("-f", "name=lab-a", form="{{.Labels}}") == ["app=shop=1,owner=,tier=front"]
+        assert listed("-f", "name=lab-a", form="{{.Labels}}") == [
+            "app=shop=1,com.example.app-name=cart,owner=,tier=front"]
+        assert [line.split() for line in listed(
+            "-f", "name=lab-a", form='table {{.Names}}\t{{.Label "com.example.app-name"}}')] \
+            == [["NAMES", "app", "name"], ["lab-a", "cart"]]
         assert listed("-f", "name=lab-",
                       form='{{.Names}}:{{.Label "tier"}}:{{.Label "x"}}:') == [
             "lab-b:::", "lab-a:front::"]  # newest first
@@ -759,7 +769,8 @@ def test_labels_as_docker_keeps_shows_and_filters_them(session: Cli,
         assert listed("-f", "label=tier", "-f", "label=owner") == ["lab-a"]
         assert listed("-f", "label=nope") == []
         row = json.loads(session.ok("ps", "-a", "-f", "name=lab-a", "--format", "json"))
-        assert row["Labels"] == "app=shop=1,owner=,tier=front" and "Label" not in row
+        assert row["Labels"] == "app=shop=1,com.example.app-name=cart,owner=,tier=front"
+        assert "Label" not in row
         wrong = session("ps", "-a", "--format", "{{.Label}}")
         assert wrong.returncode != 0 and "wrong number of args for Label: want 1 got 0" \
             in wrong.stderr
@@ -767,11 +778,22 @@ def test_labels_as_docker_keeps_shows_and_filters_them(session: Cli,
         assert (refused.returncode, refused.stderr) == (
             125, "invalid argument \"=x\" for \"-l, --label\" flag: invalid label '=x': "
                  "empty name\nSee 'berth create --help'.\n")
-        events = session.ok("events", "--since", since, "--until", str(time.time() + 1),
-                            "-f", "label=tier=front", "--format",
-                            '{{.Actor.Attributes.name}} {{.Action}} '
-                            '{{index .Actor.Attributes "tier"}}').splitlines()
-        assert events == ["lab-a create front"]
+        until = str(time.time() + 1)
+
+        def events(*filters: str) -> list[str]:
+            return session.ok("events", "--since", since, "--until", until, *filters,
+                              "--format", '{{.Actor.Attributes.name}} {{.Action}} '
+                              '{{index .Actor.Attributes "tier"}}').splitlines()
+
+        assert events("-f", "label=tier=front") == ["lab-a create front"]
+        assert events("-f", "label=name=lab-b") == ["lab-b create "]  # moby: name is one too
+        spaced = session("create", "-l", "a b=c", "busybox", "true")
+        assert (spaced.returncode, spaced.stderr) == (
+            125, "invalid argument \"a b=c\" for \"-l, --label\" flag: label 'a b' contains "
+                 "whitespaces\nSee 'berth create --help'.\n")
+        first = session("create", "--env-file", str(tmp_path / "none"), "-l", "=x", "busybox",
+                        "true")  # the flag is checked as it is parsed: before any file is read
+        assert first.returncode == 125 and first.stderr.startswith('invalid argument "=x"')
     finally:
         session.ok("rm", "lab-a", "lab-b")
 

@@ -423,6 +423,19 @@ def test_a_global_help_before_a_command_is_the_commands(argv: list[str], usage: 
     assert result.stdout.startswith(usage)
 
 
+@pytest.mark.parametrize("flag", ["--env-file", "--label-file"])
+def test_a_kv_file_with_bytes_that_are_no_utf8_names_them(tmp_path: pathlib.Path,
+                                                          flag: str) -> None:
+    """Docker's kvfile (env and label files alike) ends its message with the line's bytes."""
+    bad = tmp_path / "kv"
+    bad.write_bytes(b"ok=1\na=\xff\r\n")
+    result = subprocess.run([BERTH, "create", flag, str(bad), "busybox", "true"],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "BERTH_HOST": "unix:///nonexistent.sock"})
+    assert (result.returncode, result.stderr) == (
+        125, f"env file {bad} contains invalid utf8 bytes at line 2: [97 61 255]\n")
+
+
 def test_berth_alone_shows_its_help_and_an_unknown_global_flag_is_a_flag_error() -> None:
     """Docker's: ``docker`` alone prints the help (on stderr) and succeeds."""
     alone = subprocess.run([BERTH], capture_output=True, text=True, check=False)
