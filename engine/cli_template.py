@@ -698,6 +698,9 @@ class _Run:
             receiver, name = self.fields(scope[variable], names[:-1], operand), names[-1]
         else:
             return None
+        if isinstance(receiver, Method):  # .Label.x "a": Go calls Label first, with none
+            raise self.fail(operand, f"wrong number of args for {receiver.name}: want "
+                                     f"{receiver.arity} got 0")
         return receiver.methods.get(name) if isinstance(receiver, WithMethods) else None
 
     def invoke(self, method: Method, command: _Command, dot: Any,
@@ -814,6 +817,9 @@ class _Run:
     def fields(self, value: Any, names: list[str], operand: _Operand) -> Any:
         looked_up = False  # a map's value is an interface {} to Go; others have their type
         for name in names:
+            if isinstance(value, Method):  # a method as a receiver: Go called it, with none
+                raise self.fail(operand, f"wrong number of args for {value.name}: want "
+                                         f"{value.arity} got 0")
             if isinstance(value, WithMethods) and name in value.methods:
                 value = value.methods[name]  # Go looks for a method before the map's key
                 looked_up = True

@@ -900,6 +900,8 @@ def test_a_context_method_is_called_as_go_calls_one() -> None:
     for source, error in (("{{.Label}}", "wrong number of args for Label: want 1 got 0"),
                           ('{{.Label "a" "b"}}', "wrong number of args for Label: want 1 got 2"),
                           ("{{.Label 1}}", "expected string; found 1"),
-                          ('{{.Names "x"}}', "Names is not a method but has arguments")):
+                          ('{{.Names "x"}}', "Names is not a method but has arguments"),
+                          ("{{.Label.x}}", "wrong number of args for Label: want 1 got 0"),
+                          ('{{.Label.x "a"}}', "wrong number of args for Label: want 1 got 0")):
         with pytest.raises(TemplateError, match=re.escape(error)):
             parse(source).execute(row)
