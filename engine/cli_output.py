@@ -16,10 +16,15 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def iso(milliseconds: int) -> str:
+    """A time as Go's JSON writes a ``time.Time`` (RFC 3339 with nanoseconds, UTC), from the
+    journal's milliseconds: the fraction's trailing zeros dropped, no fraction when it is
+    zero (``...:05.12Z``, ``...:05Z``), as in Docker's inspect."""
     if not milliseconds:
         return ZERO_TIME
-    moment = datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    seconds, fraction = divmod(milliseconds, 1000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    digits = f"{fraction:03d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{digits}" if digits else "") + "Z"
 
 
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")

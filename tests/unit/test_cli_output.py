@@ -61,3 +61,18 @@ def test_durations_read_as_dockers(seconds: float, words: str) -> None:
     """Docker's ps says "Up About a minute" and counts hours up to two days; berth said
     "1 minute" and "1 day" (helper-40)."""
     assert human_duration(seconds) == words
+
+
+@pytest.mark.parametrize(("milliseconds", "text"), [
+    (1700000000123, "2023-11-14T22:13:20.123Z"),
+    (1700000000120, "2023-11-14T22:13:20.12Z"),
+    (1700000000100, "2023-11-14T22:13:20.1Z"),
+    (1700000000000, "2023-11-14T22:13:20Z"),
+    (1700000000001, "2023-11-14T22:13:20.001Z"),
+    (0, "0001-01-01T00:00:00Z"),
+])
+def test_times_read_as_gos_json_writes_them(milliseconds: int, text: str) -> None:
+    """Docker's inspect times are Go's RFC 3339 with nanoseconds: trailing zeros dropped."""
+    from engine.cli_output import iso
+
+    assert iso(milliseconds) == text
