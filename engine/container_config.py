@@ -34,10 +34,19 @@ RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 NETWORK_MODES = ("none", "host")
 DEFAULT_STOP_TIMEOUT = 10
 
-_ADJECTIVES = ("brave", "calm", "eager", "fond", "gentle", "keen", "lucid", "merry", "nifty",
-               "quiet", "sharp", "tender", "vivid", "witty", "zen")
-_NOUNS = ("lovelace", "hopper", "turing", "ritchie", "thompson", "liskov", "knuth", "hamilton",
-          "perlman", "torvalds", "pike", "kernighan", "allen", "babbage", "curie")
+# A generated name is ADJECTIVE_SURNAME, as moby's namesgenerator makes them (its lists are
+# its own; these are berth's): 40 x 48 of them.
+_ADJECTIVES = ("agile", "bold", "brave", "bright", "calm", "clever", "cool", "curious",
+               "daring", "eager", "earnest", "fond", "gentle", "glad", "happy", "humble",
+               "jolly", "keen", "kind", "lively", "lucid", "merry", "mellow", "modest",
+               "nifty", "noble", "patient", "plucky", "proud", "quiet", "quick", "serene",
+               "sharp", "steady", "sunny", "tender", "upbeat", "vivid", "witty", "zen")
+_NOUNS = ("allen", "babbage", "backus", "bardeen", "boole", "cerf", "church", "codd", "conway",
+          "curie", "dijkstra", "engelbart", "euler", "fermi", "feynman", "gauss", "goldberg",
+          "hamilton", "hoare", "hopper", "kahan", "kay", "kernighan", "knuth", "lamport",
+          "liskov", "lovelace", "mccarthy", "meitner", "minsky", "moore", "nash", "neumann",
+          "noether", "perlman", "pike", "ramanujan", "ritchie", "shannon", "shaw", "sutherland",
+          "tarjan", "thompson", "torvalds", "turing", "wilkes", "wirth", "yonath")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -138,8 +147,13 @@ def validate_command(config: ContainerConfig) -> None:
         raise InvalidParameter("no command specified")
 
 
-def generate_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(3)}"
+GENERATED_NAME_ATTEMPTS = 6  # moby's generateAndReserveName, before the short ID
+
+
+def generate_name(attempt: int = 0) -> str:
+    """moby's GetRandomName(retry): ADJECTIVE_SURNAME, a digit appended on a retry."""
+    name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+    return f"{name}{secrets.randbelow(10)}" if attempt > 0 else name
 
 
 def validate(config: ContainerConfig) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from engine.config import ConfigSnapshot, ConfigStore
 from engine.container_config import (
     DEFAULT_STOP_TIMEOUT,
+    GENERATED_NAME_ATTEMPTS,
     ContainerConfig,
     anonymous_destination,
     generate_name,
@@ -219,9 +220,15 @@ class Engine:
             history = HistoryDraft(event=Event.CREATE.value, to_state=ContainerState.CREATED)
             with self.saga.db.read() as reader:
                 owner = reader.live_container_by_name(name)
-                while owner is not None and not config.name:
-                    name = generate_name()  # a generated name collided: draw again
+                # moby's generateAndReserveName: draws with a digit after the first, then the
+                # short ID.
+                attempt = 1
+                while (owner is not None and not config.name
+                       and attempt <= GENERATED_NAME_ATTEMPTS):
+                    name = (generate_name(attempt) if attempt < GENERATED_NAME_ATTEMPTS
+                            else container_id[:12])
                     owner = reader.live_container_by_name(name)
+                    attempt += 1
             if owner is not None:
                 raise NameInUseConflict(name, owner_id=owner.id)
             record = record.replace(name=name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -356,3 +357,42 @@ def test_a_bare_absolute_path_is_an_anonymous_volume() -> None:
         validate(make_config(mounts=("/",)))
     with pytest.raises(InvalidParameter, match="Duplicate mount point: /data"):
         validate(make_config(mounts=("/data", "vol:/data/")))
+
+
+def test_generated_names_are_mobys_adjective_surname() -> None:
+    """moby's GetRandomName: ADJECTIVE_SURNAME; a retry appends one digit."""
+    from engine.container_config import generate_name
+
+    assert all(re.fullmatch(r"[a-z]+_[a-z]+", generate_name()) for _ in range(50))
+    assert all(re.fullmatch(r"[a-z]+_[a-z]+[0-9]", generate_name(2)) for _ in range(50))
+
+
+def test_a_generated_name_that_is_taken_is_drawn_again_then_is_the_short_id(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moby's generateAndReserveName: six draws (a digit after the first), then the short
+    ID; once that is taken too, the create is refused (NameInUseConflict)."""
+    from engine import service
+    from engine.composition import open_engine
+    from engine.errors import NameInUseConflict
+    from engine.testing import FakeHost, FakeRuntime
+
+    engine, _ = open_engine(tmp_path, runtime=FakeRuntime(), host=FakeHost(str(tmp_path)))
+    draws: list[int] = []
+
+    def always(attempt: int = 0) -> str:
+        draws.append(attempt)
+        return "calm_turing" if attempt == 0 else f"calm_turing{attempt}"
+
+    monkeypatch.setattr(service, "generate_name", always)
+    first = engine.create(make_config())
+    assert first.name == "calm_turing"
+    for attempt in range(1, 6):
+        engine.create(make_config(name=f"calm_turing{attempt}"))  # every draw taken
+    draws.clear()
+    fallback = engine.create(make_config())
+    assert draws == [0, 1, 2, 3, 4, 5] and fallback.name == fallback.id[:12]
+    monkeypatch.setattr(service.hashlib, "sha256", lambda _: type(
+        "Fixed", (), {"hexdigest": lambda self: fallback.id[:12] + "0" * 52})())
+    with pytest.raises(NameInUseConflict):
+        engine.create(make_config())
+    engine.saga.db.close()
