@@ -370,8 +370,10 @@ def _ps_flags(sub: argparse.ArgumentParser) -> None:
 
 
 def _inspect_flags(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("-f", "--format", default="", help="format each container with a Go "
+    sub.add_argument("-f", "--format", default="", help="format each object with a Go "
                                                           "template ('{{.State.ExitCode}}')")
+    sub.add_argument("--type", default="",
+                     help="container, image or volume (default: the first that has the name)")
     _containers(sub)
 
 
@@ -488,7 +490,7 @@ COMMANDS: dict[str, tuple[Handler, str, Callable[[argparse.ArgumentParser], None
     "kill": (cmd_kill, "send a signal to containers", _kill_flags),
     "rm": (cmd_rm, "remove containers", _rm_flags),
     "ps": (cmd_ps, "list containers", _ps_flags),
-    "inspect": (cmd_inspect, "show containers as JSON", _inspect_flags),
+    "inspect": (cmd_inspect, "show containers, images or volumes as JSON", _inspect_flags),
     "logs": (cmd_logs, "show a container's output", _logs_flags),
     "events": (cmd_events, "stream events (replayed from --since)", _events_flags),
     "history": (cmd_history, "show a container's journaled history", _history_flags),

@@ -661,11 +661,80 @@ def _render(template: Template, data: Any) -> str:
         raise CliError(f"Template parsing error: {error}") from None
 
 
+# docker inspect --type: berth has objects of the first three kinds only.
+_INSPECT_TYPES = ("container", "image", "volume", "config", "network", "node", "plugin",
+                  "secret", "service", "task")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """Docker's ``inspect``: each name is the first container, image or volume that has it
+    (``--type`` says which kind); an image is found by name or by ID (a unique prefix)."""
+    if args.type and args.type not in _INSPECT_TYPES:
+        raise CliError(f'"{args.type}" is not a valid value for --type')
     api = Api(args)
-    return _inspected(args.containers, args.format, "container", lambda container: (
-        docker_inspect(api.call(api.containers.Inspect,
-                                messages().InspectRequest(container=container)))))
+    images: list[Any] = []
+
+    def container(reference: str) -> dict[str, Any]:
+        return docker_inspect(api.call(api.containers.Inspect,
+                                       messages().InspectRequest(container=reference)))
+
+    def image(reference: str) -> dict[str, Any]:
+        if not images:
+            images.extend(api.call(api.containers.Images, messages().ImagesRequest()).images)
+        return _image_document(reference, images)
+
+    def volume(reference: str) -> dict[str, Any]:
+        [found] = api.call(api.containers.Volumes,
+                           messages().VolumesRequest(names=[reference])).volumes
+        return _volume_document(found)
+
+    kinds = {"container": container, "image": image, "volume": volume}
+    wanted = [kinds[args.type]] if args.type in kinds else [] if args.type else list(
+        kinds.values())
+
+    def document_of(reference: str) -> dict[str, Any]:
+        for find in wanted:
+            try:
+                return find(reference)
+            except CliError as error:
+                if not error.not_found:
+                    raise
+        raise CliError(f"No such object: {reference}", not_found=True)
+
+    return _inspected(args.containers, args.format, args.type or "object", document_of)
+
+
+def _image_document(reference: str, images: Sequence[Any]) -> dict[str, Any]:
+    """Docker's image inspect, for what berth's images have: one layer (the rootfs), no
+    configuration of their own. Found as the store finds one: a name (``:latest`` by
+    default) or an ID, ``sha256:`` or not, or a unique prefix of it. Raises CliError."""
+    import platform
+
+    from engine.errors import InvalidParameter
+    from engine.reference import normalize_reference
+
+    try:
+        name: str | None = normalize_reference(reference)
+    except InvalidParameter:
+        name = None
+    digests = {image.digest for image in images if name is not None and image.reference == name}
+    if not digests and re.fullmatch(r"(?:sha256:)?[0-9a-f]{1,64}", reference):
+        prefix = "sha256:" + reference.removeprefix("sha256:")
+        digests = {image.digest for image in images if image.digest.startswith(prefix)}
+        if len(digests) > 1:
+            raise CliError("Error response from daemon: multiple IDs found with provided "
+                           f"prefix: {reference}")
+    if not digests:
+        raise CliError(f"No such image: {reference}", not_found=True)
+    [digest] = digests
+    named = [image for image in images if image.digest == digest]
+    tags = sorted(image.reference for image in named if image.reference != image.digest)
+    architectures = {"x86_64": "amd64", "aarch64": "arm64"}
+    return {"Id": digest, "RepoTags": tags, "RepoDigests": [], "Parent": "", "Comment": "",
+            "Created": iso(min(image.created_ms for image in named)),
+            "Architecture": architectures.get(platform.machine(), platform.machine()),
+            "Os": "linux", "Size": named[0].size_bytes,
+            "RootFS": {"Type": "layers", "Layers": [digest]}}
 
 
 def _inspected(references: list[str], form: str, kind: str,

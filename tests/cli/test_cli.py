@@ -152,10 +152,12 @@ def test_bad_input_gets_one_line_and_the_right_status(session: Cli) -> None:
     assert bad_volume.returncode == 1
     assert one_line(bad_volume.stderr) == (
         "Error response from daemon: invalid volume specification: 'novolume'")
-    unknown = session("inspect", "ghost")
+    unknown = session("inspect", "ghost")  # no container, image or volume has the name
     assert unknown.returncode == 1
-    assert one_line(unknown.stderr) == "Error: No such container: ghost"  # Docker's client's
+    assert one_line(unknown.stderr) == "Error: No such object: ghost"  # Docker's client's
     assert unknown.stdout == "[]\n"
+    typed = session("inspect", "--type", "container", "ghost")
+    assert (typed.returncode, one_line(typed.stderr)) == (1, "Error: No such container: ghost")
     assert one_line(session("rm", "ghost").stderr) == "Error: No such container: ghost"
     assert one_line(session("rmi", "ghost").stderr) == "Error: No such image: ghost"
     assert one_line(session("volume", "rm", "ghost").stderr) == "Error: No such volume: ghost"
@@ -731,6 +733,38 @@ def test_run_takes_a_hostname_and_env_files(session: Cli, tmp_path: pathlib.Path
                       "hostname") == "on-host\n"
     assert session.ok("run", "--rm", "--network", "host", "busybox",
                       "hostname") == f"{socket.gethostname()}\n"
+
+
+def test_inspect_finds_an_image_or_a_volume_as_dockers_does(session: Cli) -> None:
+    """docker inspect: the first container, image or volume of the name (--type: that kind
+    only); an image by name, by ID or by a prefix of it."""
+    images = {line.split()[0]: line.split()[1] for line in session.ok(
+        "images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines()}
+    digest = images["busybox:latest"]
+    session.ok("volume", "create", "insp-vol")
+    session.ok("create", "--name", "insp-box", "busybox", "true")
+    try:
+        [image] = json.loads(session.ok("inspect", "busybox"))
+        assert image["Id"] == digest and "busybox:latest" in image["RepoTags"]
+        assert image["RootFS"] == {"Type": "layers", "Layers": [digest]}
+        assert image["Os"] == "linux" and image["Size"] > 0
+        by_id = session.ok("inspect", "-f", "{{.Id}}", digest.removeprefix("sha256:")[:12])
+        assert by_id == f"{digest}\n"
+        [volume] = json.loads(session.ok("inspect", "insp-vol"))
+        assert volume["Name"] == "insp-vol" and volume["Driver"] == "local"
+        mixed = session("inspect", "-f", "{{.Name}}", "insp-box", "insp-vol", "nothing")
+        assert (mixed.returncode, mixed.stdout) == (1, "/insp-box\ninsp-vol\n")
+        assert mixed.stderr == "Error: No such object: nothing\n"
+        wrong_kind = session("inspect", "--type", "volume", "busybox")
+        assert (wrong_kind.returncode, wrong_kind.stderr) == (
+            1, "Error: No such volume: busybox\n")
+        assert session("inspect", "--type", "image", "insp-box").stderr == (
+            "Error: No such image: insp-box\n")
+        bad = session("inspect", "--type", "thing", "busybox")
+        assert (bad.returncode, bad.stderr) == (1, '"thing" is not a valid value for --type\n')
+    finally:
+        session.ok("rm", "insp-box")
+        session.ok("volume", "rm", "insp-vol")
 
 
 def test_labels_as_docker_keeps_shows_and_filters_them(session: Cli,
