@@ -13,6 +13,7 @@ from typing import Any
 from engine.cli_api import EXIT_REFUSED, Api, CliError, messages, valid_text
 from engine.cli_filters import (
     FilterError,
+    match_kv_list,
     matcher,
     parse_filter_flag,
     parse_filters,
@@ -859,16 +860,6 @@ def _event_line(event: Any) -> str:
 _EVENT_FILTERS = ("container", "event", "image", "label", "type")
 
 
-def _labelled(attributes: Mapping[str, str], wanted: Sequence[str]) -> bool:
-    """moby's MatchKVList over an event's attributes (the container's labels among them):
-    every one of ``wanted``, each ``KEY`` or ``KEY=VALUE``."""
-    for value in wanted:
-        key, equals, text = value.partition("=")
-        if key not in attributes or (equals and attributes[key] != text):
-            return False
-    return True
-
-
 def cmd_events(args: argparse.Namespace) -> int:
     """Docker's ``events``: new events only, unless ``--since`` (a time) or ``--since-seq``
     (berth's: the journal's seq) replays; ``--until`` ends it."""
@@ -896,7 +887,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     api = Api(args)
     try:
         for event in api.call(api.system.Events, request):
-            if labels and not _labelled(_docker_event(event)["Actor"]["Attributes"], labels):
+            # moby's events filter: over the event's attributes, the labels among them
+            if labels and not match_kv_list(_docker_event(event)["Actor"]["Attributes"],
+                                            labels):
                 continue
             if args.format == "json":
                 print(json_text(_docker_event(event)), flush=True)
@@ -1330,19 +1323,15 @@ def _searched(patterns: list[str], text: str) -> bool:
 def _volume_matches(volume: Any, filters: dict[str, list[str]]) -> bool:
     """moby's volume filters: dangling (a boolean), name (a regular expression searched in
     it), driver (its name), label."""
+    labels = {"com.docker.volume.anonymous": ""} if volume.anonymous else {}
     for key, values in filters.items():
         if key == "dangling":
             if (not volume.users) is not _filter_boolean(key, values):
                 return False
-        elif (key == "name" and not _searched(values, volume.name)) or (
-                key == "driver" and "local" not in values):
+        elif ((key == "name" and not _searched(values, volume.name))
+              or (key == "driver" and "local" not in values)
+              or (key == "label" and not match_kv_list(labels, values))):
             return False
-        elif key == "label":
-            labels = {"com.docker.volume.anonymous": ""} if volume.anonymous else {}
-            for value in values:
-                label, equals, text = value.partition("=")
-                if label not in labels or (equals and labels[label] != text):
-                    return False
     return True
 
 

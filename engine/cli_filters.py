@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import InvalidParameter
@@ -118,10 +118,8 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any],
             return value == "default"
         if key == "is-task":
             return value == "false"
-        if key == "label":  # moby's MatchKVList: KEY, or KEY=VALUE
-            label, equals, text = value.partition("=")
-            labels = container.config.labels
-            return label in labels and (not equals or labels[label] == text)
+        if key == "label":
+            return match_kv_list(container.config.labels, [value])
         return False  # publish, expose: berth has no ports
 
     def test(container: Any) -> bool:
@@ -137,6 +135,16 @@ def matcher(filters: dict[str, list[str]], containers: Sequence[Any],
 def _tagged(reference: str) -> str:
     """``name`` as ``name:latest`` (Docker's default tag); a reference with a tag as it is."""
     return reference if ":" in reference.rsplit("/", 1)[-1] else f"{reference}:latest"
+
+
+def match_kv_list(labels: Mapping[str, str], wanted: Iterable[str]) -> bool:
+    """moby's MatchKVList: every one of ``wanted`` (``KEY``, or ``KEY=VALUE``) is in
+    ``labels`` (a container's labels, a volume's, an event's attributes)."""
+    for value in wanted:
+        key, equals, text = value.partition("=")
+        if key not in labels or (equals and labels[key] != text):
+            return False
+    return True
 
 
 def _same_image(value: str, container: Any, images: Mapping[str, str] | None) -> bool:
