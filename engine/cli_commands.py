@@ -712,15 +712,15 @@ def _image_document(reference: str, images: Sequence[Any]) -> dict[str, Any]:
     import platform
 
     from engine.errors import InvalidParameter
-    from engine.reference import normalize_reference
+    from engine.reference import image_id_prefix, normalize_reference
 
     try:
         name: str | None = normalize_reference(reference)
     except InvalidParameter:
         name = None
     digests = {image.digest for image in images if name is not None and image.reference == name}
-    if not digests and re.fullmatch(r"(?:sha256:)?[0-9a-f]{1,64}", reference):
-        prefix = "sha256:" + reference.removeprefix("sha256:")
+    prefix = image_id_prefix(reference)
+    if not digests and prefix is not None:
         digests = {image.digest for image in images if image.digest.startswith(prefix)}
         if len(digests) > 1:
             raise CliError("Error response from daemon: multiple IDs found with provided "

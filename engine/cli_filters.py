@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import InvalidParameter
-from engine.reference import normalize_reference
+from engine.reference import image_id_prefix, normalize_reference
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
@@ -160,11 +160,9 @@ def _same_image(value: str, container: Any, images: Mapping[str, str] | None) ->
             return bool(named == container.image_digest)
     elif value and _tagged(value) == _tagged(container.image or ""):
         return True
-    digest = str(container.image_digest or "")
-    bare = digest.removeprefix("sha256:")
-    wanted = value.removeprefix("sha256:")
-    return bool(bare) and len(wanted) >= 1 and re.fullmatch(r"[0-9a-f]+", wanted) is not None \
-        and bare.startswith(wanted)
+    bare = str(container.image_digest or "").removeprefix("sha256:")
+    prefix = image_id_prefix(value)
+    return bool(bare) and prefix is not None and f"sha256:{bare}".startswith(prefix)
 
 
 def _created_of(reference: str, containers: Sequence[Any]) -> int:

@@ -699,9 +699,13 @@ class _Run:
         else:
             return None
         if isinstance(receiver, Method):  # .Label.x "a": Go calls Label first, with none
-            raise self.fail(operand, f"wrong number of args for {receiver.name}: want "
-                                     f"{receiver.arity} got 0")
+            raise self.uncalled(operand, receiver)
         return receiver.methods.get(name) if isinstance(receiver, WithMethods) else None
+
+    def uncalled(self, operand: _Operand, method: Method) -> TemplateError:
+        """Go's error for a method evaluated without its arguments."""
+        return self.fail(operand, f"wrong number of args for {method.name}: want "
+                                  f"{method.arity} got 0")
 
     def invoke(self, method: Method, command: _Command, dot: Any,
                scopes: list[dict[str, Any]], piped: Any) -> Any:
@@ -790,8 +794,7 @@ class _Run:
     def operand(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]) -> Any:
         value = self._operand_value(operand, dot, scopes)
         if isinstance(value, Method):  # a method named without its arguments
-            raise self.fail(operand, f"wrong number of args for {value.name}: want "
-                                     f"{value.arity} got 0")
+            raise self.uncalled(operand, value)
         return value
 
     def _operand_value(self, operand: _Operand, dot: Any, scopes: list[dict[str, Any]]
@@ -818,8 +821,7 @@ class _Run:
         looked_up = False  # a map's value is an interface {} to Go; others have their type
         for name in names:
             if isinstance(value, Method):  # a method as a receiver: Go called it, with none
-                raise self.fail(operand, f"wrong number of args for {value.name}: want "
-                                         f"{value.arity} got 0")
+                raise self.uncalled(operand, value)
             if isinstance(value, WithMethods) and name in value.methods:
                 value = value.methods[name]  # Go looks for a method before the map's key
                 looked_up = True

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from engine import unpack
 from engine.errors import Conflict, InvalidParameter, NotFound, System
-from engine.reference import normalize_reference
+from engine.reference import image_id_prefix, normalize_reference
 from engine.state import ContainerState
 from engine.store import Database, ImageRecord
 from engine.sweeper import abandoned, remove_tree
@@ -48,7 +48,6 @@ log = logging.getLogger("berth.images")
 _STAGING = ".import-"
 _REMOVING = ".remove-"
 
-_HEX_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -543,16 +542,15 @@ class ImageStore:
         try:
             normalized: str | None = normalize_reference(reference)
         except InvalidParameter:
-            if not _HEX_ID.fullmatch(reference):
+            if image_id_prefix(reference) is None:
                 raise
             normalized = None
         with self._db.read(snapshot=False) as reader:
             record = reader.image(normalized) if normalized is not None else None
             if record is not None:
                 return record
-            match = _HEX_ID.fullmatch(reference)
-            if match is not None:
-                prefix = f"sha256:{match.group(1)}"
+            prefix = image_id_prefix(reference)
+            if prefix is not None:
                 found = [image for image in reader.images() if image.digest.startswith(prefix)]
                 if len({image.digest for image in found}) > 1:
                     raise InvalidParameter(

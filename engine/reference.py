@@ -55,3 +55,13 @@ def familiar_name(reference: str) -> str:
     except InvalidParameter:
         return reference
     return normalized.rsplit(":", 1)[0]
+
+
+_IMAGE_ID = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
+
+
+def image_id_prefix(value: str) -> str | None:
+    """``sha256:HEX`` when ``value`` reads as an image ID or a prefix of one (``[sha256:]hex``,
+    as moby's lookup takes it), else None."""
+    match = _IMAGE_ID.fullmatch(value)
+    return f"sha256:{match.group(1)}" if match else None
