@@ -5,7 +5,8 @@ In one interleaved run (A, B, A, B ...), times:
   (a) bare runc from Python: ``runc create`` (this process is the child subreaper and waits for
       the init by pid, as conmon and containerd-shim do) + ``runc start`` + wait for the exit +
       ``runc delete``, on a bundle whose config.json is the engine's own spec for the image
-      (its seccomp filter, and its /etc/hostname, hosts and resolv.conf binds, written once);
+      (its seccomp filter, its /etc/hostname, hosts and resolv.conf binds and its /dev/shm
+      bind of a tmpfs, all made once);
   (b) the engine's API in-process: create, start, wait, remove (overlay rootfs, network
       namespace, /dev/shm tmpfs, journal, supervisor); what the host defers to its
       background thread (filesystem teardown, freeing the removed directory) is finished
@@ -37,7 +38,7 @@ import time
 from engine import linux
 from engine.composition import open_engine
 from engine.container_config import ContainerConfig
-from engine.linux_host import resolution_files
+from engine.linux_host import SHM_SIZE, resolution_files
 from engine.oci_spec import build_spec
 from engine.service import Engine
 from engine.supervisor import PID_FILE
@@ -137,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     bundle = workdir / "bundle"
     bundle.mkdir()
     bare_config = {"cmd": ["true"], "network_mode": "none"}
-    spec = build_spec("bare", bare_config, {"rootfs": {"path": str(rootfs)}},
+    shm = bundle / "shm"  # the container's /dev/shm, as the engine's spec binds it
+    shm.mkdir()
+    linux.mount("tmpfs", str(shm), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
+                f"mode=1777,size={SHM_SIZE}")
+    spec = build_spec("bare", bare_config, {"rootfs": {"path": str(rootfs)},
+                                            "ipc": {"path": str(shm)}},
                       resolution_files(str(bundle), "bare", bare_config))
     spec["linux"]["cgroupsPath"] = "/berth-bare"
     spec["linux"]["namespaces"] = [ns for ns in spec["linux"]["namespaces"]
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({engine_median / bare_median:.2f}x)")
     engine.close()
     stop_supervisor(workdir / "root")
+    linux.unmount(str(shm), lazy=True)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
