@@ -121,7 +121,10 @@ class LinuxHost:
                     # is new or empty is filled from the container's files; anything else,
                     # a file included, is bound as it is.
                     if mount.get("volume"):
-                        self._prepare_volume(mount, acquired.get(Resource.ROOTFS))
+                        # moby fills at the container's create (populateVolumes), so at its
+                        # first start here, never again: what it emptied stays empty.
+                        self._prepare_volume(mount, None if container.has_been_started_before
+                                             else acquired.get(Resource.ROOTFS))
                     elif not os.path.lexists(mount["source"]):
                         os.makedirs(mount["source"], exist_ok=True)
                     self._check_propagation(mount)
@@ -132,7 +135,8 @@ class LinuxHost:
         return handle
 
     def _prepare_volume(self, mount: Mapping[str, Any], rootfs: Handle | None) -> None:
-        """Make the volume's ``_data`` and, when it is new or empty, fill it as moby's
+        """Make the volume's ``_data`` and, when it is new or empty and there is a
+        ``rootfs`` to fill it from (the container's first start), fill it as moby's
         copyExistingContents does: what the container's filesystem holds at its destination
         (a directory, looked up inside the container's root), owners and modes included,
         the directory's own too (not with ``nocopy``). Under the volume's flock: two starts

@@ -523,3 +523,23 @@ def test_a_created_task_killed_while_the_daemon_was_down_is_a_failed_start(
     engine.remove("ran")
     engine.saga.host.drain()  # type: ignore[attr-defined]
     assert leaks(engines.root) == {}
+
+
+def test_a_volume_its_container_emptied_is_not_filled_again_at_its_next_start(
+        engine: Engine, busybox_rootfs: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """moby fills a volume once, at its container's create (populateVolumes): what the
+    container deleted from it stays deleted when it starts again."""
+    assert engine.images is not None
+    content = tmp_path / "seeded"
+    shutil.copytree(busybox_rootfs, content, symlinks=True)
+    (content / "seed").mkdir()
+    (content / "seed" / "file").write_text("from the image\n")
+    engine.images.import_image(str(content), "seeded")
+    record = engine.create(ContainerConfig(
+        image="seeded", command=("sh", "-c", "ls /seed; rm -f /seed/file"), name="emptier",
+        mounts=("once:/seed",)))
+    for _ in range(2):
+        engine.start(record.id)
+        assert engine.wait(record.id, timeout=30).exit_code == 0
+    assert [line["log"] for line in log_lines(engine, record.id)] == ["file\n"]
+    engine.remove(record.id)
