@@ -232,10 +232,14 @@ class Engine:
             if owner is not None:
                 raise NameInUseConflict(name, owner_id=owner.id)
             record = record.replace(name=name)
+            if self.volumes is not None:  # moby's registerMountPoints: made at create
+                self.volumes.provide(stored["mounts"], anonymous)
             try:
                 with self.saga.db.write() as writer:
                     record = writer.insert_container(record, history, context, now)
             except Exception as exc:
+                if self.volumes is not None:
+                    self.volumes.withdraw(anonymous)
                 if "UNIQUE" in str(exc) and "name" in str(exc):
                     raise NameInUseConflict(name, owner_id="(concurrent create)") from None
                 raise System(f"cannot create container: {exc}") from exc

@@ -1,7 +1,9 @@
 """Named volumes: Docker's ``local`` driver, a directory ``<root>/volumes/<name>/_data`` each.
 
-A volume is made by ``volume create`` or by the first start of a container that mounts it
-(``engine.linux_host``, which fills a new one from the container's files), and stays until
+A volume is made by ``volume create`` or by the create of a container that mounts it
+(moby's registerMountPoints; ``engine.linux_host`` fills a new one from the container's files
+at the container's first start, and makes again one a container created before this rule
+mounts), and stays until
 ``volume rm`` or ``volume prune -a`` removes it; ``rm -v`` keeps named volumes, as Docker's.
 An anonymous one (``-v /path``: named at create by 64 random hex digits, marked by a file
 beside its ``_data``) also goes with its container's ``rm -v`` or ``--rm`` (unless another
@@ -19,6 +21,7 @@ import os
 import pathlib
 import stat
 import threading
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 from engine.container_config import parse_mount, validate_volume_name
@@ -85,6 +88,27 @@ class VolumeStore:
             except OSError as exc:
                 raise System(f"create {name}: {exc.strerror or exc}") from exc
             return self.inspect(name)
+
+    def provide(self, mounts: Iterable[str], anonymous: Collection[str]) -> None:
+        """Make the volumes a container being created mounts (its ``-v`` specs ``mounts``,
+        ``anonymous`` the names of its ``-v /path`` ones, marked as such), as moby's create
+        does: a volume listed, inspected and refused for removal before the container starts.
+        The caller holds the users lock (``ImageStore.in_use``). Raises System."""
+        for name in {source for spec in mounts if (source := _source(spec)) is not None}:
+            try:
+                (self.root / name / DATA).mkdir(parents=True, exist_ok=True)
+                if name in anonymous:
+                    (self.root / name / ANONYMOUS).touch(mode=0o600)
+            except OSError as exc:
+                raise System(f"create {name}: {exc.strerror or exc}") from exc
+
+    def withdraw(self, anonymous: Iterable[str]) -> None:
+        """Remove the ``anonymous`` volumes ``provide`` made for a create that failed after
+        it (moby's cleanup of a failed create: its anonymous volumes go). The caller holds
+        the users lock."""
+        for name in anonymous:
+            with contextlib.suppress(OSError):
+                self._sweeper.discard(str(self.root / name))
 
     def users(self, name: str) -> list[str]:
         """The IDs of the containers (not removed) that mount volume ``name``."""

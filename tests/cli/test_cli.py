@@ -520,7 +520,28 @@ def test_inspect_shows_mounts_hostname_and_log_path(session: Cli,
     assert session.ok("inspect", "-f", "{{range .Mounts}}{{.Destination}} {{end}}",
                       "mounted") == "/data /host /anon \n"
     session.ok("rm", "-v", "mounted")
-    session.ok("volume", "rm", "-f", "insp-vol")  # made by a start: none here
+    session.ok("volume", "rm", "insp-vol")  # made by the create, as moby's
+
+
+def test_a_create_makes_its_volumes_in_use_before_any_start(session: Cli) -> None:
+    """moby's registerMountPoints makes a container's named and anonymous volumes at its
+    create: listed, and refused for removal while the container is there. They were made at
+    its first start: ``volume rm`` of one a created container mounts said "No such volume"."""
+    before = set(session.ok("volume", "ls", "-q").split())
+    created = session.ok("create", "-v", "made-at-create:/data", "-v", "/anon",
+                         "busybox", "true").strip()
+    made = set(session.ok("volume", "ls", "-q").split()) - before
+    [anonymous] = made - {"made-at-create"}
+    assert "made-at-create" in made and re.fullmatch(r"[0-9a-f]{64}", anonymous)
+    [inspected] = json.loads(session.ok("volume", "inspect", anonymous))
+    assert inspected["Labels"] == {"com.docker.volume.anonymous": ""}
+    refused = session("volume", "rm", "made-at-create")
+    assert refused.returncode == 1 and one_line(refused.stderr) == (
+        "Error response from daemon: remove made-at-create: volume is in use - "
+        f"[{created}]")
+    session.ok("rm", "-v", created)
+    assert set(session.ok("volume", "ls", "-q").split()) - before == {"made-at-create"}
+    session.ok("volume", "rm", "made-at-create")
 
 
 def test_anonymous_volumes_go_with_rm_v_and_rm_or_a_prune(session: Cli) -> None:
