@@ -20,6 +20,7 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
+from engine.container_config import clean_path
 from engine.errors import InvalidParameter
 from engine.host import Handle
 from engine.seccomp import default_profile
@@ -208,6 +209,20 @@ def working_dir_error(rootfs: str, path: str) -> str | None:
                 return f"Cannot mkdir: {clean} is not a directory"
             return f"mkdir {shown}: not a directory"
     return None
+
+
+def volume_over_file_error(rootfs: str, path: str) -> str | None:
+    """Why an anonymous volume (``-v /path``) cannot go on ``path`` in ``rootfs``, or None.
+
+    moby's create refuses one where the container's filesystem has something other than a
+    directory, in its words (with the container's path here, not a host path)."""
+    try:  # lstat: a link left (too many hops) is never followed on the host
+        mode = os.lstat(in_root(rootfs, path)).st_mode
+    except OSError:
+        return None  # not there: made at start
+    if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+        return None
+    return f"cannot mount volume over existing file, file exists {clean_path(path)}"
 
 
 def _environment(variables: list[str]) -> list[str]:

@@ -50,7 +50,7 @@ from engine.errors import (
 from engine.event import ContainerEvent
 from engine.image import ImageStore
 from engine.lifecycle import Event, advance
-from engine.oci_spec import working_dir_error
+from engine.oci_spec import volume_over_file_error, working_dir_error
 from engine.removal import begin_removal, finish_removal
 from engine.runtime import TaskState, TaskStatus
 from engine.saga import OperationJournal, SagaContext
@@ -209,6 +209,13 @@ class Engine:
                                             config.working_dir)
                 if refused is not None:
                     raise System(refused)
+            if self.images is not None:  # moby: after the working directory
+                for spec in config.mounts:
+                    destination = anonymous_destination(spec)
+                    refused = None if destination is None else volume_over_file_error(
+                        self.images.rootfs(stored["image_digest"]), destination)
+                    if refused is not None:
+                        raise System(refused)
             container_id = hashlib.sha256(os.urandom(32)).hexdigest()
             now = self.saga.clock()
             record = ContainerRecord(

@@ -329,6 +329,19 @@ def test_missing_command_gives_127_and_invalid_parameter(engine: Engine,
     assert leaks(engines.root) == {}
 
 
+def test_an_anonymous_volume_on_a_file_of_the_image_fails_the_create(engine: Engine) -> None:
+    """moby's create refuses ``-v /path`` on a file of the container's filesystem ("cannot
+    mount volume over existing file"); berth made the container and its volume, and every
+    start failed with runc's "not a directory"."""
+    assert engine.volumes is not None
+    with pytest.raises(System, match=r"^cannot mount volume over existing file, file "
+                                     r"exists /bin/sh$"):
+        engine.create(config("true", name="on-a-file", mounts=("/bin/sh",)))
+    assert engine.list_containers(all=True) == [] and engine.volumes.list_volumes() == []
+    made = engine.create(config("true", name="on-a-directory", mounts=("/bin", "/new")))
+    engine.remove(made.id, volumes=True)
+
+
 def test_a_working_directory_on_a_file_fails_the_create(engine: Engine) -> None:
     # moby makes the working directory at create and refuses one on a file there: no
     # container is made (berth used to fail only at start, with 127).
