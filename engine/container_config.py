@@ -229,12 +229,16 @@ def validate_mount(spec: str) -> Mapping[str, Any]:
     if kind == "volume":
         validate_volume_name(source)
         if mount["propagation"]:
-            raise InvalidParameter('invalid mount config for type "volume": field BindOptions '
-                                   "must not be specified")
+            raise _invalid_mount_config(spec, kind, "field BindOptions must not be specified")
     elif "nocopy" in modes:
-        raise InvalidParameter('invalid mount config for type "bind": field VolumeOptions '
-                               "must not be specified")
+        raise _invalid_mount_config(spec, kind, "field VolumeOptions must not be specified")
     return mount
+
+
+def _invalid_mount_config(spec: str, kind: str, why: str) -> InvalidParameter:
+    """moby's ParseMountRaw wrapping what validateMountConfig refused, in its words."""
+    return InvalidParameter(f"invalid volume specification: '{spec}': invalid mount config "
+                            f'for type "{kind}": {why}')
 
 
 def validate_volume_name(name: str) -> None:
@@ -256,31 +260,36 @@ def _invalid_volume_name(name: str) -> InvalidParameter:
         "use absolute path")
 
 
+def _valid_modes(text: str) -> bool:
+    """moby's linuxValidMountMode: comma-separated modes, at most one of each kind ("" is
+    none; an empty item is no mode)."""
+    kinds = [_MODE_KINDS.get(mode) for mode in text.split(",")] if text else []
+    return None not in kinds and len(set(kinds)) == len(kinds)
+
+
 def parse_mount(spec: str) -> Mapping[str, Any]:
     """What a start needs of a ``-v`` spec stored at create (``validate_mount`` checked it
     then; a container created before a rule was added still starts). Only what would escape
     is refused again: a destination that is the container's root, a volume name that is a
     path. Raises InvalidParameter."""
     parts = spec.split(":")
-    invalid = InvalidParameter(f"invalid volume specification: '{spec}'")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise invalid
+    # moby's ParseMountRaw: two parts whose second is a mode ("/foo:rw") are no volume.
+    if (len(parts) not in (2, 3) or not parts[0] or not parts[1]
+            or (len(parts) == 2 and _valid_modes(parts[1]))):
+        raise InvalidParameter(f"invalid volume specification: '{spec}'")
     source, destination = parts[0], parts[1]
     kind = "bind" if source.startswith("/") else "volume"
-    if not destination.startswith("/"):
-        raise InvalidParameter(
-            f"invalid volume specification: '{spec}': invalid mount config: "
-            "mount path must be absolute"
-        )
+    modes = parts[2].split(",") if len(parts) == 3 and parts[2] else []  # "" is no mode
+    if not _valid_modes(parts[2] if len(parts) == 3 else ""):  # moby: before the mount's
+        raise InvalidParameter(f"invalid mode: {parts[2]}")
     if not posixpath.normpath(destination).strip("/"):  # normpath keeps a leading "//"
-        raise InvalidParameter(f'invalid mount config for type "{kind}": invalid '
-                               "specification: destination can't be '/'")
+        raise _invalid_mount_config(spec, kind,
+                                    "invalid specification: destination can't be '/'")
+    if not destination.startswith("/"):
+        raise _invalid_mount_config(spec, kind, f"invalid mount path: '{destination}' mount "
+                                    "path must be absolute")
     if kind == "volume" and ("/" in source or source in (".", "..")):
         raise _invalid_volume_name(source)
-    modes = parts[2].split(",") if len(parts) == 3 and parts[2] else []  # "" is no mode
-    kinds = [_MODE_KINDS.get(mode) for mode in modes]  # an empty item is not one
-    if None in kinds or len(set(kinds)) != len(kinds):
-        raise InvalidParameter(f"invalid mode: {parts[2]}")
     propagation = [mode for mode in modes if _MODE_KINDS[mode] == "propagation"]
     return {"source": source, "destination": destination, "readonly": "ro" in modes,
             "propagation": propagation[0] if propagation else None, "modes": modes}

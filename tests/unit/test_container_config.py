@@ -130,8 +130,11 @@ def test_valid_volume_specs(spec: str, parsed: dict[str, object]) -> None:
     validate(make_config(mounts=(spec,)))
 
 
-@pytest.mark.parametrize("spec", [":/dst", "/src:", "/a:/b:ro:x", ""])
+@pytest.mark.parametrize("spec", [":/dst", "/src:", "/a:/b:ro:x", "", "/x:ro", "/x:nocopy",
+                                  "vol:rw,z"])
 def test_invalid_volume_specs(spec: str) -> None:
+    """moby's ParseMountRaw: two parts whose second is a valid mode are a destination and
+    a mode, which no volume can be ("/foo:rw")."""
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
     assert str(info.value) == f"invalid volume specification: '{spec}'"
@@ -167,8 +170,9 @@ def test_a_one_character_volume_name_is_too_short() -> None:
 def test_a_mount_cannot_cover_the_root(spec: str, kind: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
-    assert str(info.value) == (f'invalid mount config for type "{kind}": invalid '
-                               "specification: destination can't be '/'")
+    assert str(info.value) == (f"invalid volume specification: '{spec}': invalid mount "
+                               f'config for type "{kind}": invalid specification: '
+                               "destination can't be '/'")
 
 
 @pytest.mark.parametrize("mounts", [("/tmp:/x", "/var:/x"), ("/tmp:/x", "vol:/x/:ro"),
@@ -185,8 +189,10 @@ def test_two_mounts_on_one_destination_are_refused(mounts: tuple[str, ...]) -> N
     ("vol:/d:rshared", 'type "volume": field BindOptions must not be specified'),
     ("/h:/d:nocopy", 'type "bind": field VolumeOptions must not be specified')])
 def test_options_of_the_other_mount_type_are_refused(spec: str, message: str) -> None:
-    with pytest.raises(InvalidParameter, match=message):
+    with pytest.raises(InvalidParameter) as info:
         validate(make_config(mounts=(spec,)))
+    assert str(info.value) == (f"invalid volume specification: '{spec}': invalid mount "
+                               f"config for {message}")
 
 
 def test_a_start_accepts_what_an_older_create_stored_unless_it_escapes() -> None:
@@ -222,11 +228,22 @@ def test_secret_names_are_file_names(secrets: tuple[str, ...], message: str) -> 
         validate(make_config(secrets=secrets))
 
 
-def test_volume_destination_must_be_absolute() -> None:
+@pytest.mark.parametrize(("spec", "kind"), [("/src:dst", "bind"), ("vol:d/x:ro", "volume")])
+def test_volume_destination_must_be_absolute(spec: str, kind: str) -> None:
+    """In moby's words (ParseMountRaw wrapping validateMountConfig's)."""
     with pytest.raises(InvalidParameter) as info:
-        validate_mount("/src:dst")
-    assert str(info.value) == ("invalid volume specification: '/src:dst': invalid mount config: "
-                               "mount path must be absolute")
+        validate_mount(spec)
+    destination = spec.split(":")[1]
+    assert str(info.value) == (f"invalid volume specification: '{spec}': invalid mount config "
+                               f"for type \"{kind}\": invalid mount path: '{destination}' mount "
+                               "path must be absolute")
+
+
+def test_a_mode_is_checked_before_the_destination() -> None:
+    """moby's ParseMountRaw refuses the mode before it validates the mount."""
+    with pytest.raises(InvalidParameter) as info:
+        validate_mount("vol:rel:bogus")
+    assert str(info.value) == "invalid mode: bogus"
 
 
 @pytest.mark.parametrize("mode", ["none", "host"])
